@@ -1,0 +1,59 @@
+//! `drover broker`: only the embedded Kafka-protocol broker.
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use clap::Args;
+use drover_kafka::embedded::BrokerMetrics;
+use prometheus_client::registry::Registry;
+
+use crate::{
+    datadir,
+    http::{self, AppState},
+    telemetry::ProcessMetrics,
+    up::{bind_http, shutdown_signal, start_broker},
+};
+
+/// Options of `drover broker`.
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Address the broker listens on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+    /// Directory for the broker's messages and offsets (a SQLite file) and its log.
+    #[arg(long, value_name = "DIR", default_value = "./drover-data/broker")]
+    pub data_dir: PathBuf,
+    /// Address of the /healthz and /metrics endpoints.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub http: SocketAddr,
+    /// Path of the tansu program (default: the one scripts/setup.sh installed).
+    #[arg(long, value_name = "PATH", env = "DROVER_TANSU_BIN")]
+    pub tansu_bin: Option<PathBuf>,
+}
+
+/// Run the broker until Ctrl-C or SIGTERM.
+pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    let dir = datadir::prepare(&args.data_dir)?;
+    let listener = bind_http(args.http).await?;
+    let mut registry = Registry::default();
+    let process = ProcessMetrics::register(&mut registry);
+    let metrics = BrokerMetrics::register(
+        registry
+            .sub_registry_with_prefix("drover")
+            .sub_registry_with_prefix("broker"),
+    );
+    let broker = start_broker(args.listen, dir, args.tansu_bin, metrics).await?;
+    println!("kafka broker listening on {}", broker.bootstrap());
+    println!("  health and metrics  http://{}/metrics", args.http);
+    let state = AppState {
+        registry: Arc::new(registry),
+        process,
+        kafka: broker.bootstrap(),
+        broker: Some(broker.status()),
+    };
+    let served = axum::serve(listener, http::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed");
+    broker.stop().await;
+    served
+}

@@ -1,0 +1,68 @@
+//! `drover`: every role and every client command of Drover in one binary.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod broker_cmd;
+mod datadir;
+mod http;
+mod telemetry;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Drover runs containers and watches them: a small Marathon-like scheduler, per-host
+/// collectors that ship container logs and stats to Kafka, log search, alerting and
+/// autoscaling — one binary.
+///
+/// Start everything on this machine with `drover up`, then open the printed URL.
+#[derive(Debug, Parser)]
+#[command(name = "drover", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every role on this machine: the embedded Kafka broker (unless --kafka), the HTTP
+    /// server with the UI and all APIs, and the components. Ctrl-C or SIGTERM stops it cleanly.
+    Up(up::UpArgs),
+    /// Run only the embedded Kafka-protocol broker (tansu, supervised), for a multi-host
+    /// setup or for trying Kafka clients against it.
+    Broker(broker_cmd::BrokerArgs),
+    /// Measure Drover's components on this machine and print the figures (and the baseline
+    /// the issue names, measured in the same run).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Broker(args) => broker_cmd::run(args).await,
+            Command::Bench(cmd) => bench::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

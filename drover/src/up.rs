@@ -1,0 +1,172 @@
+//! `drover up`: every role on one machine.
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use drover_kafka::{
+    admin,
+    embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker},
+};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::{
+    datadir,
+    http::{self, AppState},
+    telemetry::ProcessMetrics,
+};
+
+/// Options of `drover up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address of the HTTP server that serves the UI and every API.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        env = "DROVER_HTTP"
+    )]
+    pub http: SocketAddr,
+    /// Directory for all state: the broker's messages, indexes, the scheduler's store.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./drover-data",
+        env = "DROVER_DATA_DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// Use this Kafka cluster (host:port,...) instead of starting the embedded broker.
+    #[arg(long, value_name = "BROKERS", env = "DROVER_KAFKA")]
+    pub kafka: Option<String>,
+    /// Address the embedded broker listens on; any Kafka client can connect to it.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9092",
+        conflicts_with = "kafka"
+    )]
+    pub broker_listen: SocketAddr,
+    /// Partitions for each of Drover's topics when Drover creates them.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=256))]
+    pub partitions: i32,
+    /// Path of the tansu program for the embedded broker (default: the one scripts/setup.sh
+    /// installed into ~/.cache/drover/tools, or tansu on PATH).
+    #[arg(long, value_name = "PATH", env = "DROVER_TANSU_BIN")]
+    pub tansu_bin: Option<PathBuf>,
+}
+
+/// Run `drover up` until Ctrl-C or SIGTERM.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let data_dir = datadir::prepare(&args.data_dir)?;
+    let listener = bind_http(args.http).await?;
+    let mut registry = Registry::default();
+    let process = ProcessMetrics::register(&mut registry);
+    let drover = registry.sub_registry_with_prefix("drover");
+
+    let (kafka, broker) = match &args.kafka {
+        Some(brokers) => {
+            admin::check_reachable(brokers, Duration::from_secs(5)).await?;
+            (brokers.clone(), None)
+        }
+        None => {
+            let broker = start_broker(
+                args.broker_listen,
+                data_dir.join("broker"),
+                args.tansu_bin.clone(),
+                BrokerMetrics::register(drover.sub_registry_with_prefix("broker")),
+            )
+            .await?;
+            (broker.bootstrap(), Some(broker))
+        }
+    };
+    let result = serve(
+        &args, &data_dir, listener, registry, process, &kafka, &broker,
+    )
+    .await;
+    if let Some(broker) = broker {
+        broker.stop().await;
+    }
+    if result.is_ok() {
+        eprintln!("drover stopped");
+    }
+    result
+}
+
+async fn serve(
+    args: &UpArgs,
+    data_dir: &std::path::Path,
+    listener: TcpListener,
+    registry: Registry,
+    process: ProcessMetrics,
+    kafka: &str,
+    broker: &Option<EmbeddedBroker>,
+) -> anyhow::Result<()> {
+    admin::ensure_topics(kafka, &admin::default_topics(args.partitions))
+        .await
+        .context("failed to create Drover's topics")?;
+    let state = AppState {
+        registry: Arc::new(registry),
+        process,
+        kafka: kafka.to_string(),
+        broker: broker.as_ref().map(EmbeddedBroker::status),
+    };
+    let broker_line = match broker {
+        Some(b) => format!("{kafka} (embedded broker, log {})", b.log_path().display()),
+        None => format!("{kafka} (external cluster)"),
+    };
+    println!("drover is up");
+    println!("  ui and api  http://{}/", args.http);
+    println!("  kafka       {broker_line}");
+    println!("  data dir    {}", data_dir.display());
+    println!("press Ctrl-C to stop");
+    axum::serve(listener, http::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")
+}
+
+/// Bind the HTTP address, with an error that says what to do when it is taken.
+pub async fn bind_http(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot serve HTTP on {addr}: the address is already in use (another drover up?); pass --http ADDR to use another port"
+            )
+        } else {
+            anyhow::anyhow!("cannot serve HTTP on {addr}: {e}; pass --http ADDR")
+        }
+    })
+}
+
+/// Start the embedded broker in `dir`.
+pub async fn start_broker(
+    listen: SocketAddr,
+    dir: PathBuf,
+    program: Option<PathBuf>,
+    metrics: BrokerMetrics,
+) -> anyhow::Result<EmbeddedBroker> {
+    eprintln!("starting the embedded Kafka broker on {listen}…");
+    let mut cfg = BrokerConfig::new(listen, dir);
+    cfg.program = program;
+    Ok(EmbeddedBroker::start(cfg, metrics).await?)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    eprintln!("stopping…");
+}

@@ -1,0 +1,15 @@
+//! Drover's Kafka plumbing, shared by every component that produces or consumes:
+//!
+//! - [`config`]: the client settings Drover uses everywhere (idempotent producer with
+//!   `acks=all` and lz4, consumer groups with manual commits);
+//! - [`admin`]: reachability checks with an error a person can act on, and topic creation;
+//! - [`embedded`]: the embedded Kafka-protocol broker (tansu, supervised as a child process)
+//!   that `drover up` starts when no `--kafka` cluster is given.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod embedded;
+mod error;
+
+pub use error::KafkaError;

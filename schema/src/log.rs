@@ -1,0 +1,52 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{default_version, Source, Versioned};
+
+/// Which output stream of the container a line was written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output (also every line of a TTY container).
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// The stream's name as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One line (or one joined multi-line event) a container printed.
+/// Topic `drover.logs.v1`, key = container ID.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Schema version, always [`crate::SCHEMA_VERSION`] when written by this build.
+    #[serde(default = "default_version")]
+    pub v: u32,
+    /// When the container wrote the line (Docker's timestamp), RFC 3339 with nanoseconds.
+    pub ts: DateTime<Utc>,
+    /// Which app, task, node and container the line comes from.
+    #[serde(flatten)]
+    pub source: Source,
+    /// `stdout` or `stderr`.
+    pub stream: Stream,
+    /// Per-container sequence number, increasing by one per record, kept across collector
+    /// restarts: a consumer detects gaps and duplicates with it.
+    pub seq: u64,
+    /// The line without its trailing newline (lines of a joined multi-line event are
+    /// separated by `\n`).
+    pub line: String,
+}
+
+impl Versioned for LogRecord {
+    fn version(&self) -> u32 {
+        self.v
+    }
+}

@@ -1,0 +1,209 @@
+//! An isolated `drover` process: `drover up` on free ports in a temp data dir, killed when
+//! dropped, with its output kept for failure messages.
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use tempfile::TempDir;
+
+use crate::free_port;
+
+/// The `drover` binary next to the test executable (`target/debug/drover`), or `$DROVER_BIN`.
+pub fn drover_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("DROVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().expect("exe dir");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target dir")
+    } else {
+        dir
+    };
+    let bin = dir.join("drover");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it first (cargo build -p drover), or set DROVER_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Run `drover ARGS` to completion (at most `timeout`), for bad-input tests.
+pub fn run_drover(args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(drover_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn drover");
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "drover {args:?} did not exit within {timeout:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A running `drover up`.
+#[derive(Debug)]
+pub struct DroverUp {
+    child: Option<Child>,
+    /// Address of the HTTP server.
+    pub http: SocketAddr,
+    /// Address of the embedded broker.
+    pub broker: SocketAddr,
+    dir: TempDir,
+}
+
+impl DroverUp {
+    /// Start `drover up` on free ports in a new temp data dir, with `extra` arguments, and
+    /// wait until `/healthz` answers 200.
+    pub async fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let broker: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut up = Self {
+            child: None,
+            http,
+            broker,
+            dir,
+        };
+        up.spawn(extra).await;
+        up
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    async fn spawn(&mut self, extra: &[&str]) {
+        let data = self.data_dir();
+        let (http, broker) = (self.http.to_string(), self.broker.to_string());
+        let mut args = vec![
+            "up",
+            "--http",
+            &http,
+            "--broker-listen",
+            &broker,
+            "--data-dir",
+            data.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        let log = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join(name))
+                .expect("log file")
+        };
+        let child = Command::new(drover_bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log("stdout.log"))
+            .stderr(log("stderr.log"))
+            .spawn()
+            .expect("spawn drover up");
+        self.child = Some(child);
+        let url = self.url("/healthz");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("drover up exited with {status}:\n{}", self.logs());
+            }
+            if let Ok(r) = reqwest::get(&url).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "drover up not healthy within 60s:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `http://ADDR/PATH`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// What the process printed so far.
+    pub fn logs(&self) -> String {
+        let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            read("stdout.log"),
+            read("stderr.log")
+        )
+    }
+
+    /// Send SIGTERM and wait (at most `timeout`) for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "drover up ignored SIGTERM for {timeout:?}:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Start again on the same ports and data dir after [`DroverUp::terminate`].
+    pub async fn restart(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "terminate first");
+        self.spawn(extra).await;
+    }
+
+    /// The temp dir holding logs and data.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for DroverUp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM first so drover stops its broker child; then make sure.
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

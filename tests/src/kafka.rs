@@ -1,0 +1,145 @@
+//! An isolated embedded broker per test, and small client helpers.
+use std::{net::SocketAddr, time::Duration};
+
+use drover_kafka::{
+    admin::{self, TopicSpec},
+    config,
+    embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker},
+};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    producer::{FutureProducer, FutureRecord},
+    Message,
+};
+use tempfile::TempDir;
+
+use crate::free_port;
+
+/// The real broker (tansu, the same program `drover up` runs) on a free port with its own
+/// data dir; stopped when dropped.
+#[derive(Debug)]
+pub struct TestBroker {
+    broker: Option<EmbeddedBroker>,
+    listen: SocketAddr,
+    dir: TempDir,
+}
+
+impl TestBroker {
+    /// Start a broker; panics with the broker's own message if it cannot start.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let broker = Self::spawn(listen, &dir).await;
+        Self {
+            broker: Some(broker),
+            listen,
+            dir,
+        }
+    }
+
+    async fn spawn(listen: SocketAddr, dir: &TempDir) -> EmbeddedBroker {
+        EmbeddedBroker::start(
+            BrokerConfig::new(listen, dir.path().join("broker")),
+            BrokerMetrics::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot start the test broker: {e}"))
+    }
+
+    /// Bootstrap servers.
+    pub fn bootstrap(&self) -> String {
+        self.listen.to_string()
+    }
+
+    /// The running broker.
+    pub fn broker(&self) -> &EmbeddedBroker {
+        self.broker.as_ref().expect("broker running")
+    }
+
+    /// Stop the broker (SIGTERM) and start it again on the same address and data.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.broker = Some(Self::spawn(self.listen, &self.dir).await);
+    }
+
+    /// Stop the broker; [`TestBroker::restart`] starts it again.
+    pub async fn stop(&mut self) {
+        if let Some(b) = self.broker.take() {
+            b.stop().await;
+        }
+    }
+}
+
+/// Create a uniquely named topic with `partitions` partitions and return its name.
+pub async fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> String {
+    let name = crate::unique(prefix);
+    admin::ensure_topics(
+        brokers,
+        &[TopicSpec {
+            name: name.clone(),
+            partitions,
+        }],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot create topic {name}: {e}"));
+    name
+}
+
+/// Produce `values` (key, value) with Drover's producer settings, waiting for every ack.
+pub async fn produce_all(brokers: &str, topic: &str, values: &[(String, Vec<u8>)]) {
+    let producer: FutureProducer = config::producer(brokers, "drover-test")
+        .create()
+        .expect("producer");
+    let sends = values.iter().map(|(k, v)| {
+        producer.send(
+            FutureRecord::to(topic).key(k).payload(v),
+            Duration::from_secs(30),
+        )
+    });
+    for (i, r) in futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        if let Err((e, _)) = r {
+            panic!("message {i} was not acknowledged: {e}");
+        }
+    }
+}
+
+/// Consume up to `max` messages (payloads) from `topic` in consumer group `group`, storing
+/// and committing the offset of each message returned, until `max` are read or nothing
+/// arrives for `idle`.
+pub fn consume_and_commit(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    max: usize,
+    idle: Duration,
+) -> Vec<Vec<u8>> {
+    let consumer: BaseConsumer = config::consumer(brokers, "drover-test", group)
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let mut last = std::time::Instant::now();
+    while out.len() < max && last.elapsed() < idle {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                out.push(m.payload().unwrap_or_default().to_vec());
+                consumer
+                    .store_offset_from_message(&m)
+                    .expect("store offset");
+                last = std::time::Instant::now();
+            }
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
+    if !out.is_empty() {
+        consumer
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+    }
+    out
+}

@@ -1,0 +1,112 @@
+//! The embedded broker is a real Kafka-protocol broker: rdkafka produces, consumes in a
+//! consumer group, resumes from committed offsets, and everything survives a restart.
+use std::{collections::BTreeSet, time::Duration};
+
+use drover_tests::kafka::{consume_and_commit, create_topic, produce_all, TestBroker};
+
+fn numbered(range: std::ops::Range<u32>) -> Vec<(String, Vec<u8>)> {
+    range
+        .map(|i| (format!("k{}", i % 7), format!("msg-{i:06}").into_bytes()))
+        .collect()
+}
+
+fn numbers(payloads: &[Vec<u8>]) -> Vec<u32> {
+    payloads
+        .iter()
+        .map(|p| {
+            std::str::from_utf8(p).unwrap()["msg-".len()..]
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_messages_consumed_once_and_resumed_from_committed_offset() {
+    let broker = TestBroker::start().await;
+    let brokers = broker.bootstrap();
+    let topic = create_topic(&brokers, "t-resume", 3).await;
+    produce_all(&brokers, &topic, &numbered(0..10_000)).await;
+
+    let group = drover_tests::unique("g");
+    let (b, t, g) = (brokers.clone(), topic.clone(), group.clone());
+    let first = tokio::task::spawn_blocking(move || {
+        consume_and_commit(&b, &t, &g, 4_000, Duration::from_secs(20))
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.len(), 4_000, "first consumer reads what it asked for");
+
+    // A new consumer in the same group starts at the committed offsets.
+    let (b, t, g) = (brokers.clone(), topic.clone(), group.clone());
+    let rest = tokio::task::spawn_blocking(move || {
+        consume_and_commit(&b, &t, &g, 10_000, Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    assert_eq!(rest.len(), 6_000, "the second consumer reads only the rest");
+
+    let mut all = numbers(&first);
+    all.extend(numbers(&rest));
+    let unique: BTreeSet<u32> = all.iter().copied().collect();
+    assert_eq!(all.len(), 10_000, "no duplicates");
+    assert_eq!(unique, (0..10_000).collect(), "no losses");
+
+    // Order holds per key (each key maps to one partition).
+    for key in 0..7 {
+        let seq: Vec<u32> = numbers(&first)
+            .into_iter()
+            .chain(numbers(&rest))
+            .filter(|n| n % 7 == key)
+            .collect();
+        assert!(
+            seq.windows(2).all(|w| w[0] < w[1]),
+            "order kept for key k{key}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_and_committed_offsets_survive_a_broker_restart() {
+    let mut broker = TestBroker::start().await;
+    let brokers = broker.bootstrap();
+    let topic = create_topic(&brokers, "t-restart", 2).await;
+    produce_all(&brokers, &topic, &numbered(0..1_000)).await;
+    let group = drover_tests::unique("g");
+    let (b, t, g) = (brokers.clone(), topic.clone(), group.clone());
+    let first = tokio::task::spawn_blocking(move || {
+        consume_and_commit(&b, &t, &g, 300, Duration::from_secs(20))
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.len(), 300);
+
+    let old_pid = broker.broker().pid();
+    broker.restart().await;
+    assert_ne!(broker.broker().pid(), old_pid, "a new broker process");
+    assert_eq!(broker.bootstrap(), brokers);
+
+    // Every message is still there for a new group...
+    let (b, t) = (brokers.clone(), topic.clone());
+    let fresh = drover_tests::unique("g-fresh");
+    let everything = tokio::task::spawn_blocking(move || {
+        consume_and_commit(&b, &t, &fresh, 1_000, Duration::from_secs(20))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        numbers(&everything).into_iter().collect::<BTreeSet<_>>(),
+        (0..1_000).collect()
+    );
+    // ...and the old group resumes where it committed.
+    let (b, t, g) = (brokers.clone(), topic.clone(), group.clone());
+    let rest = tokio::task::spawn_blocking(move || {
+        consume_and_commit(&b, &t, &g, 1_000, Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    assert_eq!(rest.len(), 700);
+    let mut all: BTreeSet<u32> = numbers(&first).into_iter().collect();
+    all.extend(numbers(&rest));
+    assert_eq!(all, (0..1_000).collect());
+}
