@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use axum::{
     extract::State,
-    http::{header, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
@@ -12,7 +12,7 @@ use drover_kafka::embedded::BrokerStatus;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-use crate::telemetry::ProcessMetrics;
+use crate::telemetry::{self, ProcessMetrics};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -59,19 +59,26 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     (code, Json(body))
 }
 
-async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// OpenMetrics for scrapers that ask for it (Prometheus does), the Prometheus text format
+/// 0.0.4 for everything else (curl, promtool).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     state.process.refresh();
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &state.registry)
         .map_err(|e| ApiError::internal(format!("cannot encode metrics: {e}")))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response())
+    let wants_openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if wants_openmetrics {
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", body)
+    } else {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            telemetry::openmetrics_to_prometheus_text(&body),
+        )
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 async fn not_found() -> ApiError {
@@ -131,8 +138,17 @@ mod tests {
     }
 
     async fn get(uri: &str) -> (StatusCode, String) {
+        get_with(uri, "*/*").await
+    }
+
+    async fn get_with(uri: &str, accept: &str) -> (StatusCode, String) {
         let resp = app(state())
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get(uri)
+                    .header(header::ACCEPT, accept)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = resp.status();
@@ -153,6 +169,14 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("process_resident_memory_bytes "), "{body}");
         assert!(body.contains("drover_build_info{version="), "{body}");
+        assert!(body.contains("# TYPE process_cpu_seconds_total counter"), "{body}");
+        assert!(!body.contains("# EOF"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn metrics_in_openmetrics_when_asked() {
+        let (_, body) = get_with("/metrics", "application/openmetrics-text;version=1.0.0").await;
+        assert!(body.contains("# TYPE process_cpu_seconds counter"), "{body}");
         assert!(body.ends_with("# EOF\n"), "{body}");
     }
 

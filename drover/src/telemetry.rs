@@ -123,3 +123,60 @@ mod tests {
         assert!(cpu_seconds().is_some());
     }
 }
+
+/// Convert prometheus-client's OpenMetrics text to the Prometheus text format 0.0.4, for
+/// scrapers and tools that do not ask for OpenMetrics (`curl`, `promtool check metrics`,
+/// older Prometheus): counter families take their `_total` sample name in `# HELP`/`# TYPE`,
+/// and the OpenMetrics-only `# UNIT` and `# EOF` lines go.
+pub fn openmetrics_to_prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut pending_help: Option<(&str, &str)> = None;
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            if let Some((name, _)) = pending_help.take() {
+                // A HELP without TYPE: keep it as it was.
+                out.push_str(&format!("# HELP {name}\n"));
+            }
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            pending_help = Some((name, help));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let family = if kind == "counter" && !name.ends_with("_total") {
+                format!("{name}_total")
+            } else {
+                name.to_string()
+            };
+            if let Some((help_name, help)) = pending_help.take() {
+                let help_family = if help_name == name { &family } else { help_name };
+                out.push_str(&format!("# HELP {help_family} {help}\n"));
+            }
+            out.push_str(&format!("# TYPE {family} {kind}\n"));
+            continue;
+        }
+        if let Some((name, help)) = pending_help.take() {
+            out.push_str(&format!("# HELP {name} {help}\n"));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod text_format_tests {
+    use super::*;
+
+    #[test]
+    fn counters_take_total_and_openmetrics_lines_go() {
+        let om = "# HELP a_seconds Time.\n# TYPE a_seconds counter\n# UNIT a_seconds seconds\na_seconds_total 1.5\n# HELP g A gauge.\n# TYPE g gauge\ng{x=\"1\"} 2\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus_text(om),
+            "# HELP a_seconds_total Time.\n# TYPE a_seconds_total counter\na_seconds_total 1.5\n# HELP g A gauge.\n# TYPE g gauge\ng{x=\"1\"} 2\n"
+        );
+    }
+}
