@@ -31,7 +31,13 @@ pub struct LogRecord {
     #[serde(default = "default_version")]
     pub v: u32,
     /// When the container wrote the line (Docker's timestamp), RFC 3339 with nanoseconds.
+    /// For a record joined from several Docker log entries (a line over 16 KB split by
+    /// Docker, or a multi-line event), the first entry's timestamp.
     pub ts: DateTime<Utc>,
+    /// For a joined record, the last entry's timestamp when it differs from `ts` (the
+    /// collector resumes after it); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_ts: Option<DateTime<Utc>>,
     /// Which app, task, node and container the line comes from.
     #[serde(flatten)]
     pub source: Source,

@@ -20,6 +20,7 @@ fn log_record(seq: u64, line: &str) -> LogRecord {
     LogRecord {
         v: SCHEMA_VERSION,
         ts: Utc.timestamp_nanos(1_795_000_000_123_456_789),
+        end_ts: None,
         source: source(),
         stream: Stream::Stdout,
         seq,

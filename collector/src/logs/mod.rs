@@ -1,0 +1,4 @@
+//! Following a container's log stream.
+
+pub mod frame;
+pub mod multiline;
