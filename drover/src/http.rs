@@ -71,7 +71,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
     let (content_type, body) = if wants_openmetrics {
-        ("application/openmetrics-text; version=1.0.0; charset=utf-8", body)
+        (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            body,
+        )
     } else {
         (
             "text/plain; version=0.0.4; charset=utf-8",
@@ -169,14 +172,20 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("process_resident_memory_bytes "), "{body}");
         assert!(body.contains("drover_build_info{version="), "{body}");
-        assert!(body.contains("# TYPE process_cpu_seconds_total counter"), "{body}");
+        assert!(
+            body.contains("# TYPE process_cpu_seconds_total counter"),
+            "{body}"
+        );
         assert!(!body.contains("# EOF"), "{body}");
     }
 
     #[tokio::test]
     async fn metrics_in_openmetrics_when_asked() {
         let (_, body) = get_with("/metrics", "application/openmetrics-text;version=1.0.0").await;
-        assert!(body.contains("# TYPE process_cpu_seconds counter"), "{body}");
+        assert!(
+            body.contains("# TYPE process_cpu_seconds counter"),
+            "{body}"
+        );
         assert!(body.ends_with("# EOF\n"), "{body}");
     }
 

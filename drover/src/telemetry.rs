@@ -152,7 +152,11 @@ pub fn openmetrics_to_prometheus_text(openmetrics: &str) -> String {
                 name.to_string()
             };
             if let Some((help_name, help)) = pending_help.take() {
-                let help_family = if help_name == name { &family } else { help_name };
+                let help_family = if help_name == name {
+                    &family
+                } else {
+                    help_name
+                };
                 out.push_str(&format!("# HELP {help_family} {help}\n"));
             }
             out.push_str(&format!("# TYPE {family} {kind}\n"));
