@@ -3,6 +3,7 @@
 
 mod bench;
 mod broker_cmd;
+mod collector_cmd;
 mod datadir;
 mod http;
 mod telemetry;
@@ -32,6 +33,9 @@ enum Command {
     /// Run only the embedded Kafka-protocol broker (tansu, supervised), for a multi-host
     /// setup or for trying Kafka clients against it.
     Broker(broker_cmd::BrokerArgs),
+    /// Run only the per-host collector: every container's logs and stats from the Docker
+    /// engine to Kafka.
+    Collector(collector_cmd::CollectorArgs),
     /// Measure Drover's components on this machine and print the figures (and the baseline
     /// the issue names, measured in the same run).
     #[command(subcommand)]
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Broker(args) => broker_cmd::run(args).await,
+            Command::Collector(args) => collector_cmd::run(args).await,
             Command::Bench(cmd) => bench::run(cmd).await,
         }
     });

@@ -3,6 +3,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
+use drover_collector::CollectorMetrics;
 use drover_kafka::{
     admin,
     embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker},
@@ -11,6 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::{
+    collector_cmd::CollectorOpts,
     datadir,
     http::{self, AppState},
     telemetry::ProcessMetrics,
@@ -53,6 +55,11 @@ pub struct UpArgs {
     /// installed into ~/.cache/drover/tools, or tansu on PATH).
     #[arg(long, value_name = "PATH", env = "DROVER_TANSU_BIN")]
     pub tansu_bin: Option<PathBuf>,
+    /// Do not run the collector (this machine's containers' logs and stats).
+    #[arg(long)]
+    pub no_collector: bool,
+    #[command(flatten)]
+    pub collector: CollectorOpts,
 }
 
 /// Run `drover up` until Ctrl-C or SIGTERM.
@@ -96,7 +103,7 @@ async fn serve(
     args: &UpArgs,
     data_dir: &std::path::Path,
     listener: TcpListener,
-    registry: Registry,
+    mut registry: Registry,
     process: ProcessMetrics,
     kafka: &str,
     broker: &Option<EmbeddedBroker>,
@@ -104,6 +111,20 @@ async fn serve(
     admin::ensure_topics(kafka, &admin::default_topics(args.partitions))
         .await
         .context("failed to create Drover's topics")?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let collector = (!args.no_collector).then(|| {
+        let metrics = CollectorMetrics::register(
+            registry
+                .sub_registry_with_prefix("drover")
+                .sub_registry_with_prefix("collector"),
+        );
+        let cfg = args.collector.config(kafka, data_dir.join("collector"));
+        tokio::spawn(async move {
+            if let Err(e) = drover_collector::run(cfg, metrics, stop_rx).await {
+                tracing::error!(error = %e, "the collector stopped");
+            }
+        })
+    });
     let state = AppState {
         registry: Arc::new(registry),
         process,
@@ -118,11 +139,22 @@ async fn serve(
     println!("  ui and api  http://{}/", args.http);
     println!("  kafka       {broker_line}");
     println!("  data dir    {}", data_dir.display());
+    if !args.no_collector {
+        println!(
+            "  collector   this machine's containers → {}",
+            drover_schema::topics::LOGS
+        );
+    }
     println!("press Ctrl-C to stop");
-    axum::serve(listener, http::app(state))
+    let served = axum::serve(listener, http::app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("the HTTP server failed")
+        .context("the HTTP server failed");
+    let _ = stop_tx.send(true);
+    if let Some(c) = collector {
+        let _ = c.await;
+    }
+    served
 }
 
 /// Bind the HTTP address, with an error that says what to do when it is taken.

@@ -42,3 +42,96 @@ impl Drop for ContainerGuard {
             .output();
     }
 }
+
+/// What to run in a test container.
+#[derive(Debug, Default, Clone)]
+pub struct Spec {
+    /// Image.
+    pub image: String,
+    /// Name (default: a unique one).
+    pub name: Option<String>,
+    /// `KEY=VALUE` environment.
+    pub env: Vec<String>,
+    /// Command (default: the image's).
+    pub cmd: Option<Vec<String>>,
+    /// Labels.
+    pub labels: std::collections::HashMap<String, String>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Allocate a TTY.
+    pub tty: bool,
+}
+
+impl Spec {
+    /// A spec for this image.
+    pub fn new(image: &str) -> Self {
+        Self {
+            image: image.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A shell script run by the busybox image.
+    pub fn sh(script: &str) -> Self {
+        Self {
+            image: BUSYBOX_IMAGE.into(),
+            cmd: Some(vec!["sh".into(), "-c".into(), script.into()]),
+            ..Default::default()
+        }
+    }
+}
+
+/// Create and start a container; it is removed when the guard drops. Returns the guard and
+/// the full container ID.
+pub async fn start(docker: &Docker, spec: Spec) -> (ContainerGuard, String) {
+    use bollard::{
+        models::{ContainerCreateBody, HostConfig},
+        query_parameters::CreateContainerOptionsBuilder,
+    };
+    ensure_images();
+    let name = spec
+        .name
+        .clone()
+        .unwrap_or_else(|| crate::unique("drover-test"));
+    let guard = ContainerGuard(name.clone());
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        env: Some(spec.env.clone()),
+        cmd: spec.cmd.clone(),
+        labels: Some(spec.labels.clone()),
+        tty: Some(spec.tty),
+        host_config: Some(HostConfig {
+            memory: spec.memory,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            body,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create container {name}: {e}"));
+    docker
+        .start_container(&name, None)
+        .await
+        .unwrap_or_else(|e| panic!("start container {name}: {e}"));
+    (guard, created.id)
+}
+
+/// Wait until the container has exited (at most `timeout`).
+pub async fn wait_exit(docker: &Docker, id: &str, timeout: std::time::Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let i = docker.inspect_container(id, None).await.expect("inspect");
+        if i.state.and_then(|s| s.running) == Some(false) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container {id} still running after {timeout:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -207,3 +207,103 @@ impl Drop for DroverUp {
         }
     }
 }
+
+/// Any long-running `drover` role (`collector`, `broker`, …) as a child process, with its
+/// output in a temp dir; SIGKILL-able and restartable with the same arguments.
+#[derive(Debug)]
+pub struct DroverProcess {
+    child: Option<Child>,
+    args: Vec<String>,
+    dir: TempDir,
+    runs: u32,
+}
+
+impl DroverProcess {
+    /// Start `drover ARGS` (it is not waited on: poll what it should do).
+    pub fn start(args: &[&str]) -> Self {
+        let mut p = Self {
+            child: None,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            runs: 0,
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        let log = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join(name))
+                .expect("log file")
+        };
+        let child = Command::new(drover_bin())
+            .args(&self.args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log("stdout.log"))
+            .stderr(log("stderr.log"))
+            .spawn()
+            .expect("spawn drover");
+        self.child = Some(child);
+    }
+
+    /// A directory for this process's data that lives as long as it.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kill it hard (SIGKILL), as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again with the same arguments.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill or terminate first");
+        self.spawn();
+    }
+
+    /// SIGTERM and wait.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// What it printed so far (all runs).
+    pub fn logs(&self) -> String {
+        let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
+        format!(
+            "--- {} run(s) of drover {:?} ---\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.runs,
+            self.args,
+            read("stdout.log"),
+            read("stderr.log")
+        )
+    }
+}
+
+impl Drop for DroverProcess {
+    fn drop(&mut self) {
+        self.terminate(Duration::from_secs(10));
+    }
+}

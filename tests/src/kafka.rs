@@ -143,3 +143,62 @@ pub fn consume_and_commit(
     }
     out
 }
+
+/// Create Drover's default topics (3 partitions each) on a test broker.
+pub async fn create_default_topics(brokers: &str) {
+    admin::ensure_topics(brokers, &admin::default_topics(3))
+        .await
+        .unwrap_or_else(|e| panic!("cannot create Drover's topics: {e}"));
+}
+
+/// Read records of type `T` from the start of `topic` that `keep` accepts, until `done`
+/// says enough or `timeout` passes; then keep reading for `settle` more to catch
+/// duplicates that would arrive late. Undecodable messages fail the test.
+pub fn read_records<T>(
+    brokers: &str,
+    topic: &str,
+    keep: impl Fn(&T) -> bool,
+    done: impl Fn(&[T]) -> bool,
+    timeout: Duration,
+    settle: Duration,
+) -> Vec<T>
+where
+    T: serde::de::DeserializeOwned + drover_schema::Versioned,
+{
+    let group = crate::unique("reader");
+    let consumer: BaseConsumer = config::consumer(brokers, "drover-test-reader", &group)
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let start = std::time::Instant::now();
+    let mut settled_at: Option<std::time::Instant> = None;
+    loop {
+        if let Some(t) = settled_at {
+            if t.elapsed() >= settle {
+                break;
+            }
+        } else if done(&out) {
+            settled_at = Some(std::time::Instant::now());
+        } else if start.elapsed() > timeout {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let payload = m.payload().unwrap_or_default();
+                let rec: T = drover_schema::decode(payload).unwrap_or_else(|e| {
+                    panic!(
+                        "undecodable message on {topic}: {e}: {}",
+                        String::from_utf8_lossy(payload)
+                    )
+                });
+                if keep(&rec) {
+                    out.push(rec);
+                }
+            }
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
+    out
+}

@@ -8,6 +8,9 @@ use std::fmt;
 /// Port used when neither `PORT` nor `PORT0` is set.
 pub const DEFAULT_PORT: u16 = 8080;
 
+/// Largest `HOLD_MB` / `WRITE_MB` accepted: 1 TiB.
+pub const MAX_MIB: u64 = 1 << 20;
+
 /// How the background logger writes its lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -41,6 +44,12 @@ pub struct Config {
     pub exit_after_lines: Option<u64>,
     /// Text put in the message of every background line (`LINE_PREFIX`).
     pub line_prefix: Option<String>,
+    /// MiB of memory to allocate at start, touch and keep until exit (`HOLD_MB`, default 0).
+    pub hold_mb: u64,
+    /// Threads that busy-loop forever (`SPIN_THREADS`, default 0).
+    pub spin_threads: u32,
+    /// MiB to write to [`crate::load::WRITE_PATH`] at start, then fsync (`WRITE_MB`, default 0).
+    pub write_mb: u64,
 }
 
 impl Default for Config {
@@ -55,6 +64,9 @@ impl Default for Config {
             app_name: "demo".to_owned(),
             exit_after_lines: None,
             line_prefix: None,
+            hold_mb: 0,
+            spin_threads: 0,
+            write_mb: 0,
         }
     }
 }
@@ -129,6 +141,9 @@ impl Config {
             None => defaults.log_format,
         };
         let exit_after_lines = parse_or::<u64>("EXIT_AFTER_LINES", var("EXIT_AFTER_LINES"), 0)?;
+        let hold_mb = parse_mib("HOLD_MB", var("HOLD_MB"))?;
+        let spin_threads = parse_or("SPIN_THREADS", var("SPIN_THREADS"), defaults.spin_threads)?;
+        let write_mb = parse_mib("WRITE_MB", var("WRITE_MB"))?;
 
         Ok(Self {
             port,
@@ -141,6 +156,9 @@ impl Config {
             exit_after_lines: (exit_after_lines > 0).then_some(exit_after_lines),
             // The prefix is kept verbatim: leading or trailing spaces may be meant.
             line_prefix: get("LINE_PREFIX").filter(|v| !v.is_empty()),
+            hold_mb,
+            spin_threads,
+            write_mb,
         })
     }
 }
@@ -157,6 +175,17 @@ fn parse_port(var: &'static str, value: String) -> Result<u16, ConfigError> {
     value
         .parse()
         .map_err(|_| invalid(var, value, "a port number from 0 to 65535"))
+}
+
+/// A size in MiB, 0 (the default) up to [`MAX_MIB`].
+fn parse_mib(var: &'static str, value: Option<String>) -> Result<u64, ConfigError> {
+    match value {
+        Some(v) => match v.parse::<u64>() {
+            Ok(mb) if mb <= MAX_MIB => Ok(mb),
+            _ => Err(invalid(var, v, "a whole number of MiB, 0 to 1048576")),
+        },
+        None => Ok(0),
+    }
 }
 
 fn parse_or<T: std::str::FromStr>(
@@ -223,6 +252,9 @@ mod tests {
             ("APP_NAME", "shop"),
             ("EXIT_AFTER_LINES", "7"),
             ("LINE_PREFIX", "run-42 "),
+            ("HOLD_MB", "100"),
+            ("SPIN_THREADS", "2"),
+            ("WRITE_MB", "64"),
         ])
         .unwrap();
         assert_eq!(
@@ -237,7 +269,23 @@ mod tests {
                 app_name: "shop".to_owned(),
                 exit_after_lines: Some(7),
                 line_prefix: Some("run-42 ".to_owned()),
+                hold_mb: 100,
+                spin_threads: 2,
+                write_mb: 64,
             }
+        );
+    }
+
+    #[test]
+    fn load_is_off_by_default_and_bounded() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.hold_mb, c.spin_threads, c.write_mb), (0, 0, 0));
+        let c = config(&[("HOLD_MB", "1048576"), ("WRITE_MB", "0")]).unwrap();
+        assert_eq!((c.hold_mb, c.write_mb), (MAX_MIB, 0));
+        let msg = config(&[("WRITE_MB", "2000000")]).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "invalid WRITE_MB=\"2000000\": expected a whole number of MiB, 0 to 1048576"
         );
     }
 
@@ -266,6 +314,12 @@ mod tests {
             ("LOG_RATE", "inf"),
             ("LOG_FORMAT", "xml"),
             ("EXIT_AFTER_LINES", "-3"),
+            ("HOLD_MB", "1.5"),
+            ("HOLD_MB", "-1"),
+            ("HOLD_MB", "1048577"),
+            ("SPIN_THREADS", "many"),
+            ("SPIN_THREADS", "-2"),
+            ("WRITE_MB", "10M"),
         ];
         for (var, value) in cases {
             let err = config(&[(var, value)]).expect_err(var);

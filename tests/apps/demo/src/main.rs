@@ -2,11 +2,13 @@
 //!
 //! An HTTP server whose latency, error rate, health and log output are set by environment
 //! variables (see `config.rs` and README.md), and which prints numbered background log lines so
-//! log-shipping tests can check that nothing is lost or duplicated.
+//! log-shipping tests can check that nothing is lost or duplicated. For the stats tests it can
+//! also hold memory, spin CPUs and write a file (`load.rs`).
 
 mod background;
 mod config;
 mod http;
+mod load;
 mod logline;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -31,6 +33,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before listening, so that the memory is held by the time the app answers.
+    if let Err(e) = load::start(&config) {
+        eprintln!("drover-demo: {e}");
+        return ExitCode::FAILURE;
+    }
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,

@@ -1,0 +1,364 @@
+//! The collector against the real Docker engine and the real broker: every line exactly
+//! once and in order across collector crashes, broker outages and container restarts;
+//! long lines, multi-line events, tagging, and stats.
+use std::{collections::HashMap, time::Duration};
+
+use drover_schema::{topics, ContainerStats, LogRecord, MetricRecord, Stream};
+use drover_tests::{
+    docker::{docker, start, wait_exit, Spec, DEMO_IMAGE},
+    drover::DroverProcess,
+    free_port,
+    kafka::{create_default_topics, read_records, TestBroker},
+};
+use tempfile::TempDir;
+
+struct Collector {
+    proc: DroverProcess,
+    _data: TempDir,
+}
+
+fn start_collector(brokers: &str) -> Collector {
+    let data = tempfile::tempdir().unwrap();
+    let http = format!("127.0.0.1:{}", free_port());
+    let proc = DroverProcess::start(&[
+        "collector",
+        "--kafka",
+        brokers,
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--http",
+        &http,
+        "--stats-interval",
+        "1s",
+    ]);
+    Collector { proc, _data: data }
+}
+
+async fn setup() -> (TestBroker, String) {
+    let broker = TestBroker::start().await;
+    let brokers = broker.bootstrap();
+    create_default_topics(&brokers).await;
+    (broker, brokers)
+}
+
+/// Records of one container, read until `n` arrived (plus a settle period for duplicates).
+async fn records_of(brokers: &str, id: &str, n: usize, timeout: Duration) -> Vec<LogRecord> {
+    let (b, id) = (brokers.to_string(), id.to_string());
+    tokio::task::spawn_blocking(move || {
+        read_records::<LogRecord>(
+            &b,
+            topics::LOGS,
+            |r| r.source.container_id == id,
+            |got| got.len() >= n,
+            timeout,
+            Duration::from_secs(3),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// The demo app's background lines carry `seq=N` (plain) or `"seq":N` (JSON).
+fn demo_seq(line: &str) -> u64 {
+    let after = line
+        .split_once("seq=")
+        .or_else(|| line.split_once("\"seq\":"))
+        .unwrap_or_else(|| panic!("no seq in {line:?}"))
+        .1;
+    after
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+/// Every demo line 1..=n exactly once, in order per stream, and the record sequence numbers
+/// contiguous from 1.
+fn assert_exactly_once(records: &[LogRecord], n: u64, logs: &str) {
+    let mut seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    let dup_seq = seqs.windows(2).find(|w| w[0] == w[1]);
+    assert!(
+        dup_seq.is_none(),
+        "duplicate record seq {dup_seq:?}\n{logs}"
+    );
+    let mut lines: Vec<u64> = records.iter().map(|r| demo_seq(&r.line)).collect();
+    for stream in [Stream::Stdout, Stream::Stderr] {
+        let ordered: Vec<u64> = records
+            .iter()
+            .filter(|r| r.stream == stream)
+            .map(|r| demo_seq(&r.line))
+            .collect();
+        assert!(
+            ordered.windows(2).all(|w| w[0] < w[1]),
+            "{stream:?} lines out of order"
+        );
+    }
+    lines.sort_unstable();
+    let missing: Vec<u64> = (1..=n)
+        .filter(|i| lines.binary_search(i).is_err())
+        .take(10)
+        .collect();
+    let dups: Vec<u64> = lines
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty() && dups.is_empty(),
+        "missing {missing:?}, duplicated {dups:?} of {n} lines ({} records)\n{logs}",
+        records.len()
+    );
+    assert_eq!(lines.len() as u64, n);
+    assert_eq!(
+        seqs,
+        (1..=n).collect::<Vec<_>>(),
+        "record seq contiguous from 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_lines_exactly_once_across_collector_crashes() {
+    let (_broker, brokers) = setup().await;
+    let mut collector = start_collector(&brokers);
+    let d = docker().await;
+    let n = 100_000u64;
+    let (_c, id) = start(
+        &d,
+        Spec {
+            env: vec![
+                format!("EXIT_AFTER_LINES={n}"),
+                "LOG_RATE=10000".into(),
+                "LOG_FORMAT=plain".into(),
+            ],
+            ..Spec::new(DEMO_IMAGE)
+        },
+    )
+    .await;
+    // Crash the collector twice while the container prints.
+    for pause in [2, 3] {
+        tokio::time::sleep(Duration::from_secs(pause)).await;
+        collector.proc.kill9();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        collector.proc.restart();
+    }
+    wait_exit(&d, &id, Duration::from_secs(120)).await;
+    let records = records_of(&brokers, &id, n as usize, Duration::from_secs(120)).await;
+    assert_exactly_once(&records, n, &collector.proc.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_for_thirty_seconds_loses_nothing() {
+    let (mut broker, brokers) = setup().await;
+    let collector = start_collector(&brokers);
+    let d = docker().await;
+    let n = 20_000u64;
+    let (_c, id) = start(
+        &d,
+        Spec {
+            env: vec![
+                format!("EXIT_AFTER_LINES={n}"),
+                "LOG_RATE=1000".into(),
+                "LOG_FORMAT=json".into(),
+            ],
+            ..Spec::new(DEMO_IMAGE)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.stop().await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    broker.restart().await;
+    wait_exit(&d, &id, Duration::from_secs(120)).await;
+    let records = records_of(&brokers, &id, n as usize, Duration::from_secs(120)).await;
+    assert_exactly_once(&records, n, &collector.proc.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_restart_continues_the_stream() {
+    let (_broker, brokers) = setup().await;
+    let collector = start_collector(&brokers);
+    let d = docker().await;
+    let (_c, id) = start(
+        &d,
+        Spec::sh("i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo \"run seq=$i\"; done"),
+    )
+    .await;
+    wait_exit(&d, &id, Duration::from_secs(30)).await;
+    d.start_container(&id, None)
+        .await
+        .expect("restart container");
+    wait_exit(&d, &id, Duration::from_secs(30)).await;
+    let records = records_of(&brokers, &id, 1000, Duration::from_secs(60)).await;
+    assert_eq!(records.len(), 1000, "{}", collector.proc.logs());
+    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=1000).collect::<Vec<_>>());
+    let lines: Vec<u64> = records.iter().map(|r| demo_seq(&r.line)).collect();
+    let want: Vec<u64> = (1..=500).chain(1..=500).collect();
+    assert_eq!(lines, want, "both runs, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lines_multiline_events_and_plain_containers() {
+    let (_broker, brokers) = setup().await;
+    let collector = start_collector(&brokers);
+    let d = docker().await;
+    let name = drover_tests::unique("plain-docker-run");
+    // A 100 KB line, then a Java stack trace, then a normal line.
+    let script = r#"head -c 100000 /dev/zero | tr '\0' 'a'; echo
+printf 'Exception in thread "main" java.lang.IllegalStateException: boom\n\tat com.shop.Cart.add(Cart.java:42)\n\tat com.shop.Main.main(Main.java:7)\nCaused by: java.io.IOException: disk\n\tat com.shop.Disk.write(Disk.java:9)\n\t... 3 more\n'
+sleep 1
+echo after the trace"#;
+    let mut spec = Spec::sh(script);
+    spec.name = Some(name.clone());
+    spec.labels = HashMap::from([("drover.multiline".to_string(), "java".to_string())]);
+    let (_c, id) = start(&d, spec).await;
+    wait_exit(&d, &id, Duration::from_secs(30)).await;
+    let records = records_of(&brokers, &id, 3, Duration::from_secs(60)).await;
+    let logs = collector.proc.logs();
+    assert_eq!(records.len(), 3, "{records:#?}\n{logs}");
+    assert_eq!(
+        records[0].line.len(),
+        100_000,
+        "the 100 KB line arrives whole"
+    );
+    assert!(records[0].line.bytes().all(|b| b == b'a'));
+    assert!(
+        records[1].line.starts_with("Exception in thread"),
+        "{:?}",
+        records[1].line
+    );
+    assert!(records[1]
+        .line
+        .contains("\n\tat com.shop.Cart.add(Cart.java:42)\n"));
+    assert!(records[1]
+        .line
+        .contains("\nCaused by: java.io.IOException: disk\n"));
+    assert!(records[1].line.ends_with("\t... 3 more"));
+    assert_eq!(
+        records[1].line.lines().count(),
+        6,
+        "one record for the stack trace"
+    );
+    assert_eq!(records[2].line, "after the trace");
+    // Started by plain `docker run`, not by Drover: tagged by name.
+    for r in &records {
+        assert_eq!(r.source.app, name);
+        assert_eq!(r.source.container_name, name);
+        assert_eq!(r.source.image, drover_tests::docker::BUSYBOX_IMAGE);
+        assert!(!r.source.host.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_id_from_label_then_env() {
+    let (_broker, brokers) = setup().await;
+    let _collector = start_collector(&brokers);
+    let d = docker().await;
+    let mut labelled = Spec::sh("echo hello");
+    labelled.labels = HashMap::from([
+        ("drover.app".to_string(), "/shop/web".to_string()),
+        ("drover.task".to_string(), "shop_web.t1".to_string()),
+        ("drover.group".to_string(), "g1".to_string()),
+    ]);
+    labelled.env = vec!["MARATHON_APP_ID=/ignored".into()];
+    let (_a, a) = start(&d, labelled).await;
+    let mut marathon = Spec::sh("echo hello");
+    marathon.env = vec!["MARATHON_APP_ID=/legacy/api".into()];
+    let (_b, b) = start(&d, marathon).await;
+    let ra = records_of(&brokers, &a, 1, Duration::from_secs(30)).await;
+    let rb = records_of(&brokers, &b, 1, Duration::from_secs(30)).await;
+    assert_eq!(ra[0].source.app, "/shop/web");
+    assert_eq!(ra[0].source.task.as_deref(), Some("shop_web.t1"));
+    assert_eq!(ra[0].source.group.as_deref(), Some("g1"));
+    assert_eq!(rb[0].source.app, "/legacy/api");
+}
+
+async fn stats_of(
+    brokers: &str,
+    id: &str,
+    ok: impl Fn(&ContainerStats) -> bool + Send + 'static,
+) -> Vec<ContainerStats> {
+    let (b, id) = (brokers.to_string(), id.to_string());
+    tokio::task::spawn_blocking(move || {
+        read_records::<MetricRecord>(
+            &b,
+            topics::METRICS,
+            |r| matches!(r, MetricRecord::Container(s) if s.source.container_id == id),
+            |got| {
+                got.iter()
+                    .any(|r| matches!(r, MetricRecord::Container(s) if ok(s)))
+            },
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
+        .into_iter()
+        .filter_map(|r| match r {
+            MetricRecord::Container(s) => Some(s),
+            MetricRecord::Request(_) => None,
+        })
+        .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_report_rss_cpu_and_disk_writes() {
+    let (_broker, brokers) = setup().await;
+    let _collector = start_collector(&brokers);
+    let d = docker().await;
+    const MIB: f64 = 1024.0 * 1024.0;
+    let hold = Spec {
+        env: vec!["HOLD_MB=100".into(), "LOG_RATE=0".into()],
+        memory: Some(200 * 1024 * 1024),
+        ..Spec::new(DEMO_IMAGE)
+    };
+    let spin = Spec {
+        env: vec!["SPIN_THREADS=1".into(), "LOG_RATE=0".into()],
+        ..Spec::new(DEMO_IMAGE)
+    };
+    let write = Spec {
+        env: vec!["WRITE_MB=50".into(), "LOG_RATE=0".into()],
+        ..Spec::new(DEMO_IMAGE)
+    };
+    let (_h, hold_id) = start(&d, hold).await;
+    let (_s, spin_id) = start(&d, spin).await;
+    let (_w, write_id) = start(&d, write).await;
+
+    let samples = stats_of(&brokers, &hold_id, |s| s.rss_bytes as f64 > 90.0 * MIB).await;
+    let s = samples.last().expect("a sample of the memory holder");
+    let rss_mib = s.rss_bytes as f64 / MIB;
+    assert!(
+        (90.0..=110.0).contains(&rss_mib),
+        "rss {rss_mib:.1} MiB, want 100 ± 10%: {s:?}"
+    );
+    assert!(
+        (45.0..=55.0).contains(&s.rss_pct),
+        "rss_pct {:.1}, want 50 ± 5: {s:?}",
+        s.rss_pct
+    );
+    assert_eq!(s.mem_limit_bytes, 200 * 1024 * 1024);
+    assert!(s.working_set_bytes >= s.rss_bytes / 2, "{s:?}");
+
+    let samples = stats_of(&brokers, &spin_id, |s| s.cpu_pct > 60.0).await;
+    let s = samples.last().expect("a sample of the spinner");
+    assert!(
+        (60.0..=140.0).contains(&s.cpu_pct),
+        "cpu_pct {:.1}, want near 100: {s:?}",
+        s.cpu_pct
+    );
+
+    let samples = stats_of(&brokers, &write_id, |s| {
+        s.blkio_write_bytes as f64 >= 50.0 * MIB * 0.9
+    })
+    .await;
+    let s = samples.last().expect("a sample of the writer");
+    assert!(
+        s.blkio_write_bytes as f64 >= 45.0 * MIB,
+        "blkio_write_bytes {} after writing 50 MiB: {s:?}",
+        s.blkio_write_bytes
+    );
+}
