@@ -85,15 +85,17 @@ fn assert_exactly_once(records: &[LogRecord], n: u64, logs: &str) {
     );
     let mut lines: Vec<u64> = records.iter().map(|r| demo_seq(&r.line)).collect();
     for stream in [Stream::Stdout, Stream::Stderr] {
-        let ordered: Vec<u64> = records
-            .iter()
-            .filter(|r| r.stream == stream)
-            .map(|r| demo_seq(&r.line))
-            .collect();
-        assert!(
-            ordered.windows(2).all(|w| w[0] < w[1]),
-            "{stream:?} lines out of order"
-        );
+        let ordered: Vec<&LogRecord> = records.iter().filter(|r| r.stream == stream).collect();
+        if let Some(i) = ordered
+            .windows(2)
+            .position(|w| demo_seq(&w[0].line) >= demo_seq(&w[1].line))
+        {
+            let around: Vec<String> = ordered[i.saturating_sub(12)..(i + 12).min(ordered.len())]
+                .iter()
+                .map(|r| format!("seq={} ts={} line={:?}", r.seq, r.ts, r.line))
+                .collect();
+            panic!("{stream:?} lines out of order at {i}:\n{}\n{logs}", around.join("\n"));
+        }
     }
     lines.sort_unstable();
     let missing: Vec<u64> = (1..=n)

@@ -151,13 +151,18 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
     }
 }
 
-/// Skips the entries that were delivered before: per stream, every entry older than the
-/// position, and at the position's timestamp the first `lines_at_ts` complete lines.
+/// Lets each Docker log entry through once. It starts at the delivered position (skipping,
+/// per stream, every entry older than it and, at its timestamp, the first `lines_at_ts`
+/// complete lines), then tracks the position of the entries it let through. Docker's
+/// follow stream sometimes re-sends a few entries it already sent (seen with json-file on
+/// Docker 20.10); an entry older than the position is such a rewind, and the skipper then
+/// skips again up to the position.
 #[derive(Debug)]
 struct Skipper {
     pos: [StreamPos; 2],
     skipped: [u32; 2],
     past: [bool; 2],
+    rewinds: u64,
 }
 
 impl Skipper {
@@ -166,26 +171,44 @@ impl Skipper {
             pos: [pos.stdout, pos.stderr],
             skipped: [0, 0],
             past: [pos.stdout.ts == 0, pos.stderr.ts == 0],
+            rewinds: 0,
         }
     }
 
     fn keep(&mut self, e: &Entry) -> bool {
         let i = idx(e.stream);
-        if self.past[i] {
-            return true;
-        }
         let ts = nanos(e.ts);
         let p = self.pos[i];
-        if ts < p.ts {
-            return false;
+        if self.past[i] && ts < p.ts {
+            // Docker went back: skip until we are past what we already let through.
+            self.rewinds += 1;
+            self.past[i] = false;
+            self.skipped[i] = 0;
         }
-        if ts == p.ts && self.skipped[i] < p.lines_at_ts {
-            if !e.partial {
-                self.skipped[i] += 1;
+        if !self.past[i] {
+            if ts < p.ts {
+                return false;
             }
-            return false;
+            if ts == p.ts && self.skipped[i] < p.lines_at_ts {
+                if !e.partial {
+                    self.skipped[i] += 1;
+                }
+                return false;
+            }
+            self.past[i] = true;
         }
-        self.past[i] = true;
+        let done = u32::from(!e.partial);
+        self.pos[i] = if ts == p.ts {
+            StreamPos {
+                ts,
+                lines_at_ts: p.lines_at_ts + done,
+            }
+        } else {
+            StreamPos {
+                ts,
+                lines_at_ts: done,
+            }
+        };
         true
     }
 }
@@ -265,7 +288,13 @@ impl<'a> Run<'a> {
         };
         self.last_ts = Some(entry.ts);
         self.ctx.metrics.read(&self.name, nanos(entry.ts));
-        if !self.skipper.keep(&entry) {
+        let rewinds = self.skipper.rewinds;
+        let keep = self.skipper.keep(&entry);
+        if self.skipper.rewinds != rewinds {
+            self.ctx.metrics.errors("docker_replay").inc();
+            tracing::debug!(container = %self.name, "docker re-sent log entries; skipping them");
+        }
+        if !keep {
             return;
         }
         for line in self.partial.push(entry) {
@@ -375,8 +404,14 @@ mod tests {
             "3rd line at ts is new"
         );
         assert!(
-            s.keep(&entry(Stream::Stdout, 99, false)),
-            "past the position: keep all"
+            !s.keep(&entry(Stream::Stdout, 99, false)),
+            "older than what went through"
         );
+        assert!(
+            !s.keep(&entry(Stream::Stdout, 100, false)),
+            "replayed 3rd line"
+        );
+        assert!(s.keep(&entry(Stream::Stdout, 101, false)), "new");
+        assert_eq!(s.rewinds, 1);
     }
 }
