@@ -193,7 +193,9 @@ impl Checkpoints {
             .containers
             .entry(rec.source.container_id.clone())
             .or_default();
-        if rec.seq <= pos.seq && pos.seq != 0 {
+        // Only the next record in sequence: after a gap (a record Kafka refused and the
+        // collector had not sent again), stop, so the gap is re-read rather than skipped.
+        if rec.seq != pos.seq + 1 {
             return;
         }
         let next = pos.stream(rec.stream).after_record(rec);

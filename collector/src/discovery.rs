@@ -70,6 +70,21 @@ pub struct DiscoveryConfig {
     pub app_id_order: Vec<AppIdSource>,
     /// Stats sampling interval.
     pub stats_interval: Duration,
+    /// Only containers with all these labels (`KEY` or `KEY=VALUE`); empty: all.
+    pub include_labels: Vec<String>,
+}
+
+impl DiscoveryConfig {
+    fn filters(&self, kind: Option<&str>) -> HashMap<String, Vec<String>> {
+        let mut f = HashMap::new();
+        if let Some(k) = kind {
+            f.insert("type".to_string(), vec![k.to_string()]);
+        }
+        if !self.include_labels.is_empty() {
+            f.insert("label".to_string(), self.include_labels.clone());
+        }
+        f
+    }
 }
 
 /// Follow every container of the engine until shutdown.
@@ -91,8 +106,7 @@ pub async fn run(ctx: FollowCtx, cfg: DiscoveryConfig, tracker: Tracker) {
             tracing::warn!(error = %e, retry_in = ?backoff, "docker engine unreachable");
             continue;
         }
-        let mut filters = HashMap::new();
-        filters.insert("type".to_string(), vec!["container".to_string()]);
+        let filters = cfg.filters(Some("container"));
         let mut events = ctx.docker.events(Some(
             EventsOptionsBuilder::default().filters(&filters).build(),
         ));

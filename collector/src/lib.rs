@@ -52,6 +52,9 @@ pub struct CollectorConfig {
     pub metrics_topic: String,
     /// Bound on what the producer buffers while the broker is down (KiB).
     pub queue_kbytes: u32,
+    /// Collect only containers with all these labels (`KEY` or `KEY=VALUE`); empty: every
+    /// container on the engine.
+    pub include_labels: Vec<String>,
     /// Log follower settings.
     pub follow: FollowConfig,
 }
@@ -69,6 +72,7 @@ impl CollectorConfig {
             logs_topic: drover_schema::topics::LOGS.into(),
             metrics_topic: drover_schema::topics::METRICS.into(),
             queue_kbytes: 16 * 1024,
+            include_labels: Vec::new(),
             follow: FollowConfig::default(),
         }
     }
@@ -206,6 +210,7 @@ pub async fn run(
             host: cfg.host.clone(),
             app_id_order: cfg.app_id_order.clone(),
             stats_interval: cfg.stats_interval,
+            include_labels: cfg.include_labels.clone(),
         },
         tracker,
     )

@@ -48,6 +48,9 @@ struct AckState {
     checkpoints: Checkpoints,
     dirty: bool,
     pending: HashMap<Arc<str>, u64>,
+    /// Containers with a record Kafka refused for good: the lowest refused sequence
+    /// number, and the later ones Kafka did take (not to be sent again).
+    failures: HashMap<Arc<str>, (u64, std::collections::BTreeSet<u64>)>,
 }
 
 /// Producer context: turns delivery reports into checkpoint positions and metrics.
@@ -76,6 +79,17 @@ impl ProducerContext for AckContext {
                 Ok(msg),
             ) => {
                 let mut st = self.state.lock().expect("ack state lock");
+                if let Some(p) = st.pending.get_mut(&container) {
+                    *p = p.saturating_sub(1);
+                }
+                if let Some((lowest, taken)) = st.failures.get_mut(&container) {
+                    if seq > *lowest {
+                        // After a refused record: remember it, but do not move the
+                        // position past the gap (the follower rewinds to fill it).
+                        taken.insert(seq);
+                        return;
+                    }
+                }
                 st.checkpoints
                     .containers
                     .entry(container.to_string())
@@ -88,19 +102,26 @@ impl ProducerContext for AckContext {
                     .or_insert(-1);
                 *off = (*off).max(msg.offset());
                 st.dirty = true;
-                if let Some(p) = st.pending.get_mut(&container) {
-                    *p = p.saturating_sub(1);
-                }
                 drop(st);
                 self.metrics.lines.inc();
                 self.metrics.bytes.inc_by(bytes as u64);
                 self.metrics.delivered(&name, pos.ts);
             }
             (Ack::Log { container, seq, .. }, Err((e, _))) => {
-                // With message.timeout.ms=0 librdkafka retries for ever; only a permanent
-                // error (e.g. a record over the broker's size limit) lands here.
-                self.metrics.dropped.inc();
-                tracing::error!(container = %container, seq, error = %e, "log record could not be delivered and was dropped");
+                // With message.timeout.ms=0 librdkafka retries transient errors for ever;
+                // a permanent error lands here (tansu answers in-flight requests with an
+                // unknown error while it shuts down). The follower re-reads from the last
+                // delivered line and sends it again.
+                let mut st = self.state.lock().expect("ack state lock");
+                if let Some(p) = st.pending.get_mut(&container) {
+                    *p = p.saturating_sub(1);
+                }
+                let failure = st.failures.entry(container.clone()).or_insert((seq, Default::default()));
+                failure.0 = failure.0.min(seq);
+                failure.1.retain(|s| *s < failure.0);
+                drop(st);
+                self.metrics.errors("kafka_delivery").inc();
+                tracing::warn!(container = %container, seq, error = %e, "kafka refused a log record; it will be sent again");
             }
             (Ack::Metric, Ok(_)) => {
                 self.metrics.stats_samples.inc();
@@ -115,7 +136,8 @@ impl ProducerContext for AckContext {
 
 /// The producer and the checkpoint state it advances.
 pub struct Sink {
-    producer: ThreadedProducer<AckContext>,
+    producer: std::sync::RwLock<Arc<ThreadedProducer<AckContext>>>,
+    config: rdkafka::ClientConfig,
     state: Arc<Mutex<AckState>>,
     logs_topic: String,
     metrics_topic: String,
@@ -157,6 +179,7 @@ impl Sink {
             checkpoints,
             dirty: true,
             pending: HashMap::new(),
+            failures: HashMap::new(),
         }));
         let mut config = drover_kafka::config::producer(&cfg.brokers, "drover-collector");
         config
@@ -172,13 +195,55 @@ impl Sink {
             metrics: metrics.clone(),
         })?;
         Ok(Self {
-            producer,
+            producer: std::sync::RwLock::new(Arc::new(producer)),
+            config,
             state,
             logs_topic: cfg.logs_topic.clone(),
             metrics_topic: cfg.metrics_topic.clone(),
             checkpoint_path: cfg.checkpoint_path.clone(),
             metrics,
         })
+    }
+
+    fn producer(&self) -> Arc<ThreadedProducer<AckContext>> {
+        self.producer.read().expect("producer lock").clone()
+    }
+
+    /// Replace the producer when librdkafka declared it unusable (a fatal idempotence
+    /// error), or when `force`d: tansu 0.6, restarted after a graceful stop, refuses every
+    /// record of an idempotent producer it knew before, and only a new producer (a new
+    /// producer ID) gets through. The old producer's undelivered records fail back to their
+    /// followers, which re-read them. Returns whether it was replaced.
+    pub fn renew(&self, force: bool) -> bool {
+        let current = self.producer();
+        let fatal = current.client().fatal_error();
+        if fatal.is_none() && !force {
+            return false;
+        }
+        let mut slot = self.producer.write().expect("producer lock");
+        if !Arc::ptr_eq(&slot, &current) {
+            return true; // someone else renewed it
+        }
+        let context = AckContext {
+            state: self.state.clone(),
+            metrics: self.metrics.clone(),
+        };
+        match self.config.create_with_context(context) {
+            Ok(p) => {
+                let old = std::mem::replace(&mut *slot, Arc::new(p));
+                drop(slot);
+                self.metrics.errors("kafka_producer_renewed").inc();
+                tracing::warn!(fatal = ?fatal, "replaced the kafka producer");
+                // Dropping purges its queue (delivery errors go back to the followers);
+                // do it off the caller's thread.
+                std::thread::spawn(move || drop(old));
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create a new kafka producer");
+                false
+            }
+        }
     }
 
     /// The delivered position of a container (what to resume from).
@@ -204,6 +269,33 @@ impl Sink {
             .expect("ack state lock")
             .checkpoints
             .saved_at
+    }
+
+    /// Whether Kafka refused a record of this container that was not sent again yet.
+    pub fn failed(&self, container: &str) -> bool {
+        let st = self.state.lock().expect("ack state lock");
+        st.failures.contains_key(container)
+    }
+
+    /// Clear a container's failure, returning the sequence numbers after the refused one
+    /// that Kafka took (the re-read must not send them again).
+    pub fn take_failure(&self, container: &str) -> std::collections::BTreeSet<u64> {
+        let mut st = self.state.lock().expect("ack state lock");
+        st.failures
+            .remove(container)
+            .map(|(_, taken)| taken)
+            .unwrap_or_default()
+    }
+
+    /// Advance a container's position for a record Kafka already holds.
+    pub fn mark_delivered(&self, container: &str, stream: Stream, pos: StreamPos, seq: u64) {
+        let mut st = self.state.lock().expect("ack state lock");
+        st.checkpoints
+            .containers
+            .entry(container.to_string())
+            .or_default()
+            .advance(stream, pos, seq);
+        st.dirty = true;
     }
 
     /// Records sent for this container and not yet acknowledged.
@@ -238,7 +330,7 @@ impl Sink {
             let record = BaseRecord::with_opaque_to(&self.logs_topic, ack)
                 .key(container.as_bytes())
                 .payload(&payload);
-            match self.producer.send(record) {
+            match self.producer().send(record) {
                 Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     if !waited {
@@ -267,7 +359,7 @@ impl Sink {
         let record = BaseRecord::with_opaque_to(&self.metrics_topic, Box::new(Ack::Metric))
             .key(rec.app().as_bytes())
             .payload(&payload);
-        if let Err((e, _)) = self.producer.send(record) {
+        if let Err((e, _)) = self.producer().send(record) {
             self.metrics.errors("kafka_stats").inc();
             tracing::debug!(error = %e, "stats sample not queued");
         }
@@ -289,8 +381,9 @@ impl Sink {
 
     /// Wait (at most `timeout`) for queued records to be acknowledged, then save.
     pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
-            tracing::warn!(error = %e, in_flight = self.producer.in_flight_count(), "not every record was acknowledged before shutdown; they will be re-read from Docker at the next start");
+        let producer = self.producer();
+        if let Err(e) = producer.flush(timeout) {
+            tracing::warn!(error = %e, in_flight = producer.in_flight_count(), "not every record was acknowledged before shutdown; they will be re-read from Docker at the next start");
         }
         if let Err(e) = self.save_checkpoints() {
             tracing::error!(error = %e, "cannot save checkpoints");

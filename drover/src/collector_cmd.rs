@@ -37,6 +37,10 @@ pub struct CollectorOpts {
     /// (DROVER_APP_ID, MARATHON_APP_ID), compose (service label), name.
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "label,env,compose,name", value_parser = parse_app_id_source)]
     pub app_id_order: Vec<AppIdSource>,
+    /// Collect only containers that have this label (KEY or KEY=VALUE); repeat to require
+    /// several. Default: every container on the engine, whoever started it.
+    #[arg(long, value_name = "LABEL")]
+    pub include_label: Vec<String>,
 }
 
 fn parse_app_id_source(s: &str) -> Result<AppIdSource, String> {
@@ -58,6 +62,7 @@ impl CollectorOpts {
         cfg.docker = self.docker.clone();
         cfg.stats_interval = self.stats_interval;
         cfg.app_id_order = self.app_id_order.clone();
+        cfg.include_labels = self.include_label.clone();
         if let Some(h) = &self.host {
             cfg.host = h.clone();
         }

@@ -152,7 +152,7 @@ pub struct EmbeddedBroker {
     log: PathBuf,
     up: Arc<AtomicBool>,
     pid: Arc<AtomicU32>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<bool>>,
     supervisor: JoinHandle<()>,
 }
 
@@ -182,7 +182,7 @@ impl EmbeddedBroker {
         let pid = Arc::new(AtomicU32::new(child.id().unwrap_or(0)));
         metrics.up.set(1);
         tracing::info!(listen = %cfg.listen, pid = pid.load(Ordering::Relaxed), program = %program.display(), "embedded broker ready");
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(None);
         let supervisor = tokio::spawn(supervise(
             child,
             program,
@@ -230,7 +230,13 @@ impl EmbeddedBroker {
 
     /// Stop the broker: SIGTERM, then SIGKILL after 10 s.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Some(false));
+        let _ = self.supervisor.await;
+    }
+
+    /// Kill the broker with SIGKILL, as a crash or a power cut would (for tests).
+    pub async fn kill(self) {
+        let _ = self.stop.send(Some(true));
         let _ = self.supervisor.await;
     }
 }
@@ -321,14 +327,18 @@ async fn supervise(
     metrics: BrokerMetrics,
     up: Arc<AtomicBool>,
     pid: Arc<AtomicU32>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Option<bool>>,
 ) {
     let mut backoff = Duration::from_millis(500);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = stop.changed() => {
-                terminate(&mut child).await;
+                if *stop.borrow() == Some(true) {
+                    let _ = child.kill().await;
+                } else {
+                    terminate(&mut child).await;
+                }
                 up.store(false, Ordering::Relaxed);
                 metrics.up.set(0);
                 return;

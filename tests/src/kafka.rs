@@ -62,6 +62,19 @@ impl TestBroker {
         self.broker = Some(Self::spawn(self.listen, &self.dir).await);
     }
 
+    /// Kill the broker (SIGKILL); [`TestBroker::start_again`] starts it again.
+    pub async fn kill(&mut self) {
+        if let Some(b) = self.broker.take() {
+            b.kill().await;
+        }
+    }
+
+    /// Start a stopped or killed broker again on the same address and data.
+    pub async fn start_again(&mut self) {
+        assert!(self.broker.is_none(), "stop or kill first");
+        self.broker = Some(Self::spawn(self.listen, &self.dir).await);
+    }
+
     /// Stop the broker; [`TestBroker::restart`] starts it again.
     pub async fn stop(&mut self) {
         if let Some(b) = self.broker.take() {

@@ -85,10 +85,31 @@ pub enum FollowEnd {
     DockerError,
 }
 
+/// Shortest quiet period after which the stream is re-opened (Docker's follow can stall
+/// for good at a json-file rotation, moby#37646); doubles while re-opening brings nothing new.
+const IDLE_MIN: Duration = Duration::from_secs(2);
+/// Longest quiet period before re-opening.
+const IDLE_MAX: Duration = Duration::from_secs(30);
+
+enum StreamEnd {
+    /// Docker closed the stream (the container stopped, or the daemon went away).
+    Eof,
+    /// The stream failed.
+    Error,
+    /// Nothing arrived for a while: the stream may be stalled.
+    Idle,
+    /// Kafka refused a record for good: rewind to what was delivered.
+    Failed,
+}
+
 /// Follow a container's logs until it stops, disappears, or the collector shuts down.
+///
+/// One `Run` (what was read and sent) lives across re-opened streams, so re-opening after a
+/// stall or a hiccup neither repeats nor skips a line: Docker re-sends from the `since`
+/// second and the skipper drops what already went through. Only a record Kafka refused
+/// for good starts a new run from the delivered position.
 pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
     let mut shutdown = ctx.shutdown.clone();
-    let mut backoff = Duration::from_millis(200);
     let name: Arc<str> = info
         .source
         .read()
@@ -96,59 +117,162 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
         .container_name
         .clone()
         .into();
-    loop {
+    let mut failures_in_a_row = 0u32;
+    'run: loop {
         let pos = ctx.sink.position(&info.id);
-        let mut run = Run::new(&ctx, &info, &pos, name.clone());
-        let opts = LogsOptionsBuilder::default()
-            .follow(true)
-            .stdout(true)
-            .stderr(true)
-            .timestamps(true)
-            .since(i32::try_from(pos.since_secs()).unwrap_or(0))
-            .build();
-        let mut stream = ctx.docker.logs(&info.id, Some(opts));
-        tracing::debug!(container = %name, since = pos.since_secs(), seq = pos.seq, "following logs");
-        let ended_cleanly = loop {
-            let flush_after = ctx.cfg.multiline_flush;
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => return FollowEnd::Shutdown,
-                item = stream.next() => match item {
-                    Some(Ok(out)) => run.handle(out).await,
-                    Some(Err(e)) => {
-                        tracing::debug!(container = %name, error = %e, "log stream error");
-                        break false;
-                    }
-                    None => break true,
-                },
-                _ = tokio::time::sleep(flush_after), if run.multiline_pending() => run.flush_multiline().await,
-            }
-        };
-        run.flush_all().await;
-        match ctx.docker.inspect_container(&info.id, None).await {
-            Ok(i) if i.state.as_ref().and_then(|s| s.running) == Some(true) => {
-                // The stream ended but the container runs: a log rotation or a daemon
-                // hiccup. Resume from what was delivered.
-                if !ended_cleanly {
-                    ctx.metrics.errors("docker_stream").inc();
-                }
-                tracing::info!(container = %name, "log stream ended while the container runs; resuming");
+        let resend = ctx.sink.take_failure(&info.id);
+        let mut run = Run::new(&ctx, &info, &pos, name.clone(), resend);
+        let mut backoff = Duration::from_millis(200);
+        let mut idle = IDLE_MIN;
+        loop {
+            let since = run.since_secs();
+            let opts = LogsOptionsBuilder::default()
+                .follow(true)
+                .stdout(true)
+                .stderr(true)
+                .timestamps(true)
+                .since(i32::try_from(since).unwrap_or(0))
+                .build();
+            let mut stream = ctx.docker.logs(&info.id, Some(opts));
+            tracing::debug!(container = %name, since, seq = run.next_seq, "following logs");
+            let mut got_new = false;
+            // Only new entries push the deadline back: a stream that keeps re-sending old
+            // entries (seen at json-file rotations) is as stalled as a silent one.
+            let mut deadline = tokio::time::Instant::now() + idle;
+            let end = loop {
+                let flush_after = ctx.cfg.multiline_flush;
                 tokio::select! {
+                    biased;
                     _ = shutdown.changed() => return FollowEnd::Shutdown,
-                    _ = tokio::time::sleep(backoff) => {}
+                    item = stream.next() => match item {
+                        Some(Ok(out)) => {
+                            if run.handle(out).await {
+                                got_new = true;
+                                if !ctx.sink.failed(&info.id) && ctx.sink.pending(&info.id) == 0 {
+                                    failures_in_a_row = 0;
+                                }
+                                idle = IDLE_MIN;
+                                deadline = tokio::time::Instant::now() + idle;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(container = %name, error = %e, "log stream error");
+                            break StreamEnd::Error;
+                        }
+                        None => break StreamEnd::Eof,
+                    },
+                    _ = tokio::time::sleep(flush_after), if run.multiline_pending() => run.flush_multiline().await,
+                    _ = tokio::time::sleep_until(deadline) => break StreamEnd::Idle,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                if ctx.sink.failed(&info.id) {
+                    break StreamEnd::Failed;
+                }
+            };
+            match end {
+                StreamEnd::Failed => {
+                    failures_in_a_row += 1;
+                    tracing::warn!(container = %name, "kafka refused a record; re-reading from the last delivered line");
+                    if !settle_failure(&ctx, &info.id, &mut shutdown, failures_in_a_row).await {
+                        return FollowEnd::Shutdown;
+                    }
+                    continue 'run;
+                }
+                StreamEnd::Idle => {
+                    if !got_new {
+                        idle = (idle * 2).min(IDLE_MAX);
+                    }
+                    continue;
+                }
+                StreamEnd::Eof | StreamEnd::Error => {}
             }
-            Ok(_) => return FollowEnd::Exited,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => return FollowEnd::Gone,
-            Err(e) => {
-                tracing::warn!(container = %name, error = %e, "cannot inspect container after its log stream ended");
-                return FollowEnd::DockerError;
+            match ctx.docker.inspect_container(&info.id, None).await {
+                Ok(i) if i.state.as_ref().and_then(|s| s.running) == Some(true) => {
+                    // The stream ended but the container runs: a log rotation or a daemon
+                    // hiccup. Re-open it; the run keeps what was read.
+                    if matches!(end, StreamEnd::Error) {
+                        ctx.metrics.errors("docker_stream").inc();
+                    }
+                    tracing::info!(container = %name, "log stream ended while the container runs; re-opening");
+                    tokio::select! {
+                        _ = shutdown.changed() => return FollowEnd::Shutdown,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Ok(_) | Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {
+                    // The container stopped (or is gone): send what is buffered and wait for
+                    // Kafka's answer, so that a refused record is read again while Docker
+                    // still has it.
+                    run.flush_all().await;
+                    if !wait_delivered(&ctx, &info.id, &mut shutdown).await {
+                        return FollowEnd::Shutdown;
+                    }
+                    if ctx.sink.failed(&info.id) {
+                        failures_in_a_row += 1;
+                        tracing::warn!(container = %name, "kafka refused a record; re-reading from the last delivered line");
+                        if !settle_failure(&ctx, &info.id, &mut shutdown, failures_in_a_row).await {
+                            return FollowEnd::Shutdown;
+                        }
+                        continue 'run;
+                    }
+                    return if end_gone(&ctx, &info.id).await {
+                        FollowEnd::Gone
+                    } else {
+                        FollowEnd::Exited
+                    };
+                }
+                Err(e) => {
+                    tracing::warn!(container = %name, error = %e, "cannot inspect container after its log stream ended");
+                    return FollowEnd::DockerError;
+                }
             }
         }
     }
+}
+
+/// Wait until Kafka answered for every record of the container sent so far. False on
+/// shutdown.
+async fn wait_delivered(ctx: &FollowCtx, id: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
+    while ctx.sink.pending(id) > 0 {
+        ctx.sink.renew(false);
+        tokio::select! {
+            _ = shutdown.changed() => return false,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    true
+}
+
+/// Before re-reading after a refusal: let every sent record be answered, replace the
+/// producer if it is broken, and pause a moment so a broker that refuses everything (going
+/// down) is not hammered. False on shutdown.
+async fn settle_failure(
+    ctx: &FollowCtx,
+    id: &str,
+    shutdown: &mut watch::Receiver<bool>,
+    failures_in_a_row: u32,
+) -> bool {
+    if !wait_delivered(ctx, id, shutdown).await {
+        return false;
+    }
+    // Refused again right after re-reading: the broker has given up on this producer.
+    ctx.sink.renew(failures_in_a_row >= 2);
+    tokio::select! {
+        _ = shutdown.changed() => false,
+        _ = tokio::time::sleep(Duration::from_secs(1)) => true,
+    }
+}
+
+async fn end_gone(ctx: &FollowCtx, id: &str) -> bool {
+    matches!(
+        ctx.docker.inspect_container(id, None).await,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        })
+    )
 }
 
 /// Lets each Docker log entry through once. It starts at the delivered position (skipping,
@@ -163,6 +287,7 @@ struct Skipper {
     skipped: [u32; 2],
     past: [bool; 2],
     rewinds: u64,
+    opened: bool,
 }
 
 impl Skipper {
@@ -172,6 +297,7 @@ impl Skipper {
             skipped: [0, 0],
             past: [pos.stdout.ts == 0, pos.stderr.ts == 0],
             rewinds: 0,
+            opened: false,
         }
     }
 
@@ -230,6 +356,8 @@ struct Run<'a> {
     partial: PartialJoiner,
     multiline: Option<MultilineJoiner>,
     last_ts: Option<DateTime<Utc>>,
+    /// Sequence numbers Kafka already holds from before a rewind: not sent again.
+    delivered: std::collections::BTreeSet<u64>,
 }
 
 impl<'a> Run<'a> {
@@ -238,6 +366,7 @@ impl<'a> Run<'a> {
         info: &'a ContainerInfo,
         pos: &ContainerPos,
         name: Arc<str>,
+        delivered: std::collections::BTreeSet<u64>,
     ) -> Self {
         Self {
             ctx,
@@ -251,16 +380,37 @@ impl<'a> Run<'a> {
                 MultilineJoiner::new(rule, ctx.cfg.multiline_max_lines, ctx.cfg.max_line_bytes)
             }),
             last_ts: None,
+            delivered,
         }
     }
 
-    async fn handle(&mut self, out: LogOutput) {
+    /// Where to re-open Docker's stream: the earliest second either stream has reached
+    /// (a stream with nothing yet does not hold it back: entries come in file order, so
+    /// everything before the other stream's position was read already). The very first
+    /// open of a run uses the delivered position, where an empty stream means "from the
+    /// start".
+    fn since_secs(&self) -> i64 {
+        let ts: Vec<i64> = self.skipper.pos.iter().map(|p| p.ts).filter(|t| *t > 0).collect();
+        if !self.skipper.opened {
+            return ContainerPos {
+                stdout: self.skipper.pos[0],
+                stderr: self.skipper.pos[1],
+                seq: 0,
+            }
+            .since_secs();
+        }
+        ts.into_iter().min().map_or(0, |t| t / 1_000_000_000)
+    }
+
+    /// Take one entry from Docker; true when it was new (not a replay).
+    async fn handle(&mut self, out: LogOutput) -> bool {
+        self.skipper.opened = true;
         let (stream, bytes) = match out {
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
                 (Stream::Stdout, message)
             }
             LogOutput::StdErr { message } => (Stream::Stderr, message),
-            LogOutput::StdIn { .. } => return,
+            LogOutput::StdIn { .. } => return false,
         };
         let entry = match parse_entry(stream, &bytes) {
             Ok(e) => e,
@@ -282,7 +432,7 @@ impl<'a> Run<'a> {
                 _ => {
                     self.ctx.metrics.errors("frame").inc();
                     tracing::warn!(container = %self.name, error = %e, "unreadable log entry skipped");
-                    return;
+                    return false;
                 }
             },
         };
@@ -295,11 +445,12 @@ impl<'a> Run<'a> {
             tracing::debug!(container = %self.name, "docker re-sent log entries; skipping them");
         }
         if !keep {
-            return;
+            return false;
         }
         for line in self.partial.push(entry) {
             self.line(line).await;
         }
+        true
     }
 
     async fn line(&mut self, line: Joined) {
@@ -339,6 +490,11 @@ impl<'a> Run<'a> {
         let lines = j.text.split('\n').count() as u32;
         let pos = self.pos[i].after(nanos(j.ts), nanos(j.end_ts), lines);
         self.pos[i] = pos;
+        if self.delivered.remove(&seq) {
+            // Kafka has it from before the rewind.
+            self.ctx.sink.mark_delivered(&self.info.id, j.stream, pos, seq);
+            return;
+        }
         let source = self.info.source.read().expect("source lock").clone();
         let rec = LogRecord {
             v: SCHEMA_VERSION,
