@@ -172,7 +172,10 @@ async fn sync_all(
     let list = ctx
         .docker
         .list_containers(Some(
-            ListContainersOptionsBuilder::default().all(true).build(),
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&cfg.filters(None))
+                .build(),
         ))
         .await?;
     let saved_at = ctx.sink.saved_at();

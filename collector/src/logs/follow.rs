@@ -167,6 +167,11 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
                 if ctx.sink.failed(&info.id) {
                     break StreamEnd::Failed;
                 }
+                // Checked here too: a stream that is always ready (re-sending old entries in
+                // a loop) would otherwise never let the deadline branch be polled.
+                if tokio::time::Instant::now() >= deadline {
+                    break StreamEnd::Idle;
+                }
             };
             match end {
                 StreamEnd::Failed => {
@@ -178,6 +183,7 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
                     continue 'run;
                 }
                 StreamEnd::Idle => {
+                    tracing::debug!(container = %name, replays = run.skipper.rewinds, "no new entries for {idle:?}; re-opening the stream");
                     if !got_new {
                         idle = (idle * 2).min(IDLE_MAX);
                     }
