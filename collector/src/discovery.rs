@@ -25,6 +25,7 @@ use crate::{
 #[derive(Debug)]
 struct Tracked {
     source: Arc<RwLock<Source>>,
+    started_again: Arc<std::sync::atomic::AtomicBool>,
     cpu_limit: Option<f64>,
     handle: JoinHandle<FollowEnd>,
 }
@@ -123,6 +124,7 @@ pub async fn run(ctx: FollowCtx, cfg: DiscoveryConfig, tracker: Tracker) {
                 ev = events.next() => match ev {
                     Some(Ok(ev)) => {
                         let id = ev.actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_default();
+                        tracing::debug!(container = %id, action = ?ev.action, "docker event");
                         match ev.action.as_deref() {
                             Some("start") | Some("restart") => ensure(&ctx, &cfg, &tracker, &id).await,
                             Some("rename") => rename(&ctx, &tracker, &id).await,
@@ -141,12 +143,42 @@ pub async fn run(ctx: FollowCtx, cfg: DiscoveryConfig, tracker: Tracker) {
                     }
                 },
                 _ = reap.tick() => {
+                    reap_finished(&ctx, &cfg, &tracker).await;
                     ctx.metrics.containers.set(tracker.count() as i64);
                 }
             }
         }
     }
     wait_followers(&tracker).await;
+}
+
+/// Drop finished followers; start a new one for a container that runs again (its start
+/// event may have arrived while the old follower was finishing).
+async fn reap_finished(ctx: &FollowCtx, cfg: &DiscoveryConfig, tracker: &Tracker) {
+    let finished: Vec<(String, bool)> = tracker
+        .0
+        .lock()
+        .expect("tracker lock")
+        .iter()
+        .filter(|(_, t)| t.handle.is_finished())
+        .map(|(id, t)| {
+            (
+                id.clone(),
+                t.started_again.load(std::sync::atomic::Ordering::SeqCst),
+            )
+        })
+        .collect();
+    for (id, started_again) in finished {
+        let running = matches!(
+            ctx.docker.inspect_container(&id, None).await,
+            Ok(i) if i.state.as_ref().and_then(|s| s.running) == Some(true)
+        );
+        if running || started_again {
+            ensure(ctx, cfg, tracker, &id).await;
+        } else {
+            tracker.0.lock().expect("tracker lock").remove(&id);
+        }
+    }
 }
 
 async fn wait_followers(tracker: &Tracker) {
@@ -196,6 +228,10 @@ async fn ensure(ctx: &FollowCtx, cfg: &DiscoveryConfig, tracker: &Tracker, id: &
         return;
     }
     if let Some(t) = tracker.0.lock().expect("tracker lock").get(id) {
+        // Flag first, then look: a follower that is still finishing sees the flag and goes
+        // on; one that already stopped is replaced below (or by the reaper).
+        t.started_again
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if !t.handle.is_finished() {
             return;
         }
@@ -215,7 +251,9 @@ async fn ensure(ctx: &FollowCtx, cfg: &DiscoveryConfig, tracker: &Tracker, id: &
             None
         }
     };
+    let started_again = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let info = ContainerInfo {
+        started_again: started_again.clone(),
         id: id.into(),
         source: Arc::new(RwLock::new(source.clone())),
         tty: tags::is_tty(&inspect),
@@ -223,6 +261,7 @@ async fn ensure(ctx: &FollowCtx, cfg: &DiscoveryConfig, tracker: &Tracker, id: &
     };
     tracing::info!(container = %source.container_name, app = %source.app, "collecting");
     let tracked = Tracked {
+        started_again,
         source: info.source.clone(),
         cpu_limit: tags::cpu_limit(&inspect),
         handle: tokio::spawn(follow(ctx.clone(), info)),

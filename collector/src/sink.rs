@@ -116,7 +116,10 @@ impl ProducerContext for AckContext {
                 if let Some(p) = st.pending.get_mut(&container) {
                     *p = p.saturating_sub(1);
                 }
-                let failure = st.failures.entry(container.clone()).or_insert((seq, Default::default()));
+                let failure = st
+                    .failures
+                    .entry(container.clone())
+                    .or_insert((seq, Default::default()));
                 failure.0 = failure.0.min(seq);
                 failure.1.retain(|s| *s < failure.0);
                 drop(st);

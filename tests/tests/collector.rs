@@ -47,7 +47,11 @@ async fn setup() -> (TestBroker, String, String) {
 }
 
 /// Start a container carrying this test's label.
-async fn run(d: &bollard::Docker, label: &str, mut spec: Spec) -> (drover_tests::docker::ContainerGuard, String) {
+async fn run(
+    d: &bollard::Docker,
+    label: &str,
+    mut spec: Spec,
+) -> (drover_tests::docker::ContainerGuard, String) {
     spec.labels.insert("drover.test".into(), label.into());
     start(d, spec).await
 }
@@ -105,7 +109,10 @@ fn assert_exactly_once(records: &[LogRecord], n: u64, logs: &str) {
                 .iter()
                 .map(|r| format!("seq={} ts={} line={:?}", r.seq, r.ts, r.line))
                 .collect();
-            panic!("{stream:?} lines out of order at {i}:\n{}\n{logs}", around.join("\n"));
+            panic!(
+                "{stream:?} lines out of order at {i}:\n{}\n{logs}",
+                around.join("\n")
+            );
         }
     }
     lines.sort_unstable();
@@ -429,5 +436,9 @@ async fn engine_reports_block_io(d: &bollard::Docker) -> bool {
         .and_then(|b| b.io_service_bytes_recursive)
         .unwrap_or_default()
         .iter()
-        .any(|e| e.op.as_deref().is_some_and(|op| op.eq_ignore_ascii_case("write")) && e.value.unwrap_or(0) > 0)
+        .any(|e| {
+            e.op.as_deref()
+                .is_some_and(|op| op.eq_ignore_ascii_case("write"))
+                && e.value.unwrap_or(0) > 0
+        })
 }

@@ -70,6 +70,9 @@ pub struct ContainerInfo {
     pub tty: bool,
     /// Multi-line joining chosen by the `drover.multiline` label.
     pub multiline: Option<MultilineRule>,
+    /// Set by discovery when the container started again while this follower was still
+    /// finishing: the follower then goes on instead of stopping.
+    pub started_again: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why a follower stopped.
@@ -189,7 +192,9 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
                     }
                     continue;
                 }
-                StreamEnd::Eof | StreamEnd::Error => {}
+                StreamEnd::Eof | StreamEnd::Error => {
+                    tracing::debug!(container = %name, eof = matches!(end, StreamEnd::Eof), "log stream ended");
+                }
             }
             match ctx.docker.inspect_container(&info.id, None).await {
                 Ok(i) if i.state.as_ref().and_then(|s| s.running) == Some(true) => {
@@ -205,13 +210,15 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
-                Ok(_) | Err(bollard::errors::Error::DockerResponseServerError {
+                Ok(_)
+                | Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 404, ..
                 }) => {
                     // The container stopped (or is gone): send what is buffered and wait for
                     // Kafka's answer, so that a refused record is read again while Docker
                     // still has it.
                     run.flush_all().await;
+                    tracing::debug!(container = %name, "container stopped; waiting for kafka");
                     if !wait_delivered(&ctx, &info.id, &mut shutdown).await {
                         return FollowEnd::Shutdown;
                     }
@@ -223,11 +230,19 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
                         }
                         continue 'run;
                     }
-                    return if end_gone(&ctx, &info.id).await {
-                        FollowEnd::Gone
-                    } else {
-                        FollowEnd::Exited
-                    };
+                    // It may have been started again meanwhile (its start event found this
+                    // follower still busy): then go on following it.
+                    if info
+                        .started_again
+                        .swap(false, std::sync::atomic::Ordering::SeqCst)
+                    {
+                        continue;
+                    }
+                    match ctx.docker.inspect_container(&info.id, None).await {
+                        Ok(i) if i.state.as_ref().and_then(|s| s.running) == Some(true) => continue,
+                        Ok(_) => return FollowEnd::Exited,
+                        Err(_) => return FollowEnd::Gone,
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(container = %name, error = %e, "cannot inspect container after its log stream ended");
@@ -241,7 +256,16 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
 /// Wait until Kafka answered for every record of the container sent so far. False on
 /// shutdown.
 async fn wait_delivered(ctx: &FollowCtx, id: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let mut waited = 0u32;
     while ctx.sink.pending(id) > 0 {
+        waited += 1;
+        if waited % 100 == 0 {
+            tracing::debug!(
+                container = id,
+                pending = ctx.sink.pending(id),
+                "waiting for kafka to answer"
+            );
+        }
         ctx.sink.renew(false);
         tokio::select! {
             _ = shutdown.changed() => return false,
@@ -269,16 +293,6 @@ async fn settle_failure(
         _ = shutdown.changed() => false,
         _ = tokio::time::sleep(Duration::from_secs(1)) => true,
     }
-}
-
-async fn end_gone(ctx: &FollowCtx, id: &str) -> bool {
-    matches!(
-        ctx.docker.inspect_container(id, None).await,
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        })
-    )
 }
 
 /// Lets each Docker log entry through once. It starts at the delivered position (skipping,
@@ -396,7 +410,13 @@ impl<'a> Run<'a> {
     /// open of a run uses the delivered position, where an empty stream means "from the
     /// start".
     fn since_secs(&self) -> i64 {
-        let ts: Vec<i64> = self.skipper.pos.iter().map(|p| p.ts).filter(|t| *t > 0).collect();
+        let ts: Vec<i64> = self
+            .skipper
+            .pos
+            .iter()
+            .map(|p| p.ts)
+            .filter(|t| *t > 0)
+            .collect();
         if !self.skipper.opened {
             return ContainerPos {
                 stdout: self.skipper.pos[0],
@@ -498,7 +518,9 @@ impl<'a> Run<'a> {
         self.pos[i] = pos;
         if self.delivered.remove(&seq) {
             // Kafka has it from before the rewind.
-            self.ctx.sink.mark_delivered(&self.info.id, j.stream, pos, seq);
+            self.ctx
+                .sink
+                .mark_delivered(&self.info.id, j.stream, pos, seq);
             return;
         }
         let source = self.info.source.read().expect("source lock").clone();
