@@ -259,7 +259,7 @@ async fn wait_delivered(ctx: &FollowCtx, id: &str, shutdown: &mut watch::Receive
     let mut waited = 0u32;
     while ctx.sink.pending(id) > 0 {
         waited += 1;
-        if waited % 100 == 0 {
+        if waited.is_multiple_of(100) {
             tracing::debug!(
                 container = id,
                 pending = ctx.sink.pending(id),
