@@ -60,6 +60,8 @@ pub struct Spec {
     pub memory: Option<i64>,
     /// Allocate a TTY.
     pub tty: bool,
+    /// json-file `max-size` (e.g. `1m`): rotate the log that often.
+    pub log_max_size: Option<String>,
 }
 
 impl Spec {
@@ -85,7 +87,7 @@ impl Spec {
 /// the full container ID.
 pub async fn start(docker: &Docker, spec: Spec) -> (ContainerGuard, String) {
     use bollard::{
-        models::{ContainerCreateBody, HostConfig},
+        models::{ContainerCreateBody, HostConfig, HostConfigLogConfig},
         query_parameters::CreateContainerOptionsBuilder,
     };
     ensure_images();
@@ -102,6 +104,13 @@ pub async fn start(docker: &Docker, spec: Spec) -> (ContainerGuard, String) {
         tty: Some(spec.tty),
         host_config: Some(HostConfig {
             memory: spec.memory,
+            log_config: spec.log_max_size.as_ref().map(|size| HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(std::collections::HashMap::from([
+                    ("max-size".to_string(), size.clone()),
+                    ("max-file".to_string(), "5".to_string()),
+                ])),
+            }),
             ..Default::default()
         }),
         ..Default::default()

@@ -139,6 +139,10 @@ fn assert_exactly_once(records: &[LogRecord], n: u64, logs: &str) {
     );
 }
 
+/// 100,000 lines while the collector is killed twice, the json-file log rotates (this
+/// machine kind's daemon rotates at 10 MB, about 78,000 of these lines), and a second reader
+/// (`docker logs -f`) follows the same log — Docker then sometimes ends or stalls the
+/// collector's stream at the rotation (moby#37646).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_lines_exactly_once_across_collector_crashes() {
     let (_broker, brokers, label) = setup().await;
@@ -158,6 +162,7 @@ async fn hundred_thousand_lines_exactly_once_across_collector_crashes() {
         },
     )
     .await;
+    let _other_reader = other_reader(&id);
     // Crash the collector twice while the container prints.
     for pause in [2, 3] {
         tokio::time::sleep(Duration::from_secs(pause)).await;
@@ -441,4 +446,27 @@ async fn engine_reports_block_io(d: &bollard::Docker) -> bool {
                 .is_some_and(|op| op.eq_ignore_ascii_case("write"))
                 && e.value.unwrap_or(0) > 0
         })
+}
+
+/// A second `docker logs -f` on the same container (None when DROVER_TEST_NO_SECOND_READER is set).
+fn other_reader(id: &str) -> Option<KillOnDrop> {
+    if std::env::var_os("DROVER_TEST_NO_SECOND_READER").is_some() {
+        return None;
+    }
+    std::process::Command::new("docker")
+        .args(["logs", "-f", id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .ok()
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -210,6 +210,13 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
+                Ok(_) if got_new => {
+                    // Stopped. Docker's stream can end early when it missed a json-file
+                    // rotation (another reader of the same log took the notification):
+                    // read once more from where we are until a read brings nothing new.
+                    tracing::debug!(container = %name, "container stopped; reading its log once more");
+                    continue;
+                }
                 Ok(_)
                 | Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 404, ..
@@ -295,19 +302,61 @@ async fn settle_failure(
     }
 }
 
-/// Lets each Docker log entry through once. It starts at the delivered position (skipping,
-/// per stream, every entry older than it and, at its timestamp, the first `lines_at_ts`
-/// complete lines), then tracks the position of the entries it let through. Docker's
-/// follow stream sometimes re-sends a few entries it already sent (seen with json-file on
-/// Docker 20.10); an entry older than the position is such a rewind, and the skipper then
-/// skips again up to the position.
+/// Lets each Docker log entry through once.
+///
+/// After a restart it starts at the delivered position: per stream, every entry older than
+/// it is skipped, and at its timestamp the first `lines_at_ts` complete lines. From then on
+/// it remembers the keys (stream, timestamp, text) of the last [`RECENT`] entries it let
+/// through: Docker's follow stream (json-file, Docker 20.10) re-sends entries, and across
+/// a log rotation also delivers some late, out of order. An entry behind the position is
+/// dropped when its key was seen (a re-send) and let through when not (a late one).
 #[derive(Debug)]
 struct Skipper {
     pos: [StreamPos; 2],
     skipped: [u32; 2],
     past: [bool; 2],
+    /// Entries dropped as re-sent.
     rewinds: u64,
+    /// Entries let through behind the position (out of order).
+    late: u64,
     opened: bool,
+    recent: Recent,
+}
+
+/// How many entry keys the skipper remembers.
+const RECENT: usize = 65_536;
+
+#[derive(Debug, Default)]
+struct Recent {
+    order: std::collections::VecDeque<(i64, u64)>,
+    keys: std::collections::HashSet<u64>,
+}
+
+impl Recent {
+    fn key(e: &Entry) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        idx(e.stream).hash(&mut h);
+        nanos(e.ts).hash(&mut h);
+        e.bytes.hash(&mut h);
+        e.partial.hash(&mut h);
+        h.finish()
+    }
+
+    fn insert(&mut self, ts: i64, key: u64) {
+        if self.order.len() == RECENT {
+            if let Some((_, old)) = self.order.pop_front() {
+                self.keys.remove(&old);
+            }
+        }
+        self.order.push_back((ts, key));
+        self.keys.insert(key);
+    }
+
+    /// Timestamp of the oldest remembered entry.
+    fn oldest(&self) -> Option<i64> {
+        self.order.iter().map(|(ts, _)| *ts).min()
+    }
 }
 
 impl Skipper {
@@ -317,7 +366,9 @@ impl Skipper {
             skipped: [0, 0],
             past: [pos.stdout.ts == 0, pos.stderr.ts == 0],
             rewinds: 0,
+            late: 0,
             opened: false,
+            recent: Recent::default(),
         }
     }
 
@@ -325,12 +376,7 @@ impl Skipper {
         let i = idx(e.stream);
         let ts = nanos(e.ts);
         let p = self.pos[i];
-        if self.past[i] && ts < p.ts {
-            // Docker went back: skip until we are past what we already let through.
-            self.rewinds += 1;
-            self.past[i] = false;
-            self.skipped[i] = 0;
-        }
+        let key = Recent::key(e);
         if !self.past[i] {
             if ts < p.ts {
                 return false;
@@ -342,7 +388,24 @@ impl Skipper {
                 return false;
             }
             self.past[i] = true;
+        } else if ts <= p.ts {
+            if self.recent.keys.contains(&key) {
+                self.rewinds += 1;
+                return false;
+            }
+            if ts < p.ts {
+                if self.recent.oldest().is_none_or(|oldest| ts < oldest) {
+                    // Older than anything remembered: it went through long ago.
+                    self.rewinds += 1;
+                    return false;
+                }
+                // Not seen: Docker delivers it late. Let it through; the position stays.
+                self.late += 1;
+                self.recent.insert(ts, key);
+                return true;
+            }
         }
+        self.recent.insert(ts, key);
         let done = u32::from(!e.partial);
         self.pos[i] = if ts == p.ts {
             StreamPos {
@@ -464,11 +527,13 @@ impl<'a> Run<'a> {
         };
         self.last_ts = Some(entry.ts);
         self.ctx.metrics.read(&self.name, nanos(entry.ts));
-        let rewinds = self.skipper.rewinds;
+        let (rewinds, late) = (self.skipper.rewinds, self.skipper.late);
         let keep = self.skipper.keep(&entry);
         if self.skipper.rewinds != rewinds {
             self.ctx.metrics.errors("docker_replay").inc();
-            tracing::debug!(container = %self.name, "docker re-sent log entries; skipping them");
+        }
+        if self.skipper.late != late {
+            self.ctx.metrics.errors("docker_out_of_order").inc();
         }
         if !keep {
             return false;
@@ -515,6 +580,12 @@ impl<'a> Run<'a> {
         let i = idx(j.stream);
         let lines = j.text.split('\n').count() as u32;
         let pos = self.pos[i].after(nanos(j.ts), nanos(j.end_ts), lines);
+        // A late entry (see `Skipper`) does not move the position back.
+        let pos = if (pos.ts, pos.lines_at_ts) < (self.pos[i].ts, self.pos[i].lines_at_ts) {
+            self.pos[i]
+        } else {
+            pos
+        };
         self.pos[i] = pos;
         if self.delivered.remove(&seq) {
             // Kafka has it from before the rewind.
@@ -546,17 +617,21 @@ mod tests {
 
     use super::*;
 
-    fn entry(stream: Stream, ts: i64, partial: bool) -> Entry {
+    fn entry(stream: Stream, ts: i64, text: &str, partial: bool) -> Entry {
         Entry {
             ts: Utc.timestamp_nanos(ts),
             stream,
-            bytes: b"x".to_vec(),
+            bytes: text.as_bytes().to_vec(),
             partial,
         }
     }
 
+    fn line(ts: i64) -> Entry {
+        entry(Stream::Stdout, ts, &format!("line {ts}"), false)
+    }
+
     #[test]
-    fn skipper_skips_delivered_lines_per_stream() {
+    fn after_a_restart_skips_what_was_delivered_per_stream() {
         let pos = ContainerPos {
             stdout: StreamPos {
                 ts: 100,
@@ -566,36 +641,74 @@ mod tests {
             seq: 7,
         };
         let mut s = Skipper::new(&pos);
-        assert!(!s.keep(&entry(Stream::Stdout, 90, false)), "older");
+        let out = |ts, text: &str, partial| entry(Stream::Stdout, ts, text, partial);
+        assert!(!s.keep(&out(90, "old", false)), "older");
         assert!(
-            s.keep(&entry(Stream::Stderr, 50, false)),
+            s.keep(&entry(Stream::Stderr, 50, "err", false)),
             "stderr had nothing delivered"
         );
         assert!(
-            !s.keep(&entry(Stream::Stdout, 100, true)),
+            !s.keep(&out(100, "a1", true)),
             "chunk of the 1st line at ts"
         );
-        assert!(
-            !s.keep(&entry(Stream::Stdout, 100, false)),
-            "1st line at ts"
+        assert!(!s.keep(&out(100, "a2", false)), "1st line at ts");
+        assert!(!s.keep(&out(100, "b", false)), "2nd line at ts");
+        assert!(s.keep(&out(100, "c", false)), "3rd line at ts is new");
+        assert!(s.keep(&out(101, "d", false)), "new");
+        assert_eq!(
+            s.pos[0],
+            StreamPos {
+                ts: 101,
+                lines_at_ts: 1
+            }
         );
-        assert!(
-            !s.keep(&entry(Stream::Stdout, 100, false)),
-            "2nd line at ts"
+    }
+
+    #[test]
+    fn drops_what_docker_re_sends() {
+        let mut s = Skipper::new(&ContainerPos::default());
+        for ts in [1, 2, 3, 4, 5] {
+            assert!(s.keep(&line(ts)));
+        }
+        // Docker re-sends 3, 4, 5, then goes on with 6.
+        for ts in [3, 4, 5] {
+            assert!(!s.keep(&line(ts)), "re-sent {ts}");
+        }
+        assert!(s.keep(&line(6)));
+        assert_eq!(s.rewinds, 3);
+        assert_eq!(s.late, 0);
+    }
+
+    #[test]
+    fn lets_late_entries_through_once() {
+        let mut s = Skipper::new(&ContainerPos::default());
+        // Across a rotation Docker delivers 4 and 5 after 6.
+        for ts in [1, 2, 3, 6] {
+            assert!(s.keep(&line(ts)));
+        }
+        assert!(s.keep(&line(4)), "late, never seen");
+        assert!(s.keep(&line(5)), "late, never seen");
+        assert!(!s.keep(&line(4)), "and not twice");
+        assert!(s.keep(&line(7)));
+        assert_eq!(s.late, 2);
+        assert_eq!(s.pos[0].ts, 7, "late entries do not move the position back");
+    }
+
+    #[test]
+    fn chunks_of_one_long_line_share_a_timestamp() {
+        let mut s = Skipper::new(&ContainerPos::default());
+        let chunk = |text: &str, partial| entry(Stream::Stdout, 7, text, partial);
+        assert!(s.keep(&chunk("aaa", true)));
+        assert!(s.keep(&chunk("bbb", true)));
+        assert!(s.keep(&chunk("c", false)));
+        assert_eq!(
+            s.pos[0],
+            StreamPos {
+                ts: 7,
+                lines_at_ts: 1
+            }
         );
-        assert!(
-            s.keep(&entry(Stream::Stdout, 100, false)),
-            "3rd line at ts is new"
-        );
-        assert!(
-            !s.keep(&entry(Stream::Stdout, 99, false)),
-            "older than what went through"
-        );
-        assert!(
-            !s.keep(&entry(Stream::Stdout, 100, false)),
-            "replayed 3rd line"
-        );
-        assert!(s.keep(&entry(Stream::Stdout, 101, false)), "new");
-        assert_eq!(s.rewinds, 1);
+        assert!(!s.keep(&chunk("aaa", true)), "re-sent chunk");
+        assert!(!s.keep(&chunk("c", false)), "re-sent end");
     }
 }

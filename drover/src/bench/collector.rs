@@ -1,0 +1,493 @@
+//! `drover bench collector`: lines/s and MB/s the collector ships from Docker to Kafka, from
+//! one container and from many, with its CPU and memory; in the same run the baseline
+//! `docker logs -f CONTAINER | python3 confluent-kafka producer` for the same container and
+//! broker; and the CPU cost of stats sampling per 100 containers.
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use bollard::{
+    models::ContainerCreateBody,
+    query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder},
+    Docker,
+};
+use clap::Args;
+use drover_collector::{CollectorConfig, CollectorMetrics};
+use drover_kafka::{
+    admin,
+    embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker},
+};
+use serde::Serialize;
+use tokio::sync::watch;
+
+const BASELINE: &str = include_str!("docker_logs_producer.py");
+
+/// Options of `drover bench collector`.
+#[derive(Debug, Args)]
+pub struct CollectorBenchArgs {
+    /// Kafka bootstrap servers; default: an embedded broker in a temporary directory.
+    #[arg(long, value_name = "BROKERS")]
+    brokers: Option<String>,
+    /// Lines printed by the single container.
+    #[arg(long, default_value_t = 100_000)]
+    lines: u64,
+    /// Containers in the many-containers run (each prints lines/containers lines).
+    #[arg(long, default_value_t = 50)]
+    containers: u64,
+    /// Idle containers for the stats-cost run (0 skips it).
+    #[arg(long, default_value_t = 100)]
+    stats_containers: u64,
+    /// How long to measure the stats cost (at a 10 s interval).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    stats_duration: Duration,
+    /// Image of the log-printing app (built by tests/images/build.sh).
+    #[arg(long, default_value = "drover-demo:latest")]
+    image: String,
+    /// Image for the idle containers.
+    #[arg(long, default_value = "drover-busybox:latest")]
+    idle_image: String,
+    /// Python interpreter with confluent-kafka for the baseline.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Run {
+    what: String,
+    lines: u64,
+    bytes: u64,
+    secs: f64,
+    lines_per_sec: f64,
+    mb_per_sec: f64,
+    /// CPU of the shipping process in percent of one core (collector: this process).
+    cpu_pct: Option<f64>,
+    /// Peak resident memory of the collector (this process), MiB.
+    peak_rss_mib: Option<f64>,
+}
+
+impl Run {
+    fn new(what: &str, lines: u64, bytes: u64, secs: f64) -> Self {
+        let secs = secs.max(1e-9);
+        Self {
+            what: what.into(),
+            lines,
+            bytes,
+            secs,
+            lines_per_sec: lines as f64 / secs,
+            mb_per_sec: bytes as f64 / secs / 1e6,
+            cpu_pct: None,
+            peak_rss_mib: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    broker: String,
+    single: Run,
+    baseline: Option<Run>,
+    baseline_error: Option<String>,
+    ratio_vs_baseline: Option<f64>,
+    many: Run,
+    stats_cpu_pct_per_100_containers: Option<f64>,
+}
+
+/// Run the benchmark.
+pub async fn run(args: CollectorBenchArgs) -> anyhow::Result<()> {
+    let docker = Docker::connect_with_local_defaults()?
+        .negotiate_version()
+        .await
+        .context("the Docker engine does not answer")?;
+    for image in [&args.image, &args.idle_image] {
+        docker.inspect_image(image).await.with_context(|| {
+            format!("image {image} not found: build it with tests/images/build.sh")
+        })?;
+    }
+    let tmp = tempfile::tempdir()?;
+    let (brokers, broker, label) = match &args.brokers {
+        Some(b) => {
+            admin::check_reachable(b, Duration::from_secs(5)).await?;
+            (b.clone(), None, format!("{b} (external)"))
+        }
+        None => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let cfg = BrokerConfig::new(([127, 0, 0, 1], port).into(), tmp.path().join("broker"));
+            eprintln!("starting an embedded broker on 127.0.0.1:{port}…");
+            let b = EmbeddedBroker::start(cfg, BrokerMetrics::default()).await?;
+            (
+                b.bootstrap(),
+                Some(b),
+                format!("127.0.0.1:{port} (embedded tansu, sqlite)"),
+            )
+        }
+    };
+    let mut cleanup = Vec::new();
+    let result = measure(&args, &docker, &brokers, label, tmp.path(), &mut cleanup).await;
+    eprintln!("removing {} bench containers…", cleanup.len());
+    for id in cleanup {
+        let _ = docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+            )
+            .await;
+    }
+    if let Some(b) = broker {
+        b.stop().await;
+    }
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+async fn measure(
+    args: &CollectorBenchArgs,
+    docker: &Docker,
+    brokers: &str,
+    broker_label: String,
+    dir: &std::path::Path,
+    cleanup: &mut Vec<String>,
+) -> anyhow::Result<Report> {
+    admin::ensure_topics(brokers, &admin::default_topics(3)).await?;
+    let run_id = std::process::id();
+
+    // 1. One container: fill its log, then ship it all.
+    eprintln!("single container: printing {} lines…", args.lines);
+    let single_label = format!("bench-single-{run_id}");
+    let id = start(docker, &args.image, &single_label, args.lines, cleanup).await?;
+    wait_exit(docker, &[id.clone()]).await?;
+    let bytes = log_bytes(docker, &id).await?;
+    eprintln!("single container: collector shipping…");
+    let single = ship(
+        brokers,
+        &single_label,
+        dir.join("c1"),
+        args.lines,
+        bytes,
+        "collector, 1 container",
+    )
+    .await?;
+
+    eprintln!("single container: baseline docker logs -f | python confluent-kafka…");
+    let (baseline, baseline_error) = match baseline(args, brokers, &id, args.lines, bytes).await {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+
+    // 2. Many containers.
+    let per = (args.lines / args.containers.max(1)).max(1);
+    eprintln!("{} containers: printing {per} lines each…", args.containers);
+    let many_label = format!("bench-many-{run_id}");
+    let mut ids = Vec::new();
+    for _ in 0..args.containers {
+        ids.push(start(docker, &args.image, &many_label, per, cleanup).await?);
+    }
+    wait_exit(docker, &ids).await?;
+    let mut many_bytes = 0;
+    for id in &ids {
+        many_bytes += log_bytes(docker, id).await?;
+    }
+    eprintln!("{} containers: collector shipping…", args.containers);
+    let many = ship(
+        brokers,
+        &many_label,
+        dir.join("c2"),
+        per * args.containers,
+        many_bytes,
+        &format!("collector, {} containers", args.containers),
+    )
+    .await?;
+
+    // 3. Stats cost.
+    let stats = if args.stats_containers > 0 {
+        Some(stats_cost(args, docker, brokers, dir.join("c3"), cleanup).await?)
+    } else {
+        None
+    };
+
+    Ok(Report {
+        broker: broker_label,
+        ratio_vs_baseline: baseline
+            .as_ref()
+            .map(|b| single.lines_per_sec / b.lines_per_sec),
+        single,
+        baseline,
+        baseline_error,
+        many,
+        stats_cpu_pct_per_100_containers: stats,
+    })
+}
+
+async fn start(
+    docker: &Docker,
+    image: &str,
+    label: &str,
+    lines: u64,
+    cleanup: &mut Vec<String>,
+) -> anyhow::Result<String> {
+    let body = ContainerCreateBody {
+        image: Some(image.into()),
+        env: Some(vec![
+            format!("EXIT_AFTER_LINES={lines}"),
+            "LOG_RATE=0".into(),
+            "LOG_FORMAT=mixed".into(),
+        ]),
+        labels: Some(HashMap::from([(
+            "drover.bench".to_string(),
+            label.to_string(),
+        )])),
+        ..Default::default()
+    };
+    let name = format!("{label}-{}", cleanup.len());
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            body,
+        )
+        .await?;
+    cleanup.push(created.id.clone());
+    docker.start_container(&created.id, None).await?;
+    Ok(created.id)
+}
+
+async fn wait_exit(docker: &Docker, ids: &[String]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for id in ids {
+        loop {
+            let i = docker.inspect_container(id, None).await?;
+            if i.state.and_then(|s| s.running) == Some(false) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("container {id} still running after 300s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of log text the container printed (without newlines), from its log file size as
+/// Docker reports it is not available over the API, so count them from the logs.
+async fn log_bytes(docker: &Docker, id: &str) -> anyhow::Result<u64> {
+    use futures::StreamExt;
+    let opts = bollard::query_parameters::LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut stream = docker.logs(id, Some(opts));
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        bytes += chunk?.into_bytes().len().saturating_sub(1) as u64;
+    }
+    Ok(bytes)
+}
+
+/// Run a collector (in this process) over the labelled containers until `lines` records
+/// are acknowledged.
+async fn ship(
+    brokers: &str,
+    label: &str,
+    dir: std::path::PathBuf,
+    lines: u64,
+    bytes: u64,
+    what: &str,
+) -> anyhow::Result<Run> {
+    let mut cfg = CollectorConfig::new(brokers, dir);
+    cfg.include_labels = vec![format!("drover.bench={label}")];
+    cfg.stats_interval = Duration::from_secs(3600);
+    let metrics = CollectorMetrics::default();
+    let (stop, stop_rx) = watch::channel(false);
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    let task = tokio::spawn(drover_collector::run(cfg, metrics.clone(), stop_rx));
+    let deadline = start + Duration::from_secs(600);
+    while metrics.lines.get() < lines {
+        if Instant::now() > deadline || task.is_finished() {
+            let _ = stop.send(true);
+            bail!(
+                "{what}: only {} of {lines} lines shipped",
+                metrics.lines.get()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    let _ = stop.send(true);
+    let _ = task.await;
+    let mut r = Run::new(what, lines, bytes, secs);
+    r.cpu_pct = Some(cpu / secs * 100.0);
+    r.peak_rss_mib = peak_rss_mib();
+    Ok(r)
+}
+
+async fn baseline(
+    args: &CollectorBenchArgs,
+    brokers: &str,
+    id: &str,
+    lines: u64,
+    bytes: u64,
+) -> anyhow::Result<Run> {
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("docker_logs_producer.py");
+    std::fs::write(&script, BASELINE)?;
+    let start = Instant::now();
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; docker logs -f --timestamps {id} 2>&1 | {} {} {} {} {id}",
+            args.python,
+            script.display(),
+            brokers,
+            drover_schema::topics::LOGS
+        ))
+        .output()
+        .await?;
+    let secs = start.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "baseline failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let delivered: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .with_context(|| format!("baseline output: {}", String::from_utf8_lossy(&out.stdout)))?;
+    if delivered != lines {
+        bail!("baseline delivered {delivered} of {lines} lines");
+    }
+    Ok(Run::new(
+        "baseline: docker logs -f | python confluent-kafka",
+        lines,
+        bytes,
+        secs,
+    ))
+}
+
+async fn stats_cost(
+    args: &CollectorBenchArgs,
+    docker: &Docker,
+    brokers: &str,
+    dir: std::path::PathBuf,
+    cleanup: &mut Vec<String>,
+) -> anyhow::Result<f64> {
+    let label = format!("bench-stats-{}", std::process::id());
+    eprintln!(
+        "stats cost: starting {} idle containers…",
+        args.stats_containers
+    );
+    for i in 0..args.stats_containers {
+        let body = ContainerCreateBody {
+            image: Some(args.idle_image.clone()),
+            cmd: Some(vec!["sleep".into(), "3600".into()]),
+            labels: Some(HashMap::from([("drover.bench".to_string(), label.clone())])),
+            ..Default::default()
+        };
+        let name = format!("{label}-{i}");
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                body,
+            )
+            .await?;
+        cleanup.push(created.id.clone());
+        docker.start_container(&created.id, None).await?;
+    }
+    let mut cfg = CollectorConfig::new(brokers, dir);
+    cfg.include_labels = vec![format!("drover.bench={label}")];
+    cfg.stats_interval = Duration::from_secs(10);
+    let metrics = CollectorMetrics::default();
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(drover_collector::run(cfg, metrics.clone(), stop_rx));
+    // Let it find the containers, then measure whole intervals.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    eprintln!(
+        "stats cost: measuring for {:?} at a 10s interval…",
+        args.stats_duration
+    );
+    let cpu0 = cpu_seconds();
+    let samples0 = metrics.stats_samples.get();
+    let start = Instant::now();
+    tokio::time::sleep(args.stats_duration).await;
+    let cpu = cpu_seconds() - cpu0;
+    let secs = start.elapsed().as_secs_f64();
+    let samples = metrics.stats_samples.get() - samples0;
+    let _ = stop.send(true);
+    let _ = task.await;
+    if samples == 0 {
+        bail!("no stats sample was shipped during the stats-cost run");
+    }
+    Ok(cpu / secs * 100.0 * 100.0 / args.stats_containers as f64)
+}
+
+/// This process's user + system CPU seconds.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let t = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (t(11) + t(12)) / 100.0
+}
+
+/// Peak resident memory of this process (VmHWM), MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn print_report(r: &Report) {
+    println!("collector: broker {}", r.broker);
+    println!(
+        "{:<52} {:>10} {:>12} {:>8} {:>8} {:>10}",
+        "run", "lines", "lines/s", "MB/s", "CPU %", "peak MiB"
+    );
+    for run in std::iter::once(&r.single)
+        .chain(r.baseline.as_ref())
+        .chain(std::iter::once(&r.many))
+    {
+        println!(
+            "{:<52} {:>10} {:>12.0} {:>8.2} {:>8} {:>10}",
+            run.what,
+            run.lines,
+            run.lines_per_sec,
+            run.mb_per_sec,
+            run.cpu_pct.map_or("-".into(), |c| format!("{c:.0}")),
+            run.peak_rss_mib.map_or("-".into(), |m| format!("{m:.1}")),
+        );
+    }
+    match r.ratio_vs_baseline {
+        Some(x) => println!("collector / baseline (1 container): {x:.2}x"),
+        None => println!(
+            "baseline: {}",
+            r.baseline_error.as_deref().unwrap_or("not measured")
+        ),
+    }
+    if let Some(s) = r.stats_cpu_pct_per_100_containers {
+        println!("stats sampling cost: {s:.1}% of one core per 100 containers at a 10s interval");
+    }
+}

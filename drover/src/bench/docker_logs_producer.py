@@ -1,0 +1,34 @@
+"""Baseline for `drover bench collector`: `docker logs -f CONTAINER | python3 THIS BROKERS TOPIC KEY`.
+Produces every stdin line as one message (key = the container ID, like the collector), with the
+same settings as the collector (idempotent, acks=all, lz4), and prints how many were acknowledged."""
+import sys
+
+from confluent_kafka import Producer
+
+brokers, topic, key = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+delivered = 0
+
+
+def on_delivery(err, _msg):
+    global delivered
+    if err is None:
+        delivered += 1
+
+
+p = Producer({
+    "bootstrap.servers": brokers,
+    "acks": "all",
+    "enable.idempotence": True,
+    "compression.type": "lz4",
+    "linger.ms": 20,
+})
+for line in sys.stdin.buffer:
+    while True:
+        try:
+            p.produce(topic, line.rstrip(b"\n"), key=key, on_delivery=on_delivery)
+            break
+        except BufferError:
+            p.poll(0.001)
+    p.poll(0)
+p.flush(120)
+print(delivered)
