@@ -166,7 +166,7 @@ async fn measure(
     eprintln!("single container: printing {} lines…", args.lines);
     let single_label = format!("bench-single-{run_id}");
     let id = start(docker, &args.image, &single_label, args.lines, cleanup).await?;
-    wait_exit(docker, &[id.clone()]).await?;
+    wait_exit(docker, std::slice::from_ref(&id)).await?;
     let bytes = log_bytes(docker, &id).await?;
     eprintln!("single container: collector shipping…");
     let single = ship(
