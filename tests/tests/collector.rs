@@ -271,7 +271,11 @@ echo after the trace"#;
     assert_eq!(
         records[0].line.len(),
         100_000,
-        "the 100 KB line arrives whole"
+        "the 100 KB line arrives whole; records: {:?}\n{logs}",
+        records
+            .iter()
+            .map(|r| (r.seq, r.ts, r.end_ts, r.line.len()))
+            .collect::<Vec<_>>()
     );
     assert!(records[0].line.bytes().all(|b| b == b'a'));
     assert!(

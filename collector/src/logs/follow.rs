@@ -136,6 +136,7 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
                 .timestamps(true)
                 .since(i32::try_from(since).unwrap_or(0))
                 .build();
+            run.skipper.new_pass();
             let mut stream = ctx.docker.logs(&info.id, Some(opts));
             tracing::debug!(container = %name, since, seq = run.next_seq, "following logs");
             let mut got_new = false;
@@ -321,6 +322,10 @@ struct Skipper {
     late: u64,
     opened: bool,
     recent: Recent,
+    /// Per stream: the timestamp of the previous entry and how many before it shared it.
+    last: [(i64, u32); 2],
+    /// The positions the run started from (what was delivered before it).
+    start: [StreamPos; 2],
 }
 
 /// How many entry keys the skipper remembers.
@@ -333,13 +338,17 @@ struct Recent {
 }
 
 impl Recent {
-    fn key(e: &Entry) -> u64 {
+    /// The key of an entry: stream, timestamp, text, and its place among the consecutive
+    /// entries of the stream with the same timestamp (the 16 KB chunks of one long line
+    /// share a timestamp and can be byte-identical).
+    fn key(e: &Entry, occurrence: u32) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         idx(e.stream).hash(&mut h);
         nanos(e.ts).hash(&mut h);
         e.bytes.hash(&mut h);
         e.partial.hash(&mut h);
+        occurrence.hash(&mut h);
         h.finish()
     }
 
@@ -369,14 +378,27 @@ impl Skipper {
             late: 0,
             opened: false,
             recent: Recent::default(),
+            last: [(i64::MIN, 0); 2],
+            start: [pos.stdout, pos.stderr],
         }
+    }
+
+    /// A new stream was opened: Docker starts again from the `since` second.
+    fn new_pass(&mut self) {
+        self.last = [(i64::MIN, 0); 2];
     }
 
     fn keep(&mut self, e: &Entry) -> bool {
         let i = idx(e.stream);
         let ts = nanos(e.ts);
         let p = self.pos[i];
-        let key = Recent::key(e);
+        let occurrence = if self.last[i].0 == ts {
+            self.last[i].1 + 1
+        } else {
+            0
+        };
+        self.last[i] = (ts, occurrence);
+        let key = Recent::key(e, occurrence);
         if !self.past[i] {
             if ts < p.ts {
                 return false;
@@ -394,8 +416,11 @@ impl Skipper {
                 return false;
             }
             if ts < p.ts {
-                if self.recent.oldest().is_none_or(|oldest| ts < oldest) {
-                    // Older than anything remembered: it went through long ago.
+                let forgotten = self.recent.order.len() == RECENT
+                    && self.recent.oldest().is_some_and(|oldest| ts < oldest);
+                if ts <= self.start[i].ts || forgotten {
+                    // Delivered before this run, or older than anything remembered: it
+                    // went through before.
                     self.rewinds += 1;
                     return false;
                 }
@@ -695,6 +720,25 @@ mod tests {
     }
 
     #[test]
+    fn identical_chunks_at_one_timestamp_are_all_kept_and_replays_dropped() {
+        let mut s = Skipper::new(&ContainerPos::default());
+        let chunk = |partial| entry(Stream::Stdout, 7, "aaaa", partial);
+        for _ in 0..5 {
+            assert!(
+                s.keep(&chunk(true)),
+                "each identical chunk is its own entry"
+            );
+        }
+        assert!(s.keep(&chunk(false)));
+        s.new_pass();
+        for _ in 0..5 {
+            assert!(!s.keep(&chunk(true)), "replayed chunk");
+        }
+        assert!(!s.keep(&chunk(false)), "replayed end");
+        assert!(s.keep(&line(8)));
+    }
+
+    #[test]
     fn chunks_of_one_long_line_share_a_timestamp() {
         let mut s = Skipper::new(&ContainerPos::default());
         let chunk = |text: &str, partial| entry(Stream::Stdout, 7, text, partial);
@@ -708,7 +752,9 @@ mod tests {
                 lines_at_ts: 1
             }
         );
+        s.new_pass();
         assert!(!s.keep(&chunk("aaa", true)), "re-sent chunk");
+        assert!(!s.keep(&chunk("bbb", true)), "re-sent chunk");
         assert!(!s.keep(&chunk("c", false)), "re-sent end");
     }
 }
