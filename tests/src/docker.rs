@@ -144,3 +144,67 @@ pub async fn wait_exit(docker: &Docker, id: &str, timeout: std::time::Duration) 
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A stand-in for the Docker daemon's socket that the test can take down and bring back: a
+/// proxy from a unix socket in a temp dir to the real `/var/run/docker.sock`. Stopping it
+/// drops every connection and refuses new ones, as a daemon restart does for its clients.
+#[derive(Debug)]
+pub struct DaemonProxy {
+    dir: tempfile::TempDir,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl DaemonProxy {
+    /// Start proxying.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut p = Self { dir, task: None };
+        p.up();
+        p
+    }
+
+    /// `unix://…` address for `--docker`.
+    pub fn uri(&self) -> String {
+        format!("unix://{}", self.path().display())
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    /// Take the "daemon" down: close the listener and every proxied connection.
+    pub fn down(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        let _ = std::fs::remove_file(self.path());
+    }
+
+    /// Bring it back.
+    pub fn up(&mut self) {
+        assert!(self.task.is_none(), "already up");
+        let _ = std::fs::remove_file(self.path());
+        let listener = tokio::net::UnixListener::bind(self.path()).expect("bind proxy socket");
+        self.task = Some(tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                conns.spawn(async move {
+                    if let Ok(mut daemon) =
+                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut daemon).await;
+                    }
+                });
+            }
+        }));
+    }
+}
+
+impl Drop for DaemonProxy {
+    fn drop(&mut self) {
+        self.down();
+    }
+}

@@ -20,10 +20,14 @@ struct Collector {
 /// A collector that follows only the containers labelled `drover.test=<label>`, so that
 /// tests running side by side do not each collect every other test's containers.
 fn start_collector(brokers: &str, label: &str) -> Collector {
+    start_collector_with(brokers, label, &[])
+}
+
+fn start_collector_with(brokers: &str, label: &str, extra: &[&str]) -> Collector {
     let data = tempfile::tempdir().unwrap();
     let http = format!("127.0.0.1:{}", free_port());
     let filter = format!("drover.test={label}");
-    let proc = DroverProcess::start(&[
+    let mut args = vec![
         "collector",
         "--include-label",
         &filter,
@@ -35,7 +39,9 @@ fn start_collector(brokers: &str, label: &str) -> Collector {
         &http,
         "--stats-interval",
         "1s",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let proc = DroverProcess::start(&args);
     Collector { proc, _data: data }
 }
 
@@ -222,6 +228,44 @@ async fn broker_crash_for_thirty_seconds_loses_nothing_and_keeps_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_stopped_for_thirty_seconds_loses_nothing() {
     broker_outage(false).await;
+}
+
+/// The Docker daemon goes away for 10 s (every connection dropped, new ones refused — as
+/// for a daemon restart with live-restore) while a container prints: the collector
+/// reconnects and nothing is lost or doubled (other collectors silently stop here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_daemon_outage_loses_nothing() {
+    let (_broker, brokers, label) = setup().await;
+    let mut daemon = drover_tests::docker::DaemonProxy::start();
+    let uri = daemon.uri();
+    let collector = start_collector_with(&brokers, &label, &["--docker", &uri]);
+    let d = docker().await;
+    let n = 15_000u64;
+    let (_c, id) = run(
+        &d,
+        &label,
+        Spec {
+            env: vec![
+                format!("EXIT_AFTER_LINES={n}"),
+                "LOG_RATE=1000".into(),
+                "LOG_FORMAT=plain".into(),
+            ],
+            ..Spec::new(DEMO_IMAGE)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    daemon.down();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    daemon.up();
+    wait_exit(&d, &id, Duration::from_secs(120)).await;
+    let records = records_of(&brokers, &id, n as usize, Duration::from_secs(120)).await;
+    let logs = collector.proc.logs();
+    assert_exactly_once(&records, n, &logs);
+    assert!(
+        logs.contains("docker engine unreachable") || logs.contains("reconnecting"),
+        "{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

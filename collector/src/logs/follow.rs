@@ -121,6 +121,11 @@ pub async fn follow(ctx: FollowCtx, info: ContainerInfo) -> FollowEnd {
         .clone()
         .into();
     let mut failures_in_a_row = 0u32;
+    // A follower that stopped before (daemon gone) may have left records in flight: their
+    // acknowledgements complete the position this one starts from.
+    if !wait_delivered(&ctx, &info.id, &mut shutdown).await {
+        return FollowEnd::Shutdown;
+    }
     'run: loop {
         let pos = ctx.sink.position(&info.id);
         let resend = ctx.sink.take_failure(&info.id);
