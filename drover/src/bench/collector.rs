@@ -162,49 +162,56 @@ async fn measure(
     admin::ensure_topics(brokers, &admin::default_topics(3)).await?;
     let run_id = std::process::id();
 
-    // 1. One container: fill its log, then ship it all.
-    eprintln!("single container: printing {} lines…", args.lines);
+    // 1. One container printing as fast as it can, the collector already running.
+    eprintln!(
+        "single container: {} lines, collector shipping…",
+        args.lines
+    );
     let single_label = format!("bench-single-{run_id}");
-    let id = start(docker, &args.image, &single_label, args.lines, cleanup).await?;
-    wait_exit(docker, std::slice::from_ref(&id)).await?;
-    let bytes = log_bytes(docker, &id).await?;
-    eprintln!("single container: collector shipping…");
+    let ids = create(docker, &args.image, &single_label, args.lines, 1, cleanup).await?;
     let single = ship(
+        docker,
         brokers,
         &single_label,
         dir.join("c1"),
+        &ids,
         args.lines,
-        bytes,
         "collector, 1 container",
     )
     .await?;
 
     eprintln!("single container: baseline docker logs -f | python confluent-kafka…");
-    let (baseline, baseline_error) = match baseline(args, brokers, &id, args.lines, bytes).await {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(format!("{e:#}"))),
-    };
+    let base_label = format!("bench-base-{run_id}");
+    let base_ids = create(docker, &args.image, &base_label, args.lines, 1, cleanup).await?;
+    let (baseline, baseline_error) =
+        match baseline(args, docker, brokers, &base_ids[0], args.lines).await {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
 
-    // 2. Many containers.
+    // 2. Many containers started at once.
     let per = (args.lines / args.containers.max(1)).max(1);
-    eprintln!("{} containers: printing {per} lines each…", args.containers);
+    eprintln!(
+        "{} containers x {per} lines, collector shipping…",
+        args.containers
+    );
     let many_label = format!("bench-many-{run_id}");
-    let mut ids = Vec::new();
-    for _ in 0..args.containers {
-        ids.push(start(docker, &args.image, &many_label, per, cleanup).await?);
-    }
-    wait_exit(docker, &ids).await?;
-    let mut many_bytes = 0;
-    for id in &ids {
-        many_bytes += log_bytes(docker, id).await?;
-    }
-    eprintln!("{} containers: collector shipping…", args.containers);
+    let ids = create(
+        docker,
+        &args.image,
+        &many_label,
+        per,
+        args.containers,
+        cleanup,
+    )
+    .await?;
     let many = ship(
+        docker,
         brokers,
         &many_label,
         dir.join("c2"),
+        &ids,
         per * args.containers,
-        many_bytes,
         &format!("collector, {} containers", args.containers),
     )
     .await?;
@@ -229,79 +236,60 @@ async fn measure(
     })
 }
 
-async fn start(
+/// Create `count` containers that print `lines` lines each as fast as they can (not started).
+async fn create(
     docker: &Docker,
     image: &str,
     label: &str,
     lines: u64,
+    count: u64,
     cleanup: &mut Vec<String>,
-) -> anyhow::Result<String> {
-    let body = ContainerCreateBody {
-        image: Some(image.into()),
-        env: Some(vec![
-            format!("EXIT_AFTER_LINES={lines}"),
-            "LOG_RATE=0".into(),
-            "LOG_FORMAT=mixed".into(),
-        ]),
-        labels: Some(HashMap::from([(
-            "drover.bench".to_string(),
-            label.to_string(),
-        )])),
-        ..Default::default()
-    };
-    let name = format!("{label}-{}", cleanup.len());
-    let created = docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-            body,
-        )
-        .await?;
-    cleanup.push(created.id.clone());
-    docker.start_container(&created.id, None).await?;
-    Ok(created.id)
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let body = ContainerCreateBody {
+            image: Some(image.into()),
+            env: Some(vec![
+                format!("EXIT_AFTER_LINES={lines}"),
+                "LOG_RATE=0".into(),
+                "LOG_FORMAT=mixed".into(),
+            ]),
+            labels: Some(HashMap::from([(
+                "drover.bench".to_string(),
+                label.to_string(),
+            )])),
+            ..Default::default()
+        };
+        let name = format!("{label}-{}", cleanup.len());
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                body,
+            )
+            .await?;
+        cleanup.push(created.id.clone());
+        ids.push(created.id);
+    }
+    Ok(ids)
 }
 
-async fn wait_exit(docker: &Docker, ids: &[String]) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    for id in ids {
-        loop {
-            let i = docker.inspect_container(id, None).await?;
-            if i.state.and_then(|s| s.running) == Some(false) {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("container {id} still running after 300s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+async fn start_all(docker: &Docker, ids: &[String]) -> anyhow::Result<()> {
+    let starts = ids.iter().map(|id| docker.start_container(id, None));
+    for r in futures::future::join_all(starts).await {
+        r?;
     }
     Ok(())
 }
 
-/// Bytes of log text the container printed (without newlines), from its log file size as
-/// Docker reports it is not available over the API, so count them from the logs.
-async fn log_bytes(docker: &Docker, id: &str) -> anyhow::Result<u64> {
-    use futures::StreamExt;
-    let opts = bollard::query_parameters::LogsOptionsBuilder::default()
-        .stdout(true)
-        .stderr(true)
-        .build();
-    let mut stream = docker.logs(id, Some(opts));
-    let mut bytes = 0u64;
-    while let Some(chunk) = stream.next().await {
-        bytes += chunk?.into_bytes().len().saturating_sub(1) as u64;
-    }
-    Ok(bytes)
-}
-
-/// Run a collector (in this process) over the labelled containers until `lines` records
-/// are acknowledged.
+/// Run a collector (in this process) for the labelled containers, start them, and measure
+/// until `lines` records are acknowledged.
 async fn ship(
+    docker: &Docker,
     brokers: &str,
     label: &str,
     dir: std::path::PathBuf,
+    ids: &[String],
     lines: u64,
-    bytes: u64,
     what: &str,
 ) -> anyhow::Result<Run> {
     let mut cfg = CollectorConfig::new(brokers, dir);
@@ -309,9 +297,12 @@ async fn ship(
     cfg.stats_interval = Duration::from_secs(3600);
     let metrics = CollectorMetrics::default();
     let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(drover_collector::run(cfg, metrics.clone(), stop_rx));
+    // Let it connect and subscribe to Docker's events first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let cpu0 = cpu_seconds();
     let start = Instant::now();
-    let task = tokio::spawn(drover_collector::run(cfg, metrics.clone(), stop_rx));
+    start_all(docker, ids).await?;
     let deadline = start + Duration::from_secs(600);
     while metrics.lines.get() < lines {
         if Instant::now() > deadline || task.is_finished() {
@@ -325,6 +316,7 @@ async fn ship(
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
+    let bytes = metrics.bytes.get();
     let _ = stop.send(true);
     let _ = task.await;
     let mut r = Run::new(what, lines, bytes, secs);
@@ -335,15 +327,16 @@ async fn ship(
 
 async fn baseline(
     args: &CollectorBenchArgs,
+    docker: &Docker,
     brokers: &str,
     id: &str,
     lines: u64,
-    bytes: u64,
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("docker_logs_producer.py");
     std::fs::write(&script, BASELINE)?;
     let start = Instant::now();
+    start_all(docker, &[id.to_string()]).await?;
     let out = tokio::process::Command::new("bash")
         .arg("-c")
         .arg(format!(
@@ -363,12 +356,17 @@ async fn baseline(
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let delivered: u64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .with_context(|| format!("baseline output: {}", String::from_utf8_lossy(&out.stdout)))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut parts = stdout.split_whitespace();
+    let delivered: u64 = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("baseline output: {stdout}"))?;
+    let bytes: u64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
     if delivered != lines {
-        bail!("baseline delivered {delivered} of {lines} lines");
+        bail!(
+            "the baseline delivered only {delivered} of {lines} lines (docker logs -f loses lines across a json-file rotation; use fewer --lines than one log file holds)"
+        );
     }
     Ok(Run::new(
         "baseline: docker logs -f | python confluent-kafka",

@@ -1,18 +1,20 @@
 """Baseline for `drover bench collector`: `docker logs -f CONTAINER | python3 THIS BROKERS TOPIC KEY`.
 Produces every stdin line as one message (key = the container ID, like the collector), with the
-same settings as the collector (idempotent, acks=all, lz4), and prints how many were acknowledged."""
+same settings as the collector (idempotent, acks=all, lz4), and prints how many lines and bytes were acknowledged."""
 import sys
 
 from confluent_kafka import Producer
 
 brokers, topic, key = sys.argv[1], sys.argv[2], sys.argv[3].encode()
 delivered = 0
+delivered_bytes = 0
 
 
-def on_delivery(err, _msg):
-    global delivered
+def on_delivery(err, msg):
+    global delivered, delivered_bytes
     if err is None:
         delivered += 1
+        delivered_bytes += len(msg.value())
 
 
 p = Producer({
@@ -23,12 +25,14 @@ p = Producer({
     "linger.ms": 20,
 })
 for line in sys.stdin.buffer:
+    # `docker logs --timestamps` prefixes each line; ship the text after it, as the collector does.
+    text = line.rstrip(b"\n").split(b" ", 1)[-1]
     while True:
         try:
-            p.produce(topic, line.rstrip(b"\n"), key=key, on_delivery=on_delivery)
+            p.produce(topic, text, key=key, on_delivery=on_delivery)
             break
         except BufferError:
             p.poll(0.001)
     p.poll(0)
 p.flush(120)
-print(delivered)
+print(delivered, delivered_bytes)
