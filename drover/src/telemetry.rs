@@ -93,7 +93,7 @@ impl ProcessMetrics {
 }
 
 /// utime + stime of this process in seconds (clock ticks are 1/100 s on Linux).
-fn cpu_seconds() -> Option<f64> {
+pub fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];

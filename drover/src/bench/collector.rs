@@ -15,10 +15,7 @@ use bollard::{
 };
 use clap::Args;
 use drover_collector::{CollectorConfig, CollectorMetrics};
-use drover_kafka::{
-    admin,
-    embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker},
-};
+use drover_kafka::admin;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -109,25 +106,7 @@ pub async fn run(args: CollectorBenchArgs) -> anyhow::Result<()> {
         })?;
     }
     let tmp = tempfile::tempdir()?;
-    let (brokers, broker, label) = match &args.brokers {
-        Some(b) => {
-            admin::check_reachable(b, Duration::from_secs(5)).await?;
-            (b.clone(), None, format!("{b} (external)"))
-        }
-        None => {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port();
-            let cfg = BrokerConfig::new(([127, 0, 0, 1], port).into(), tmp.path().join("broker"));
-            eprintln!("starting an embedded broker on 127.0.0.1:{port}…");
-            let b = EmbeddedBroker::start(cfg, BrokerMetrics::default()).await?;
-            (
-                b.bootstrap(),
-                Some(b),
-                format!("127.0.0.1:{port} (embedded tansu, sqlite)"),
-            )
-        }
-    };
+    let (brokers, broker, label) = super::bench_broker(args.brokers.as_deref(), tmp.path()).await?;
     let mut cleanup = Vec::new();
     let result = measure(&args, &docker, &brokers, label, tmp.path(), &mut cleanup).await;
     eprintln!("removing {} bench containers…", cleanup.len());
@@ -300,7 +279,7 @@ async fn ship(
     let task = tokio::spawn(drover_collector::run(cfg, metrics.clone(), stop_rx));
     // Let it connect and subscribe to Docker's events first.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let cpu0 = cpu_seconds();
+    let cpu0 = crate::telemetry::cpu_seconds().unwrap_or(0.0);
     let start = Instant::now();
     start_all(docker, ids).await?;
     let deadline = start + Duration::from_secs(600);
@@ -315,7 +294,7 @@ async fn ship(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = crate::telemetry::cpu_seconds().unwrap_or(0.0) - cpu0;
     let bytes = metrics.bytes.get();
     let _ = stop.send(true);
     let _ = task.await;
@@ -417,11 +396,11 @@ async fn stats_cost(
         "stats cost: measuring for {:?} at a 10s interval…",
         args.stats_duration
     );
-    let cpu0 = cpu_seconds();
+    let cpu0 = crate::telemetry::cpu_seconds().unwrap_or(0.0);
     let samples0 = metrics.stats_samples.get();
     let start = Instant::now();
     tokio::time::sleep(args.stats_duration).await;
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = crate::telemetry::cpu_seconds().unwrap_or(0.0) - cpu0;
     let secs = start.elapsed().as_secs_f64();
     let samples = metrics.stats_samples.get() - samples0;
     let _ = stop.send(true);
@@ -430,24 +409,6 @@ async fn stats_cost(
         bail!("no stats sample was shipped during the stats-cost run");
     }
     Ok(cpu / secs * 100.0 * 100.0 / args.stats_containers as f64)
-}
-
-/// This process's user + system CPU seconds.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let Some(close) = stat.rfind(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let t = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (t(11) + t(12)) / 100.0
 }
 
 /// Peak resident memory of this process (VmHWM), MiB.

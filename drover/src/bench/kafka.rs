@@ -11,7 +11,6 @@ use clap::Args;
 use drover_kafka::{
     admin::{self, TopicSpec},
     config,
-    embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker},
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
@@ -98,25 +97,7 @@ pub async fn run(args: KafkaBenchArgs) -> anyhow::Result<()> {
         bail!("--messages must be at least 1");
     }
     let tmp = tempfile::tempdir().context("failed to create a temporary directory")?;
-    let (brokers, broker, label) = match &args.brokers {
-        Some(b) => {
-            admin::check_reachable(b, Duration::from_secs(5)).await?;
-            (b.clone(), None, format!("{b} (external)"))
-        }
-        None => {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port();
-            let cfg = BrokerConfig::new(([127, 0, 0, 1], port).into(), tmp.path().join("broker"));
-            eprintln!("starting an embedded broker on 127.0.0.1:{port}…");
-            let b = EmbeddedBroker::start(cfg, BrokerMetrics::default()).await?;
-            (
-                b.bootstrap(),
-                Some(b),
-                format!("127.0.0.1:{port} (embedded tansu, sqlite)"),
-            )
-        }
-    };
+    let (brokers, broker, label) = super::bench_broker(args.brokers.as_deref(), tmp.path()).await?;
     let result = measure(&args, &brokers, label).await;
     if let Some(b) = broker {
         b.stop().await;

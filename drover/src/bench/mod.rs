@@ -1,5 +1,11 @@
 //! `drover bench …`: benchmarks that print figures and their baselines from the same run.
+use std::time::Duration;
+
 use clap::Subcommand;
+use drover_kafka::{
+    admin,
+    embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker},
+};
 
 mod collector;
 mod kafka;
@@ -14,6 +20,30 @@ pub enum BenchCommand {
     /// CPU and memory, the `docker logs -f | python producer` baseline for the same container
     /// and broker, and the CPU cost of stats sampling per 100 containers.
     Collector(collector::CollectorBenchArgs),
+}
+
+/// The broker a benchmark measures against: `--brokers` when given (checked), else an
+/// embedded broker in `dir` on a free port. Returns the bootstrap list, the broker to stop,
+/// and a label for the report.
+async fn bench_broker(
+    brokers: Option<&str>,
+    dir: &std::path::Path,
+) -> anyhow::Result<(String, Option<EmbeddedBroker>, String)> {
+    if let Some(b) = brokers {
+        admin::check_reachable(b, Duration::from_secs(5)).await?;
+        return Ok((b.to_string(), None, format!("{b} (external)")));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let cfg = BrokerConfig::new(([127, 0, 0, 1], port).into(), dir.join("broker"));
+    eprintln!("starting an embedded broker on 127.0.0.1:{port}…");
+    let b = EmbeddedBroker::start(cfg, BrokerMetrics::default()).await?;
+    Ok((
+        b.bootstrap(),
+        Some(b),
+        format!("127.0.0.1:{port} (embedded tansu, sqlite)"),
+    ))
 }
 
 /// Run one benchmark.
