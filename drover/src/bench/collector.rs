@@ -344,7 +344,8 @@ async fn baseline(
     let bytes: u64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
     if delivered != lines {
         bail!(
-            "the baseline delivered only {delivered} of {lines} lines (docker logs -f loses lines across a json-file rotation; use fewer --lines than one log file holds)"
+            "the baseline delivered only {delivered} of {lines} lines ({}) (docker logs -f also loses lines across a json-file rotation: use fewer --lines than one log file holds)",
+            String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(Run::new(

@@ -8,10 +8,13 @@ from confluent_kafka import Producer
 brokers, topic, key = sys.argv[1], sys.argv[2], sys.argv[3].encode()
 delivered = 0
 delivered_bytes = 0
+errors = {}
 
 
 def on_delivery(err, msg):
     global delivered, delivered_bytes
+    if err is not None:
+        errors[str(err)] = errors.get(str(err), 0) + 1
     if err is None:
         delivered += 1
         delivered_bytes += len(msg.value())
@@ -34,5 +37,7 @@ for line in sys.stdin.buffer:
         except BufferError:
             p.poll(0.001)
     p.poll(0)
-p.flush(120)
+left = p.flush(120)
 print(delivered, delivered_bytes)
+if errors or left:
+    print(f"delivery errors: {errors}; {left} still queued", file=sys.stderr)
