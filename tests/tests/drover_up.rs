@@ -220,3 +220,38 @@ fn conflicting_kafka_and_broker_listen_is_a_usage_error() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot be used with"), "{err}");
 }
+
+#[test]
+fn collector_bad_app_id_source_is_a_usage_error() {
+    let (code, err) = stderr_of(&[
+        "collector",
+        "--kafka",
+        "127.0.0.1:1",
+        "--app-id-order",
+        "label,bogus",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown app ID source \"bogus\""), "{err}");
+    assert!(err.contains("label, env, compose or name"), "{err}");
+}
+
+#[test]
+fn collector_unreachable_kafka_fails_fast_with_the_fix() {
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let http = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = stderr_of(&[
+        "collector",
+        "--kafka",
+        &nobody,
+        "--http",
+        &http,
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot reach Kafka at {nobody}")),
+        "{err}"
+    );
+}
