@@ -69,8 +69,6 @@ pub struct DiscoveryConfig {
     pub host: String,
     /// Where to find the app ID, in order.
     pub app_id_order: Vec<AppIdSource>,
-    /// Stats sampling interval.
-    pub stats_interval: Duration,
     /// Only containers with all these labels (`KEY` or `KEY=VALUE`); empty: all.
     pub include_labels: Vec<String>,
 }

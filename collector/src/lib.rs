@@ -209,7 +209,6 @@ pub async fn run(
         DiscoveryConfig {
             host: cfg.host.clone(),
             app_id_order: cfg.app_id_order.clone(),
-            stats_interval: cfg.stats_interval,
             include_labels: cfg.include_labels.clone(),
         },
         tracker,

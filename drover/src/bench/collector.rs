@@ -252,6 +252,28 @@ async fn create(
     Ok(ids)
 }
 
+type CollectorTask = tokio::task::JoinHandle<Result<(), drover_collector::CollectorError>>;
+
+fn label_filter(label: &str) -> String {
+    format!("drover.bench={label}")
+}
+
+/// Run a collector in this process for the containers with `filter`; stop it with the sender.
+fn spawn_collector(
+    brokers: &str,
+    filter: &str,
+    dir: std::path::PathBuf,
+    stats_interval: Duration,
+) -> (CollectorMetrics, watch::Sender<bool>, CollectorTask) {
+    let mut cfg = CollectorConfig::new(brokers, dir);
+    cfg.include_labels = vec![filter.to_string()];
+    cfg.stats_interval = stats_interval;
+    let metrics = CollectorMetrics::default();
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(drover_collector::run(cfg, metrics.clone(), stop_rx));
+    (metrics, stop, task)
+}
+
 async fn start_all(docker: &Docker, ids: &[String]) -> anyhow::Result<()> {
     let starts = ids.iter().map(|id| docker.start_container(id, None));
     for r in futures::future::join_all(starts).await {
@@ -271,12 +293,12 @@ async fn ship(
     lines: u64,
     what: &str,
 ) -> anyhow::Result<Run> {
-    let mut cfg = CollectorConfig::new(brokers, dir);
-    cfg.include_labels = vec![format!("drover.bench={label}")];
-    cfg.stats_interval = Duration::from_secs(3600);
-    let metrics = CollectorMetrics::default();
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(drover_collector::run(cfg, metrics.clone(), stop_rx));
+    let (metrics, stop, task) = spawn_collector(
+        brokers,
+        &label_filter(label),
+        dir,
+        Duration::from_secs(3600),
+    );
     // Let it connect and subscribe to Docker's events first.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cpu0 = crate::telemetry::cpu_seconds().unwrap_or(0.0);
@@ -385,12 +407,8 @@ async fn stats_cost(
         cleanup.push(created.id.clone());
         docker.start_container(&created.id, None).await?;
     }
-    let mut cfg = CollectorConfig::new(brokers, dir);
-    cfg.include_labels = vec![format!("drover.bench={label}")];
-    cfg.stats_interval = Duration::from_secs(10);
-    let metrics = CollectorMetrics::default();
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(drover_collector::run(cfg, metrics.clone(), stop_rx));
+    let (metrics, stop, task) =
+        spawn_collector(brokers, &label_filter(&label), dir, Duration::from_secs(10));
     // Let it find the containers, then measure whole intervals.
     tokio::time::sleep(Duration::from_secs(5)).await;
     eprintln!(
