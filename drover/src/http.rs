@@ -29,11 +29,19 @@ pub struct AppState {
 
 /// The router, pulled out of `main` so handlers are tested with `oneshot`.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The router plus each component's own routes (`extra`: routers whose state is already
+/// applied, merged with `Router::merge`). Components add their API here, e.g. the
+/// scheduler's `/v2/...` and the log search's `/api/logs/...`.
+pub fn app_with(state: AppState, extra: Router) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
         .with_state(state)
+        .merge(extra)
+        .fallback(not_found)
 }
 
 #[derive(Debug, Serialize)]
@@ -100,7 +108,28 @@ pub struct ApiError {
     detail: Option<serde_json::Value>,
 }
 
+#[allow(dead_code)] // constructors used by the component APIs as they land
 impl ApiError {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            error: error.into(),
+            detail: None,
+        }
+    }
+
+    /// A 400 with this message.
+    pub fn bad_request(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error)
+    }
+
+    /// Adds a machine-readable `detail` (e.g. field-level messages, a query error position).
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
     /// A 500 with this message.
     pub fn internal(error: impl Into<String>) -> Self {
         Self {

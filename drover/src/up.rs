@@ -125,6 +125,8 @@ async fn serve(
             }
         })
     });
+    // Each component merges its own API routes here (already bound to its own state).
+    let extra = axum::Router::new();
     let state = AppState {
         registry: Arc::new(registry),
         process,
@@ -146,7 +148,7 @@ async fn serve(
         );
     }
     println!("press Ctrl-C to stop");
-    let served = axum::serve(listener, http::app(state))
+    let served = axum::serve(listener, http::app_with(state, extra))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed");
