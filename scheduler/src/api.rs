@@ -1,0 +1,772 @@
+//! The master's HTTP API: Marathon-compatible `/v2/…` and `/ping`, Drover's own `/v1/nodes`
+//! and the agent protocol `/v1/agents/…`. [`router`] returns a `Router` with its state
+//! applied, for `drover up` and `drover master` to merge.
+use std::{collections::BTreeMap, convert::Infallible};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, RawQuery, State},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+    routing::{get, post},
+    Json, Router,
+};
+use futures::{Stream, StreamExt};
+use serde_json::{json, Value};
+
+use crate::{
+    master::{Master, MasterError, NodeAction, State as MState},
+    model::{ts, AgentReport, App, Task},
+};
+
+// === errors ===
+
+/// An API error with Marathon's body: `{"message": …}` (plus `details` for a 422).
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({"message": message.into()}),
+        }
+    }
+}
+
+impl From<MasterError> for ApiError {
+    fn from(e: MasterError) -> Self {
+        let msg = e.to_string();
+        match e {
+            MasterError::AppNotFound(_)
+            | MasterError::NodeNotFound(_)
+            | MasterError::DeploymentNotFound(_) => Self::new(StatusCode::NOT_FOUND, msg),
+            MasterError::AppExists(_) => Self::new(StatusCode::CONFLICT, msg),
+            MasterError::Locked(id) => Self {
+                status: StatusCode::CONFLICT,
+                body: json!({"message": msg, "deployments": [{"id": id}]}),
+            },
+            MasterError::Invalid(errs) => Self {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                body: errs.to_json(),
+            },
+            MasterError::Store(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, msg),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid JSON: {e} (the body must be a JSON object)"),
+        )
+    })
+}
+
+fn query_flag(q: &Option<String>, name: &str) -> bool {
+    q.as_deref().unwrap_or("").split('&').any(|kv| {
+        let mut it = kv.splitn(2, '=');
+        it.next() == Some(name) && it.next().is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    })
+}
+
+fn query_values<'a>(q: &'a Option<String>, name: &str) -> Vec<&'a str> {
+    q.as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then_some(v)
+        })
+        .collect()
+}
+
+// === the router ===
+
+/// Every route of the master, state applied.
+pub fn router(master: Master) -> Router {
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/v2/info", get(info))
+        .route("/v2/apps", get(list_apps).post(create_app))
+        .route(
+            "/v2/apps/{*id}",
+            get(app_get)
+                .put(app_put)
+                .delete(app_delete)
+                .post(app_post),
+        )
+        .route("/v2/tasks", get(list_tasks))
+        .route("/v2/groups", get(groups_root))
+        .route("/v2/groups/{*id}", get(group_get))
+        .route("/v2/deployments", get(list_deployments))
+        .route(
+            "/v2/deployments/{id}",
+            axum::routing::delete(delete_deployment),
+        )
+        .route("/v2/queue", get(queue))
+        .route("/v2/events", get(events))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{id}", get(node_get).delete(node_remove))
+        .route("/v1/nodes/{id}/{action}", post(node_action))
+        .route("/v1/agents/register", post(agent_register))
+        .route("/v1/agents/{id}/heartbeat", post(agent_heartbeat))
+        .with_state(master)
+}
+
+async fn ping() -> &'static str {
+    "pong\n"
+}
+
+async fn info(State(m): State<Master>) -> Json<Value> {
+    Json(json!({
+        "name": "drover",
+        "version": env!("CARGO_PKG_VERSION"),
+        "buildref": "drover",
+        "elected": true,
+        "leader": null,
+        "frameworkId": "drover",
+        "marathon_config": {
+            "master": "drover",
+            "task_launch_timeout": m.read(|s| s.cfg.launch_timeout.as_millis() as u64),
+        },
+        "http_config": {},
+        "event_subscriber": {"type": "sse"},
+        "zookeeper_config": {},
+        "startedAt": ts(m.started_at()),
+    }))
+}
+
+// === apps ===
+
+/// What `embed=` asked for.
+#[derive(Debug, Default, Clone, Copy)]
+struct Embed {
+    tasks: bool,
+    failure: bool,
+}
+
+fn embed(q: &Option<String>) -> Embed {
+    let vals = query_values(q, "embed");
+    Embed {
+        tasks: vals.iter().any(|v| v.ends_with(".tasks")),
+        failure: vals
+            .iter()
+            .any(|v| v.ends_with(".lastTaskFailure") || v.ends_with(".failures")),
+    }
+}
+
+/// An app as Marathon returns it.
+pub fn app_json(s: &MState, app: &App, embed_tasks: bool, embed_failure: bool) -> Value {
+    let mut v = app.def.to_json();
+    let tasks: Vec<&Task> = s
+        .tasks
+        .values()
+        .filter(|t| t.spec.app_id == app.def.id && t.is_active())
+        .collect();
+    let count = |f: &dyn Fn(&Task) -> bool| tasks.iter().filter(|t| f(t)).count();
+    v["version"] = json!(ts(app.version));
+    v["versionInfo"] = json!({
+        "lastScalingAt": ts(app.last_scaling_at),
+        "lastConfigChangeAt": ts(app.config_version),
+    });
+    v["tasksStaged"] = json!(count(&|t| matches!(
+        t.state,
+        crate::model::TaskState::Staging | crate::model::TaskState::Starting
+    )));
+    v["tasksRunning"] = json!(count(&|t| t.state == crate::model::TaskState::Running));
+    v["tasksHealthy"] = json!(count(&|t| !t.spec.health_checks.is_empty()
+        && t.is_healthy()));
+    v["tasksUnhealthy"] = json!(count(&|t| !t.spec.health_checks.is_empty()
+        && t.healthy == Some(false)));
+    v["deployments"] = json!(s
+        .deployments
+        .values()
+        .filter(|d| d.app_id == app.def.id)
+        .map(|d| json!({"id": d.id}))
+        .collect::<Vec<_>>());
+    if embed_tasks {
+        v["tasks"] = json!(tasks.iter().map(|t| task_json(t)).collect::<Vec<_>>());
+    }
+    if embed_failure {
+        if let Some(f) = s.failures.get(&app.def.id) {
+            v["lastTaskFailure"] = json!({
+                "appId": app.def.id, "host": f.host, "message": f.message, "taskId": f.task_id,
+                "instanceId": f.task_id, "slaveId": null, "state": f.state.marathon(),
+                "timestamp": ts(f.timestamp), "version": ts(f.version),
+            });
+        }
+    }
+    v
+}
+
+/// A task as Marathon returns it.
+pub fn task_json(t: &Task) -> Value {
+    let checks: Vec<Value> = if t.spec.health_checks.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({
+            "alive": t.healthy == Some(true),
+            "consecutiveFailures": t.consecutive_failures,
+            "firstSuccess": t.last_success.map(ts),
+            "lastFailure": t.last_failure.map(ts),
+            "lastSuccess": t.last_success.map(ts),
+            "lastFailureCause": t.last_failure_cause,
+            "taskId": t.spec.task_id,
+            "instanceId": t.spec.task_id,
+        })]
+    };
+    json!({
+        "id": t.spec.task_id,
+        "appId": t.spec.app_id,
+        "host": t.host,
+        "ports": t.spec.host_ports,
+        "servicePorts": [],
+        "slaveId": t.node_id,
+        "stagedAt": ts(t.staged_at),
+        "startedAt": t.started_at.map(ts),
+        "version": ts(t.spec.config_version),
+        "ipAddresses": [{"ipAddress": t.host, "protocol": "IPv4"}],
+        "state": t.state.marathon(),
+        "healthCheckResults": checks,
+    })
+}
+
+async fn list_apps(State(m): State<Master>, RawQuery(q): RawQuery) -> Json<Value> {
+    let e = embed(&q);
+    let id_filter = query_values(&q, "id").first().map(|s| s.to_string());
+    let cmd_filter = query_values(&q, "cmd").first().map(|s| s.to_string());
+    let apps = m.read(|s| {
+        s.apps
+            .values()
+            .filter(|a| id_filter.as_ref().is_none_or(|f| a.def.id.contains(f.as_str())))
+            .filter(|a| {
+                cmd_filter
+                    .as_ref()
+                    .is_none_or(|f| a.def.cmd.as_deref().is_some_and(|c| c.contains(f.as_str())))
+            })
+            .map(|a| app_json(s, a, e.tasks, e.failure))
+            .collect::<Vec<_>>()
+    });
+    Json(json!({ "apps": apps }))
+}
+
+fn deployment_headers(id: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(id) {
+        h.insert("Marathon-Deployment-Id", v);
+    }
+    h
+}
+
+async fn create_app(State(m): State<Master>, body: Bytes) -> ApiResult {
+    let body = parse_json(&body)?;
+    let (app, d) = m.write(|s, now| s.create_app(body, now))?;
+    let v = m.read(|s| app_json(s, &app, false, false));
+    let mut headers = deployment_headers(&d.id);
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v2/apps{}", app.def.id)) {
+        headers.insert("Location", loc);
+    }
+    Ok((StatusCode::CREATED, headers, Json(v)).into_response())
+}
+
+/// `/v2/apps/{*id}` may end in `/tasks`, `/tasks/{taskId}` or `/restart`.
+enum AppPath {
+    App(String),
+    Tasks(String),
+    Task(String, String),
+    Restart(String),
+}
+
+fn app_path(raw: &str) -> AppPath {
+    let raw = format!("/{}", raw.trim_matches('/'));
+    if let Some(app) = raw.strip_suffix("/tasks") {
+        return AppPath::Tasks(app.to_string());
+    }
+    if let Some(app) = raw.strip_suffix("/restart") {
+        return AppPath::Restart(app.to_string());
+    }
+    if let Some((app, task)) = raw.rsplit_once("/tasks/") {
+        return AppPath::Task(app.to_string(), task.to_string());
+    }
+    AppPath::App(raw)
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not found")
+}
+
+async fn app_get(
+    State(m): State<Master>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    match app_path(&id) {
+        AppPath::App(id) => {
+            let e = embed(&q);
+            let v = m.read(|s| s.apps.get(&id).map(|a| app_json(s, a, e.tasks, e.failure)));
+            match v {
+                Some(v) => Ok(Json(json!({ "app": v })).into_response()),
+                None => Err(MasterError::AppNotFound(id).into()),
+            }
+        }
+        AppPath::Tasks(id) => {
+            let v = m.read(|s| {
+                s.apps.contains_key(&id).then(|| {
+                    s.tasks
+                        .values()
+                        .filter(|t| t.spec.app_id == id && t.is_active())
+                        .map(task_json)
+                        .collect::<Vec<_>>()
+                })
+            });
+            match v {
+                Some(tasks) => Ok(Json(json!({ "tasks": tasks })).into_response()),
+                None => Err(MasterError::AppNotFound(id).into()),
+            }
+        }
+        _ => Err(not_found()),
+    }
+}
+
+async fn app_put(
+    State(m): State<Master>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    let AppPath::App(id) = app_path(&id) else {
+        return Err(not_found());
+    };
+    let body = parse_json(&body)?;
+    let force = query_flag(&q, "force");
+    let d = m.write(|s, now| s.update_app(&id, body, force, now))?;
+    Ok((
+        StatusCode::OK,
+        deployment_headers(&d.id),
+        Json(json!({"version": ts(d.version), "deploymentId": d.id})),
+    )
+        .into_response())
+}
+
+async fn app_delete(
+    State(m): State<Master>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let force = query_flag(&q, "force");
+    match app_path(&id) {
+        AppPath::App(id) => {
+            let d = m.write(|s, now| s.delete_app(&id, force, now))?;
+            Ok((
+                StatusCode::OK,
+                deployment_headers(&d.id),
+                Json(json!({"version": ts(d.version), "deploymentId": d.id})),
+            )
+                .into_response())
+        }
+        AppPath::Task(app, task) => {
+            let scale = query_flag(&q, "scale");
+            let v = m.write(|s, now| {
+                let t = s
+                    .tasks
+                    .get(&task)
+                    .filter(|t| t.spec.app_id == app)
+                    .cloned()
+                    .ok_or_else(|| MasterError::AppNotFound(format!("{app} task {task}")))?;
+                if scale {
+                    if let Some(a) = s.apps.get_mut(&app) {
+                        a.def.instances = (a.def.instances - 1).max(0);
+                        a.version = now;
+                        a.last_scaling_at = now;
+                        s.dirty = true;
+                    }
+                }
+                s.kill(&task, "killed through the API", now);
+                Ok(task_json(&t))
+            })?;
+            Ok(Json(json!({ "task": v })).into_response())
+        }
+        _ => Err(not_found()),
+    }
+}
+
+async fn app_post(
+    State(m): State<Master>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let AppPath::Restart(id) = app_path(&id) else {
+        return Err(not_found());
+    };
+    let force = query_flag(&q, "force");
+    let d = m.write(|s, now| s.restart_app(&id, force, now))?;
+    Ok((
+        StatusCode::OK,
+        deployment_headers(&d.id),
+        Json(json!({"version": ts(d.version), "deploymentId": d.id})),
+    )
+        .into_response())
+}
+
+async fn list_tasks(State(m): State<Master>, RawQuery(q): RawQuery) -> Json<Value> {
+    let status = query_values(&q, "status")
+        .first()
+        .map(|s| s.to_ascii_uppercase());
+    let tasks = m.read(|s| {
+        s.tasks
+            .values()
+            .filter(|t| t.is_active())
+            .filter(|t| {
+                status
+                    .as_deref()
+                    .is_none_or(|st| t.state.name().eq_ignore_ascii_case(st))
+            })
+            .map(task_json)
+            .collect::<Vec<_>>()
+    });
+    Json(json!({ "tasks": tasks }))
+}
+
+// === groups ===
+
+fn group_json(s: &MState, id: &str) -> Option<Value> {
+    let prefix = if id == "/" {
+        "/".to_string()
+    } else {
+        format!("{id}/")
+    };
+    let mut apps = Vec::new();
+    let mut subgroups: BTreeMap<String, ()> = BTreeMap::new();
+    for app in s.apps.values() {
+        let Some(rest) = app.def.id.strip_prefix(&prefix) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            None => apps.push(app_json(s, app, false, false)),
+            Some((g, _)) => {
+                subgroups.insert(format!("{prefix}{g}"), ());
+            }
+        }
+    }
+    if apps.is_empty() && subgroups.is_empty() && id != "/" {
+        return None;
+    }
+    let groups: Vec<Value> = subgroups
+        .keys()
+        .filter_map(|g| group_json(s, g))
+        .collect();
+    let version = s.apps.values().map(|a| a.version).max().map(ts);
+    Some(json!({
+        "id": id, "apps": apps, "groups": groups, "pods": [], "dependencies": [],
+        "version": version,
+    }))
+}
+
+async fn groups_root(State(m): State<Master>) -> ApiResult {
+    let v = m.read(|s| group_json(s, "/"));
+    Ok(Json(v.unwrap_or(Value::Null)).into_response())
+}
+
+async fn group_get(State(m): State<Master>, Path(id): Path<String>) -> ApiResult {
+    let id = format!("/{}", id.trim_matches('/'));
+    match m.read(|s| group_json(s, &id)) {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Group '{id}' does not exist"),
+        )),
+    }
+}
+
+// === deployments, queue, events ===
+
+async fn list_deployments(State(m): State<Master>) -> Json<Value> {
+    Json(m.read(|s| json!(s.deployments.values().map(|d| d.to_json()).collect::<Vec<_>>())))
+}
+
+async fn delete_deployment(
+    State(m): State<Master>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let force = query_flag(&q, "force");
+    let d = m.write(|s, now| s.delete_deployment(&id, force, now))?;
+    Ok(match d {
+        Some(d) => (
+            StatusCode::OK,
+            deployment_headers(&d.id),
+            Json(json!({"version": ts(d.version), "deploymentId": d.id})),
+        )
+            .into_response(),
+        None => StatusCode::ACCEPTED.into_response(),
+    })
+}
+
+async fn queue(State(m): State<Master>) -> Json<Value> {
+    let now = m.now();
+    let items = m.read(|s| {
+        s.queue
+            .iter()
+            .filter_map(|(id, q)| {
+                let app = s.apps.get(id)?;
+                let delay = s.delays.get(id);
+                let left = delay
+                    .map(|d| ((d.until - now).num_milliseconds().max(0) as f64) / 1000.0)
+                    .unwrap_or(0.0);
+                Some(json!({
+                    "app": app_json(s, app, false, false),
+                    "count": q.count,
+                    "delay": {"timeLeftSeconds": left, "overdue": left == 0.0},
+                    "since": ts(q.since),
+                    "reason": q.reason,
+                    "processedOffersSummary": {},
+                    "lastUnusedOffers": [],
+                }))
+            })
+            .collect::<Vec<_>>()
+    });
+    Json(json!({ "queue": items }))
+}
+
+async fn events(
+    State(m): State<Master>,
+    RawQuery(q): RawQuery,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let wanted: Vec<String> = query_values(&q, "event_type")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let rx = m.subscribe();
+    let attached = json!({"eventType": "event_stream_attached", "timestamp": ts(m.now()), "remoteAddress": null});
+    let first = futures::stream::once(async move { attached_event(attached) });
+    let rest = futures::stream::unfold((rx, wanted), |(mut rx, wanted)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(v) => {
+                    let kind = v["eventType"].as_str().unwrap_or("event").to_string();
+                    if !wanted.is_empty() && !wanted.contains(&kind) {
+                        continue;
+                    }
+                    let ev = Event::default().event(kind).data(v.to_string());
+                    return Some((Ok(ev), (rx, wanted)));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(first.chain(rest)).keep_alive(KeepAlive::default())
+}
+
+fn attached_event(v: Value) -> Result<Event, Infallible> {
+    Ok(Event::default()
+        .event("event_stream_attached")
+        .data(v.to_string()))
+}
+
+// === nodes ===
+
+/// A node for `/v1/nodes`.
+fn node_json(s: &MState, n: &crate::model::Node) -> Value {
+    let tasks: Vec<&Task> = s
+        .tasks
+        .values()
+        .filter(|t| t.node_id == n.id && !t.state.is_terminal())
+        .collect();
+    let used_cpus: f64 = tasks.iter().map(|t| t.spec.cpus).sum();
+    let used_mem: f64 = tasks.iter().map(|t| t.spec.mem).sum();
+    json!({
+        "id": n.id,
+        "hostname": n.hostname,
+        "status": n.status(),
+        "cordoned": n.cordoned,
+        "draining": n.draining,
+        "unreachable": n.unreachable,
+        "resources": n.resources,
+        "used": {"cpus": used_cpus, "mem": used_mem},
+        "portRange": [n.port_range.0, n.port_range.1],
+        "attributes": n.attributes,
+        "tasks": tasks.len(),
+        "lastSeen": ts(n.last_seen),
+        "registeredAt": ts(n.registered_at),
+    })
+}
+
+async fn list_nodes(State(m): State<Master>) -> Json<Value> {
+    Json(m.read(|s| {
+        json!({"nodes": s.nodes.values().filter(|n| !n.removed).map(|n| node_json(s, n)).collect::<Vec<_>>()})
+    }))
+}
+
+async fn node_get(State(m): State<Master>, Path(id): Path<String>) -> ApiResult {
+    m.read(|s| {
+        s.nodes
+            .get(&id)
+            .filter(|n| !n.removed)
+            .map(|n| Json(json!({"node": node_json(s, n)})).into_response())
+    })
+    .ok_or_else(|| MasterError::NodeNotFound(id).into())
+}
+
+async fn node_action(
+    State(m): State<Master>,
+    Path((id, action)): Path<(String, String)>,
+) -> ApiResult {
+    let action = match action.as_str() {
+        "cordon" => NodeAction::Cordon,
+        "uncordon" => NodeAction::Uncordon,
+        "drain" => NodeAction::Drain,
+        "remove" => NodeAction::Remove,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown node action {other:?}: use cordon, uncordon, drain or remove"),
+            ))
+        }
+    };
+    let node = m.write(|s, now| s.node_action(&id, action, now))?;
+    let v = m.read(|s| node_json(s, &node));
+    Ok(Json(json!({ "node": v })).into_response())
+}
+
+async fn node_remove(State(m): State<Master>, Path(id): Path<String>) -> ApiResult {
+    node_action(State(m), Path((id, "remove".into()))).await
+}
+
+// === agents ===
+
+fn parse_report(body: &Bytes) -> Result<AgentReport, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("not an agent report: {e} (agent and master versions differ?)"),
+        )
+    })
+}
+
+async fn agent_register(State(m): State<Master>, body: Bytes) -> ApiResult {
+    let report = parse_report(&body)?;
+    tracing::info!(node = %report.node_id, hostname = %report.hostname, cpus = report.resources.cpus, "agent registered");
+    let reply = m.write(|s, now| Ok(s.heartbeat(report, true, now)))?;
+    Ok(Json(reply).into_response())
+}
+
+async fn agent_heartbeat(
+    State(m): State<Master>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let report = parse_report(&body)?;
+    if report.node_id != id {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("node ID in the path ({id}) and the body ({}) differ", report.node_id),
+        ));
+    }
+    m.metrics().heartbeats.inc();
+    let reply = m.write(|s, now| Ok(s.heartbeat(report, false, now)))?;
+    Ok(Json(reply).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::{body::Body, http::Request};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{clock::SystemClock, master::MasterConfig};
+
+    async fn call(r: &Router, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(if body.is_null() {
+                Body::empty()
+            } else {
+                Body::from(body.to_string())
+            })
+            .unwrap();
+        let resp = r.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn master() -> Master {
+        Master::in_memory(MasterConfig::default(), Arc::new(SystemClock))
+    }
+
+    #[tokio::test]
+    async fn create_list_scale_delete() {
+        let r = router(master());
+        let (st, v) = call(&r, "POST", "/v2/apps", json!({"id": "shop/web", "cmd": "sleep 1"})).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(v["id"], "/shop/web");
+        assert_eq!(v["deployments"].as_array().unwrap().len(), 1);
+        let (st, _) = call(&r, "POST", "/v2/apps", json!({"id": "/shop/web", "cmd": "x"})).await;
+        assert_eq!(st, StatusCode::CONFLICT);
+        let (st, v) = call(&r, "GET", "/v2/apps", Value::Null).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v["apps"][0]["id"], "/shop/web");
+        let (st, v) = call(&r, "PUT", "/v2/apps/shop/web", json!({"instances": 2})).await;
+        assert_eq!(st, StatusCode::CONFLICT, "locked: {v}");
+        let (st, v) = call(&r, "PUT", "/v2/apps/shop/web?force=true", json!({"instances": 2})).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(v["deploymentId"].is_string());
+        let (_, v) = call(&r, "GET", "/v2/apps/shop/web", Value::Null).await;
+        assert_eq!(v["app"]["instances"], 2);
+        let (_, v) = call(&r, "GET", "/v2/groups", Value::Null).await;
+        assert_eq!(v["groups"][0]["id"], "/shop");
+        let (st, _) = call(&r, "GET", "/v2/apps/shop/web/tasks", Value::Null).await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _) = call(&r, "DELETE", "/v2/apps/shop/web?force=true", Value::Null).await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, v) = call(&r, "GET", "/v2/apps/shop/web", Value::Null).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        assert_eq!(v["message"], "App '/shop/web' does not exist");
+    }
+
+    #[tokio::test]
+    async fn invalid_definitions_get_422_with_fields() {
+        let r = router(master());
+        let (st, v) = call(&r, "POST", "/v2/apps", json!({"id": "/a", "cmd": "x", "instances": -2})).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(v["message"], "Object is not valid");
+        assert_eq!(v["details"][0]["path"], "/instances");
+        let (st, v) = call(&r, "POST", "/v2/apps", json!({"id": "/a", "cmd": "x", "foo": 1})).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(v["details"][0]["path"], "/foo");
+        let req = Request::post("/v2/apps").body(Body::from("{nope")).unwrap();
+        let resp = r.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn ping_and_info() {
+        let r = router(master());
+        let req = Request::get("/ping").body(Body::empty()).unwrap();
+        assert_eq!(r.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+        let (_, v) = call(&r, "GET", "/v2/info", Value::Null).await;
+        assert_eq!(v["name"], "drover");
+    }
+}

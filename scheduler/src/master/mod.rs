@@ -1,0 +1,212 @@
+//! The master at run time: the state behind a lock, persisted to the store after every
+//! change (before anyone sees it), events published to subscribers, and the reconciliation
+//! loop.
+pub mod state;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+pub use state::{MasterConfig, MasterError, NodeAction, State};
+
+use crate::{
+    clock::Clock,
+    metrics::{MasterMetrics, StateLabel, StatusLabel},
+    model::TaskState,
+    store::{Snapshot, Store},
+};
+
+/// The master: cheap to clone, shared by the API handlers and the loop.
+#[derive(Debug, Clone)]
+pub struct Master {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: std::sync::Mutex<State>,
+    store: Option<Store>,
+    clock: Arc<dyn Clock>,
+    events: broadcast::Sender<Arc<Value>>,
+    metrics: MasterMetrics,
+    started_at: DateTime<Utc>,
+}
+
+impl Master {
+    /// Open the store in `dir` (`scheduler.redb`) and load what it holds.
+    pub fn open(
+        dir: &Path,
+        cfg: MasterConfig,
+        clock: Arc<dyn Clock>,
+        metrics: MasterMetrics,
+    ) -> Result<Self, MasterError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            MasterError::Store(crate::store::StoreError::Db {
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            })
+        })?;
+        let store = Store::open(&dir.join("scheduler.redb"))?;
+        let snapshot = store.load()?;
+        tracing::info!(
+            apps = snapshot.apps.len(),
+            tasks = snapshot.tasks.len(),
+            nodes = snapshot.nodes.len(),
+            "scheduler state loaded"
+        );
+        Ok(Self::build(snapshot, Some(store), cfg, clock, metrics))
+    }
+
+    /// A master without a store (tests, benchmarks).
+    pub fn in_memory(cfg: MasterConfig, clock: Arc<dyn Clock>) -> Self {
+        Self::build(
+            Snapshot::default(),
+            None,
+            cfg,
+            clock,
+            MasterMetrics::default(),
+        )
+    }
+
+    fn build(
+        snapshot: Snapshot,
+        store: Option<Store>,
+        cfg: MasterConfig,
+        clock: Arc<dyn Clock>,
+        metrics: MasterMetrics,
+    ) -> Self {
+        let now = clock.now();
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            inner: Arc::new(Inner {
+                state: std::sync::Mutex::new(State::new(snapshot, cfg, now)),
+                store,
+                clock,
+                events,
+                metrics,
+                started_at: now,
+            }),
+        }
+    }
+
+    /// Now, by the master's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// When the master started.
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.inner.started_at
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &MasterMetrics {
+        &self.inner.metrics
+    }
+
+    /// Read the state.
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        let s = self.inner.state.lock().expect("state lock");
+        f(&s)
+    }
+
+    /// Change the state; what changed is saved before the lock is released (so no agent or
+    /// client sees a task the store does not hold), then events are published.
+    pub fn write<R>(
+        &self,
+        f: impl FnOnce(&mut State, DateTime<Utc>) -> Result<R, MasterError>,
+    ) -> Result<R, MasterError> {
+        let now = self.now();
+        let (result, events) = {
+            let mut s = self.inner.state.lock().expect("state lock");
+            let result = f(&mut s, now);
+            if s.dirty {
+                if let Some(store) = &self.inner.store {
+                    if let Err(e) = store.save(&s.snapshot()) {
+                        tracing::error!(error = %e, "cannot save the scheduler state");
+                        return Err(e.into());
+                    }
+                }
+                s.dirty = false;
+            }
+            (result, std::mem::take(&mut s.events))
+        };
+        for e in events {
+            let _ = self.inner.events.send(Arc::new(e));
+        }
+        result
+    }
+
+    /// Events as they happen (Marathon event JSON with `eventType`).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Value>> {
+        self.inner.events.subscribe()
+    }
+
+    /// One reconciliation step.
+    pub fn tick(&self) -> Result<(), MasterError> {
+        let started = std::time::Instant::now();
+        let launched_before = self.read(|s| s.tasks.len());
+        self.write(|s, now| {
+            s.tick(now);
+            Ok(())
+        })?;
+        let m = &self.inner.metrics;
+        m.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+        self.read(|s| {
+            m.apps.set(s.apps.len() as i64);
+            m.deployments.set(s.deployments.len() as i64);
+            if s.tasks.len() > launched_before {
+                m.tasks_launched.inc_by((s.tasks.len() - launched_before) as u64);
+            }
+            for st in [
+                TaskState::Staging,
+                TaskState::Starting,
+                TaskState::Running,
+                TaskState::Killing,
+                TaskState::Unreachable,
+            ] {
+                let n = s.tasks.values().filter(|t| t.state == st).count();
+                m.tasks
+                    .get_or_create(&StateLabel {
+                        state: st.name().to_string(),
+                    })
+                    .set(n as i64);
+            }
+            for status in ["ACTIVE", "CORDONED", "DRAINING", "UNREACHABLE"] {
+                let n = s
+                    .nodes
+                    .values()
+                    .filter(|n| !n.removed && n.status() == status)
+                    .count();
+                m.nodes
+                    .get_or_create(&StatusLabel {
+                        status: status.to_string(),
+                    })
+                    .set(n as i64);
+            }
+        });
+        Ok(())
+    }
+
+    /// Reconcile every `interval` until `stop` turns true.
+    pub async fn run(self, interval: Duration, mut stop: watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    if let Err(e) = self.tick() {
+                        tracing::error!(error = %e, "reconciliation failed");
+                    }
+                }
+                _ = stop.changed() => {
+                    if *stop.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

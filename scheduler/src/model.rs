@@ -1,0 +1,877 @@
+//! The records the scheduler keeps and passes around: Marathon app definitions (with
+//! Marathon's field names and defaults), tasks, nodes, deployments, and the messages between
+//! master and agents. Types only, no IO.
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+// === app definitions (Marathon's AppDefinition) ===
+
+/// A Marathon app definition. Every field Marathon documents is known: the ones Drover acts
+/// on are typed, the others are kept as given (`Value`) so clients can round-trip them. A
+/// field Marathon does not have is an error (reported by [`crate::validate::parse_app`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppDefinition {
+    /// Absolute path, e.g. `/shop/web`; a relative one is made absolute.
+    #[serde(default)]
+    pub id: String,
+    /// Shell command (`sh -c CMD`), or the image's command with `container.docker.image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<String>,
+    /// Arguments (exec form) instead of `cmd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// User inside the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Environment; values are strings (Marathon's `{"secret": …}` values are refused).
+    #[serde(default)]
+    pub env: BTreeMap<String, Value>,
+    /// Number of tasks to keep running (default 1).
+    #[serde(default = "defaults::instances")]
+    pub instances: i64,
+    /// CPU shares per task (default 1).
+    #[serde(default = "defaults::cpus")]
+    pub cpus: f64,
+    /// Memory per task, MiB (default 128); also the container's memory limit.
+    #[serde(default = "defaults::mem")]
+    pub mem: f64,
+    /// Disk per task, MiB (default 0; accounted, not enforced).
+    #[serde(default)]
+    pub disk: f64,
+    /// GPUs (must be 0: Drover places no GPUs).
+    #[serde(default)]
+    pub gpus: f64,
+    /// Placement constraints: `[field, OPERATOR, value?]`.
+    #[serde(default)]
+    pub constraints: Vec<Vec<Value>>,
+    /// The Docker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+    /// Health checks (HTTP, HTTPS, TCP, COMMAND and their MESOS_ variants).
+    #[serde(default)]
+    pub health_checks: Vec<HealthCheck>,
+    /// How rolling updates proceed.
+    #[serde(default)]
+    pub upgrade_strategy: UpgradeStrategy,
+    /// First launch delay after a failure, seconds (default 1).
+    #[serde(default = "defaults::backoff_seconds")]
+    pub backoff_seconds: f64,
+    /// Factor the delay grows by with each failure (default 1.15).
+    #[serde(default = "defaults::backoff_factor")]
+    pub backoff_factor: f64,
+    /// Upper bound of the launch delay, seconds (default 300).
+    #[serde(default = "defaults::max_launch_delay_seconds")]
+    pub max_launch_delay_seconds: f64,
+    /// Labels, also put on the containers.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Host ports for host networking (`port: 0` = any from the agent's range). Default: one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_definitions: Option<Vec<PortDefinition>>,
+    /// Legacy form of `portDefinitions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<i64>>,
+    /// Use the ports in `portDefinitions` as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_ports: Option<bool>,
+    /// Which tasks go first when scaling down: YOUNGEST_FIRST (default) or OLDEST_FIRST.
+    #[serde(default = "defaults::kill_selection")]
+    pub kill_selection: String,
+    /// Seconds between SIGTERM and SIGKILL when a task is killed (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_kill_grace_period_seconds: Option<f64>,
+
+    // --- Marathon fields kept as given, not acted on ---
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_strategy: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uris: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_urls: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_resource_roles: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_checks: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Value>,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_rate_limit: Option<Value>,
+
+    // --- read-only fields of Marathon's responses: accepted in requests (clients send back
+    // what they read) and ignored ---
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub version: Option<Value>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub version_info: Option<Value>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub tasks_staged: Option<Value>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub tasks_running: Option<Value>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub tasks_healthy: Option<Value>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub tasks_unhealthy: Option<Value>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub deployments: Option<Value>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub tasks: Option<Value>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub last_task_failure: Option<Value>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub task_stats: Option<Value>,
+    /// Read-only, ignored.
+    #[serde(default, skip_serializing)]
+    pub readiness_check_results: Option<Value>,
+}
+
+/// Marathon's defaults, in one place.
+pub mod defaults {
+    /// instances
+    pub fn instances() -> i64 {
+        1
+    }
+    /// cpus
+    pub fn cpus() -> f64 {
+        1.0
+    }
+    /// mem (MiB)
+    pub fn mem() -> f64 {
+        128.0
+    }
+    /// backoffSeconds
+    pub fn backoff_seconds() -> f64 {
+        1.0
+    }
+    /// backoffFactor
+    pub fn backoff_factor() -> f64 {
+        1.15
+    }
+    /// maxLaunchDelaySeconds
+    pub fn max_launch_delay_seconds() -> f64 {
+        300.0
+    }
+    /// killSelection
+    pub fn kill_selection() -> String {
+        "YOUNGEST_FIRST".into()
+    }
+    /// upgradeStrategy.minimumHealthCapacity and maximumOverCapacity
+    pub fn one() -> f64 {
+        1.0
+    }
+    /// container.type
+    pub fn docker() -> String {
+        "DOCKER".into()
+    }
+    /// healthChecks[].protocol
+    pub fn http() -> String {
+        "HTTP".into()
+    }
+    /// healthChecks[].path
+    pub fn slash() -> String {
+        "/".into()
+    }
+    /// healthChecks[].gracePeriodSeconds
+    pub fn grace_period_seconds() -> f64 {
+        300.0
+    }
+    /// healthChecks[].intervalSeconds
+    pub fn interval_seconds() -> f64 {
+        60.0
+    }
+    /// healthChecks[].timeoutSeconds
+    pub fn timeout_seconds() -> f64 {
+        20.0
+    }
+    /// healthChecks[].maxConsecutiveFailures
+    pub fn max_consecutive_failures() -> i64 {
+        3
+    }
+    /// portMappings[].protocol
+    pub fn tcp() -> String {
+        "tcp".into()
+    }
+}
+
+impl AppDefinition {
+    /// The Docker image, if any.
+    pub fn image(&self) -> Option<&str> {
+        self.container
+            .as_ref()
+            .and_then(|c| c.docker.as_ref())
+            .map(|d| d.image.as_str())
+            .filter(|i| !i.is_empty())
+    }
+
+    /// The port mappings (bridge networking), from `container.portMappings` or
+    /// `container.docker.portMappings`.
+    pub fn port_mappings(&self) -> Vec<PortMapping> {
+        let Some(c) = &self.container else {
+            return Vec::new();
+        };
+        if let Some(pm) = c.port_mappings.as_ref().filter(|p| !p.is_empty()) {
+            return pm.clone();
+        }
+        c.docker
+            .as_ref()
+            .and_then(|d| d.port_mappings.clone())
+            .unwrap_or_default()
+    }
+
+    /// Bridge networking (port mappings) rather than the host's network.
+    pub fn bridge(&self) -> bool {
+        let network = self
+            .container
+            .as_ref()
+            .and_then(|c| c.docker.as_ref())
+            .and_then(|d| d.network.as_deref());
+        match network {
+            Some(n) => n.eq_ignore_ascii_case("BRIDGE") || n.eq_ignore_ascii_case("USER"),
+            None => !self.port_mappings().is_empty(),
+        }
+    }
+
+    /// The host ports each task needs: `0` = any port from the node's range.
+    pub fn host_ports(&self) -> Vec<u16> {
+        if self.bridge() {
+            return self
+                .port_mappings()
+                .iter()
+                .map(|p| p.host_port.clamp(0, 65535) as u16)
+                .collect();
+        }
+        if let Some(defs) = &self.port_definitions {
+            let fixed = self.require_ports.unwrap_or(false);
+            return defs
+                .iter()
+                .map(|p| if fixed { p.port.clamp(0, 65535) as u16 } else { 0 })
+                .collect();
+        }
+        if let Some(ports) = &self.ports {
+            return ports.iter().map(|_| 0).collect();
+        }
+        vec![0]
+    }
+
+    /// The fields that make a new configuration (everything but `instances`), to tell a
+    /// scale from a config change.
+    pub fn config_eq(&self, other: &AppDefinition) -> bool {
+        let mut a = self.clone();
+        a.instances = other.instances;
+        &a == other
+    }
+
+    /// The definition as Marathon returns it (defaults filled in).
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// `container`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Container {
+    /// DOCKER (MESOS is accepted as a synonym: Drover only runs Docker).
+    #[serde(rename = "type", default = "defaults::docker")]
+    pub kind: String,
+    /// The Docker part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerContainer>,
+    /// Port mappings (Marathon 1.5+ place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_mappings: Option<Vec<PortMapping>>,
+    /// Kept as given (not mounted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Value>,
+}
+
+/// `container.docker`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DockerContainer {
+    /// The image; it must exist on the agents' engines (Drover pulls only when
+    /// `forcePullImage` is set).
+    #[serde(default)]
+    pub image: String,
+    /// HOST (default without port mappings) or BRIDGE (default with them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Port mappings (pre-1.5 place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_mappings: Option<Vec<PortMapping>>,
+    /// `docker run` parameters, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    /// Privileged container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    /// Pull the image before each launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_pull_image: Option<bool>,
+    /// Kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_config: Option<Value>,
+}
+
+/// A port mapping (bridge networking).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortMapping {
+    /// Port inside the container.
+    #[serde(default)]
+    pub container_port: i64,
+    /// Host port; 0 = any from the agent's range.
+    #[serde(default)]
+    pub host_port: i64,
+    /// Kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_port: Option<i64>,
+    /// tcp (default) or udp.
+    #[serde(default = "defaults::tcp")]
+    pub protocol: String,
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_names: Option<Value>,
+}
+
+/// A port definition (host networking).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortDefinition {
+    /// The port; 0 = any.
+    #[serde(default)]
+    pub port: i64,
+    /// tcp (default) or udp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// A health check, with Marathon's fields and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    /// HTTP (default), HTTPS, TCP, COMMAND, or MESOS_HTTP/MESOS_HTTPS/MESOS_TCP.
+    #[serde(default = "defaults::http")]
+    pub protocol: String,
+    /// Path of an HTTP check (default `/`).
+    #[serde(default = "defaults::slash")]
+    pub path: String,
+    /// Which of the task's ports (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_index: Option<i64>,
+    /// A fixed port instead of `portIndex`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// COMMAND check: `{"value": "shell command"}` run in the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandCheck>,
+    /// Failures are ignored this long after the task starts (default 300).
+    #[serde(default = "defaults::grace_period_seconds")]
+    pub grace_period_seconds: f64,
+    /// Seconds between checks (default 60).
+    #[serde(default = "defaults::interval_seconds")]
+    pub interval_seconds: f64,
+    /// A check slower than this fails (default 20).
+    #[serde(default = "defaults::timeout_seconds")]
+    pub timeout_seconds: f64,
+    /// The task is killed after this many failures in a row (default 3; 0 = never).
+    #[serde(default = "defaults::max_consecutive_failures")]
+    pub max_consecutive_failures: i64,
+    /// Treat 1xx answers as healthy.
+    #[serde(default)]
+    pub ignore_http1xx: bool,
+    /// Marathon field, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_seconds: Option<f64>,
+}
+
+/// The command of a COMMAND health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandCheck {
+    /// Shell command; exit 0 = healthy.
+    pub value: String,
+}
+
+/// `upgradeStrategy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeStrategy {
+    /// Fraction of `instances` kept healthy during an update (default 1).
+    #[serde(default = "defaults::one")]
+    pub minimum_health_capacity: f64,
+    /// Fraction of `instances` that may run on top during an update (default 1).
+    #[serde(default = "defaults::one")]
+    pub maximum_over_capacity: f64,
+}
+
+impl Default for UpgradeStrategy {
+    fn default() -> Self {
+        Self {
+            minimum_health_capacity: 1.0,
+            maximum_over_capacity: 1.0,
+        }
+    }
+}
+
+// === what the master keeps ===
+
+/// An app as the master keeps it: the definition plus versions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct App {
+    /// The definition (validated, defaults filled in).
+    pub def: AppDefinition,
+    /// Changes with every change (scale included).
+    pub version: DateTime<Utc>,
+    /// Changes with every change of configuration (not with a scale); tasks of an older
+    /// configuration are replaced by a rolling update.
+    pub config_version: DateTime<Utc>,
+    /// When the app was last scaled.
+    pub last_scaling_at: DateTime<Utc>,
+}
+
+/// Task states (Marathon's, without the `TASK_` prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    /// Placed on a node; the agent has not started it yet.
+    Staging,
+    /// The agent is creating/starting the container.
+    Starting,
+    /// The container runs.
+    Running,
+    /// The container exited with status 0.
+    Finished,
+    /// The container exited with another status, or could not start.
+    Failed,
+    /// Drover is stopping it.
+    Killing,
+    /// Drover stopped it.
+    Killed,
+    /// Its node stopped answering.
+    Unreachable,
+}
+
+impl TaskState {
+    /// No more changes come for it.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Finished | Self::Failed | Self::Killed)
+    }
+
+    /// Marathon's name: `TASK_RUNNING`, …
+    pub fn marathon(self) -> &'static str {
+        match self {
+            Self::Staging => "TASK_STAGING",
+            Self::Starting => "TASK_STARTING",
+            Self::Running => "TASK_RUNNING",
+            Self::Finished => "TASK_FINISHED",
+            Self::Failed => "TASK_FAILED",
+            Self::Killing => "TASK_KILLING",
+            Self::Killed => "TASK_KILLED",
+            Self::Unreachable => "TASK_UNREACHABLE",
+        }
+    }
+
+    /// `RUNNING`, …
+    pub fn name(self) -> &'static str {
+        &self.marathon()[5..]
+    }
+}
+
+/// What an agent needs to run one task. Fixed when the task is placed, so a rolling update
+/// changes new tasks only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Task ID, e.g. `shop_web.3f2a…`.
+    pub task_id: String,
+    /// App ID, e.g. `/shop/web`.
+    pub app_id: String,
+    /// The app's group, e.g. `/shop`.
+    pub group: String,
+    /// The app's configuration version the task runs.
+    pub config_version: DateTime<Utc>,
+    /// Docker image (busybox-like default for cmd-only apps is the agent's).
+    pub image: Option<String>,
+    /// Shell command.
+    pub cmd: Option<String>,
+    /// Exec-form arguments.
+    pub args: Option<Vec<String>>,
+    /// User.
+    pub user: Option<String>,
+    /// Environment from the definition (the agent adds HOST, PORTn, …).
+    pub env: BTreeMap<String, String>,
+    /// Labels from the definition.
+    pub labels: BTreeMap<String, String>,
+    /// CPU shares.
+    pub cpus: f64,
+    /// Memory limit, MiB.
+    pub mem: f64,
+    /// Host ports assigned by the master.
+    pub host_ports: Vec<u16>,
+    /// Container ports (bridge networking; empty for host networking).
+    pub container_ports: Vec<(u16, String)>,
+    /// Bridge networking.
+    pub bridge: bool,
+    /// Health checks.
+    pub health_checks: Vec<HealthCheck>,
+    /// Seconds between SIGTERM and SIGKILL.
+    pub kill_grace_secs: f64,
+    /// Pull the image before starting.
+    pub force_pull: bool,
+    /// Privileged.
+    pub privileged: bool,
+}
+
+/// A task as the master keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Task {
+    /// What to run.
+    pub spec: TaskSpec,
+    /// Node it is placed on.
+    pub node_id: String,
+    /// The node's hostname (for clients).
+    pub host: String,
+    /// State.
+    pub state: TaskState,
+    /// When it was placed.
+    pub staged_at: DateTime<Utc>,
+    /// When its container started running.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Docker container ID.
+    pub container_id: Option<String>,
+    /// Health: None = unknown (no result yet or no checks).
+    pub healthy: Option<bool>,
+    /// Failed checks in a row.
+    pub consecutive_failures: u32,
+    /// Last passing check.
+    pub last_success: Option<DateTime<Utc>>,
+    /// Last failing check.
+    pub last_failure: Option<DateTime<Utc>>,
+    /// Last failing check's reason.
+    pub last_failure_cause: Option<String>,
+    /// Why it is being killed.
+    pub kill_reason: Option<String>,
+    /// Since when its node has been unreachable.
+    pub unreachable_since: Option<DateTime<Utc>>,
+    /// The state before it went unreachable.
+    pub state_before_unreachable: Option<TaskState>,
+}
+
+impl Task {
+    /// Running and passing its health checks (or running without health checks).
+    pub fn is_healthy(&self) -> bool {
+        self.state == TaskState::Running
+            && (self.spec.health_checks.is_empty() || self.healthy == Some(true))
+    }
+
+    /// Counts towards the app's instances (not being killed, not terminal).
+    pub fn is_active(&self) -> bool {
+        !self.state.is_terminal() && self.state != TaskState::Killing
+    }
+}
+
+/// Resources of a node or a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPUs.
+    pub cpus: f64,
+    /// Memory, MiB.
+    pub mem: f64,
+    /// Disk, MiB.
+    pub disk: f64,
+}
+
+/// A node (an agent) as the master keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Node {
+    /// Node ID (`--node-id`); also the `hostname` constraint field.
+    pub id: String,
+    /// Address tasks are reached at (`HOST`).
+    pub hostname: String,
+    /// What the node offers.
+    pub resources: Resources,
+    /// Host ports tasks may use, inclusive.
+    pub port_range: (u16, u16),
+    /// Attributes for constraints (e.g. `rack`, `zone`).
+    pub attributes: BTreeMap<String, String>,
+    /// No new tasks.
+    pub cordoned: bool,
+    /// Its tasks are being moved away (implies cordoned).
+    pub draining: bool,
+    /// Removed: gets no tasks and is not listed.
+    pub removed: bool,
+    /// Last heartbeat.
+    pub last_seen: DateTime<Utc>,
+    /// Missed heartbeats for longer than the timeout.
+    pub unreachable: bool,
+    /// When it registered.
+    pub registered_at: DateTime<Utc>,
+}
+
+impl Node {
+    /// Its state for people: ACTIVE, CORDONED, DRAINING, UNREACHABLE.
+    pub fn status(&self) -> &'static str {
+        if self.unreachable {
+            "UNREACHABLE"
+        } else if self.draining {
+            "DRAINING"
+        } else if self.cordoned {
+            "CORDONED"
+        } else {
+            "ACTIVE"
+        }
+    }
+
+    /// New tasks may go here.
+    pub fn schedulable(&self) -> bool {
+        !self.unreachable && !self.cordoned && !self.draining && !self.removed
+    }
+}
+
+/// A deployment: a change to an app in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Deployment ID (a UUID).
+    pub id: String,
+    /// The app it changes.
+    pub app_id: String,
+    /// StartApplication, ScaleApplication, RestartApplication, StopApplication.
+    pub action: String,
+    /// The app version it deploys.
+    pub version: DateTime<Utc>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// The app before (for a rollback), None for a new app.
+    pub previous: Option<App>,
+}
+
+impl Deployment {
+    /// Marathon's JSON for it.
+    pub fn to_json(&self) -> Value {
+        let action = serde_json::json!({"action": self.action, "app": self.app_id});
+        serde_json::json!({
+            "id": self.id,
+            "version": ts(self.version),
+            "affectedApps": [self.app_id],
+            "affectedPods": [],
+            "steps": [{"actions": [action.clone()]}],
+            "currentActions": [{"action": self.action, "app": self.app_id, "readinessCheckResults": []}],
+            "currentStep": 1,
+            "totalSteps": 1,
+        })
+    }
+}
+
+// === master ⇄ agent ===
+
+/// What an agent sends with each heartbeat (and at registration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentReport {
+    /// Node ID.
+    pub node_id: String,
+    /// Address tasks are reached at.
+    pub hostname: String,
+    /// What the node offers.
+    pub resources: Resources,
+    /// Host ports tasks may use, inclusive.
+    pub port_range: (u16, u16),
+    /// Attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// Every task the agent has a container (or a launch in progress) for.
+    pub tasks: Vec<TaskReport>,
+}
+
+/// One task as an agent sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskReport {
+    /// Task ID.
+    pub task_id: String,
+    /// App ID (from the container's label).
+    pub app_id: String,
+    /// State.
+    pub state: TaskState,
+    /// Container ID.
+    pub container_id: Option<String>,
+    /// Why it failed or finished.
+    pub message: Option<String>,
+    /// When the container started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Latest health result: None = no result yet or no checks.
+    pub healthy: Option<bool>,
+    /// Failed checks in a row.
+    pub consecutive_failures: u32,
+    /// Last passing check.
+    pub last_success: Option<DateTime<Utc>>,
+    /// Last failing check.
+    pub last_failure: Option<DateTime<Utc>>,
+    /// Last failing check's reason.
+    pub last_failure_cause: Option<String>,
+}
+
+/// The master's answer to a heartbeat: the tasks this node should run (the agent starts the
+/// missing ones and stops every other container it owns).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// Tasks to run.
+    pub tasks: Vec<TaskSpec>,
+    /// The node was removed from the cluster: stop everything.
+    #[serde(default)]
+    pub removed: bool,
+}
+
+// === helpers ===
+
+/// Marathon's timestamp format: `2026-11-22T01:02:03.456Z`.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A random UUID (v4 layout).
+pub fn uuid() -> String {
+    let a = fastrand::u64(..);
+    let b = fastrand::u64(..);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        (a >> 32) as u32,
+        (a >> 16) as u16,
+        (a as u16) & 0x0fff,
+        ((b >> 48) as u16 & 0x3fff) | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// Marathon's task ID for an app: `shop_web.UUID`.
+pub fn task_id(app_id: &str) -> String {
+    format!("{}.{}", app_id.trim_start_matches('/').replace('/', "_"), uuid())
+}
+
+/// The group of an app: `/shop/web` → `/shop`, `/web` → `/`.
+pub fn group_of(app_id: &str) -> String {
+    match app_id.rfind('/') {
+        Some(0) | None => "/".into(),
+        Some(i) => app_id[..i].into(),
+    }
+}
+
+/// Make an app ID absolute and canonical: `web` → `/web`, no trailing slash.
+pub fn normalize_id(id: &str) -> String {
+    let trimmed = id.trim().trim_end_matches('/');
+    if trimmed.starts_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_marathons() {
+        let app: AppDefinition = serde_json::from_str(r#"{"id":"/a","cmd":"sleep 1"}"#).unwrap();
+        assert_eq!(app.instances, 1);
+        assert_eq!(app.cpus, 1.0);
+        assert_eq!(app.mem, 128.0);
+        assert_eq!(app.backoff_seconds, 1.0);
+        assert_eq!(app.backoff_factor, 1.15);
+        assert_eq!(app.max_launch_delay_seconds, 300.0);
+        assert_eq!(app.upgrade_strategy.minimum_health_capacity, 1.0);
+        assert_eq!(app.upgrade_strategy.maximum_over_capacity, 1.0);
+        assert_eq!(app.host_ports(), vec![0]);
+        assert!(!app.bridge());
+    }
+
+    #[test]
+    fn health_check_defaults() {
+        let hc: HealthCheck = serde_json::from_str("{}").unwrap();
+        assert_eq!(hc.protocol, "HTTP");
+        assert_eq!(hc.path, "/");
+        assert_eq!(hc.grace_period_seconds, 300.0);
+        assert_eq!(hc.interval_seconds, 60.0);
+        assert_eq!(hc.timeout_seconds, 20.0);
+        assert_eq!(hc.max_consecutive_failures, 3);
+    }
+
+    #[test]
+    fn bridge_with_port_mappings() {
+        let app: AppDefinition = serde_json::from_str(
+            r#"{"id":"/a","container":{"docker":{"image":"x","portMappings":[{"containerPort":80}]}}}"#,
+        )
+        .unwrap();
+        assert!(app.bridge());
+        assert_eq!(app.host_ports(), vec![0]);
+    }
+
+    #[test]
+    fn ids_and_groups() {
+        assert_eq!(normalize_id("web/"), "/web");
+        assert_eq!(group_of("/shop/web"), "/shop");
+        assert_eq!(group_of("/web"), "/");
+        assert!(task_id("/shop/web").starts_with("shop_web."));
+        assert_eq!(uuid().len(), 36);
+    }
+
+    #[test]
+    fn scale_is_not_a_config_change() {
+        let a: AppDefinition = serde_json::from_str(r#"{"id":"/a","cmd":"x"}"#).unwrap();
+        let mut b = a.clone();
+        b.instances = 5;
+        assert!(a.config_eq(&b));
+        b.cmd = Some("y".into());
+        assert!(!a.config_eq(&b));
+    }
+}
