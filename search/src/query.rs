@@ -621,6 +621,34 @@ impl Search {
     }
 }
 
+impl Search {
+    /// Every line's (container, seq) in the index, in no particular order: for checks that
+    /// nothing is missing or doubled (tests, `drover logs verify`-like tools).
+    pub fn scan_keys(&self) -> Result<Vec<(String, u64)>, SearchError> {
+        let mut out = Vec::new();
+        for part in self.store.partitions() {
+            let searcher = part.reader.searcher();
+            for seg in searcher.segment_readers() {
+                let ff = seg.fast_fields();
+                let containers = ff
+                    .str("container")?
+                    .ok_or_else(|| SearchError::Index("no container column".into()))?;
+                let seqs = ff.u64("seq")?;
+                let mut name = String::new();
+                for doc in seg.doc_ids_alive() {
+                    let ord = containers.term_ords(doc).next().unwrap_or_default();
+                    name.clear();
+                    containers
+                        .ord_to_str(ord, &mut name)
+                        .map_err(|e| SearchError::Index(e.to_string()))?;
+                    out.push((name.clone(), seqs.first(doc).unwrap_or_default()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 type SortColumns = Option<(Column<TDateTime>, Column<u64>)>;
 
 fn sort_columns(seg: &SegmentReader) -> SortColumns {

@@ -9,6 +9,7 @@ use drover_kafka::{
 
 mod collector;
 mod kafka;
+mod search;
 
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
@@ -20,6 +21,10 @@ pub enum BenchCommand {
     /// CPU and memory, the `docker logs -f | python producer` baseline for the same container
     /// and broker, and the CPU cost of stats sampling per 100 containers.
     Collector(collector::CollectorBenchArgs),
+    /// Indexing throughput of the logpipe from Kafka against raw Tantivy on the same generated
+    /// corpus (nginx, JSON, plain and Java stack-trace lines), and search and histogram
+    /// latency percentiles over a 10-million-line index.
+    Search(search::SearchBenchArgs),
 }
 
 /// The broker a benchmark measures against: `--brokers` when given (checked), else an
@@ -51,5 +56,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Kafka(args) => kafka::run(args).await,
         BenchCommand::Collector(args) => collector::run(args).await,
+        BenchCommand::Search(args) => search::run(args).await,
     }
 }
