@@ -2,7 +2,8 @@
 # Install what Drover needs and is missing on this machine; quick when nothing is.
 #  - Debian packages: promtool (prometheus), busybox-static (test image), build tools
 #  - tansu, the embedded Kafka-protocol broker, into $DROVER_TOOLS (outside the clone)
-#  - Python's confluent-kafka (benchmark baseline and third-party client tests)
+#  - Python's confluent-kafka (benchmark baseline and third-party client tests) and marathon
+#    (a third-party Marathon client the scheduler's tests drive)
 # The Docker engine must already be running (it is on this machine kind).
 set -euo pipefail
 TOOLS="${DROVER_TOOLS:-$HOME/.cache/drover/tools}"
@@ -40,6 +41,11 @@ if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
   say "installing Python confluent-kafka"
   python3 -m pip install --quiet --disable-pip-version-check confluent-kafka \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages confluent-kafka
+fi
+if ! python3 -c 'import marathon' >/dev/null 2>&1; then
+  say "installing Python marathon (third-party Marathon client for the scheduler's tests)"
+  python3 -m pip install --quiet --disable-pip-version-check marathon \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages marathon
 fi
 
 # --- Docker ------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ mod broker_cmd;
 mod collector_cmd;
 mod datadir;
 mod http;
+mod logs_cmd;
+mod scheduler_cmd;
 mod telemetry;
 mod up;
 
@@ -36,6 +38,21 @@ enum Command {
     /// Run only the per-host collector: every container's logs and stats from the Docker
     /// engine to Kafka.
     Collector(collector_cmd::CollectorArgs),
+    /// Run only the logpipe: the logs topic into the search index, with the search API.
+    Logpipe(logs_cmd::LogpipeArgs),
+    /// Search and follow the logs of every container (client of `drover up`).
+    #[command(subcommand)]
+    Logs(logs_cmd::LogsCommand),
+    /// Run only the scheduler's master: apps, tasks, nodes and deployments, with the
+    /// Marathon-compatible API (/v2/apps, …) and Drover's /v1/nodes.
+    Master(scheduler_cmd::MasterArgs),
+    /// Run a scheduler agent on this host: registers with the master and runs the tasks it
+    /// is given as Docker containers. Several agents may share one Docker engine.
+    Agent(scheduler_cmd::AgentArgs),
+    /// Deploy, list, show, scale, restart and remove apps (client of the master).
+    App(scheduler_cmd::AppArgs),
+    /// List, cordon, uncordon, drain and remove nodes (client of the master).
+    Node(scheduler_cmd::NodeArgs),
     /// Measure Drover's components on this machine and print the figures (and the baseline
     /// the issue names, measured in the same run).
     #[command(subcommand)]
@@ -61,6 +78,12 @@ fn main() -> ExitCode {
             Command::Broker(args) => broker_cmd::run(args).await,
             Command::Collector(args) => collector_cmd::run(args).await,
             Command::Bench(cmd) => bench::run(cmd).await,
+            Command::Master(args) => scheduler_cmd::run_master(args).await,
+            Command::Agent(args) => scheduler_cmd::run_agent(args).await,
+            Command::App(args) => scheduler_cmd::run_app(args).await,
+            Command::Node(args) => scheduler_cmd::run_node(args).await,
+            Command::Logpipe(args) => logs_cmd::run(args).await,
+            Command::Logs(cmd) => logs_cmd::client(cmd).await,
         }
     });
     match result {

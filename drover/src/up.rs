@@ -15,6 +15,8 @@ use crate::{
     collector_cmd::CollectorOpts,
     datadir,
     http::{self, AppState},
+    logs_cmd::{LogpipeOpts, RunningLogpipe},
+    scheduler_cmd::{self, AgentOpts, MasterOpts},
     telemetry::ProcessMetrics,
 };
 
@@ -60,6 +62,18 @@ pub struct UpArgs {
     pub no_collector: bool,
     #[command(flatten)]
     pub collector: CollectorOpts,
+    /// Do not run the scheduler (master and local agent).
+    #[arg(long)]
+    pub no_scheduler: bool,
+    #[command(flatten)]
+    pub master: MasterOpts,
+    #[command(flatten)]
+    pub agent: AgentOpts,
+    /// Do not run the logpipe (the search API still serves the index already on disk).
+    #[arg(long)]
+    pub no_logpipe: bool,
+    #[command(flatten)]
+    pub logpipe: LogpipeOpts,
 }
 
 /// Run `drover up` until Ctrl-C or SIGTERM.
@@ -126,7 +140,45 @@ async fn serve(
         })
     });
     // Each component merges its own API routes here (already bound to its own state).
-    let extra = axum::Router::new();
+    let mut extra = axum::Router::new();
+    let logs_dir = data_dir.join("logs");
+    let logpipe = if args.no_logpipe {
+        None
+    } else {
+        Some(RunningLogpipe::start(
+            &args.logpipe,
+            kafka,
+            &logs_dir,
+            registry
+                .sub_registry_with_prefix("drover")
+                .sub_registry_with_prefix("logpipe"),
+        )?)
+    };
+    let search = match &logpipe {
+        Some(p) => p.search.clone(),
+        None => drover_search::Search::new(Arc::new(
+            drover_search::LogStore::open(&logs_dir).context("cannot open the log index")?,
+        )),
+    };
+    extra = extra.merge(drover_search::api::router(search));
+    let scheduler = if args.no_scheduler {
+        None
+    } else {
+        let master = args.master.open(data_dir, &mut registry)?;
+        let looped = tokio::spawn(
+            master
+                .clone()
+                .run(args.master.reconcile_interval, stop_tx.subscribe()),
+        );
+        let agent_cfg = args.agent.config(
+            &scheduler_cmd::local_master_url(args.http),
+            &args.collector.docker,
+        );
+        let node_id = agent_cfg.node_id.clone();
+        let agent = scheduler_cmd::spawn_agent(agent_cfg, &mut registry, stop_tx.subscribe());
+        extra = extra.merge(drover_scheduler::api::router(master));
+        Some((looped, agent, node_id))
+    };
     let state = AppState {
         registry: Arc::new(registry),
         process,
@@ -147,6 +199,18 @@ async fn serve(
             drover_schema::topics::LOGS
         );
     }
+    if !args.no_logpipe {
+        println!(
+            "  log search  http://{}/api/logs/search?q=error   (drover logs search QUERY)",
+            args.http
+        );
+    }
+    if let Some((_, _, node)) = &scheduler {
+        println!(
+            "  scheduler   http://{}/v2/apps (Marathon API; drover app deploy FILE), local node {node}",
+            args.http
+        );
+    }
     println!("press Ctrl-C to stop");
     let served = axum::serve(listener, http::app_with(state, extra))
         .with_graceful_shutdown(shutdown_signal())
@@ -155,6 +219,13 @@ async fn serve(
     let _ = stop_tx.send(true);
     if let Some(c) = collector {
         let _ = c.await;
+    }
+    if let Some((looped, agent, _)) = scheduler {
+        let _ = looped.await;
+        let _ = agent.await;
+    }
+    if let Some(p) = logpipe {
+        p.stop().await;
     }
     served
 }

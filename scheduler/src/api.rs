@@ -106,10 +106,7 @@ pub fn router(master: Master) -> Router {
         .route("/v2/apps", get(list_apps).post(create_app))
         .route(
             "/v2/apps/{*id}",
-            get(app_get)
-                .put(app_put)
-                .delete(app_delete)
-                .post(app_post),
+            get(app_get).put(app_put).delete(app_delete).post(app_post),
         )
         .route("/v2/tasks", get(list_tasks))
         .route("/v2/groups", get(groups_root))
@@ -190,10 +187,12 @@ pub fn app_json(s: &MState, app: &App, embed_tasks: bool, embed_failure: bool) -
         crate::model::TaskState::Staging | crate::model::TaskState::Starting
     )));
     v["tasksRunning"] = json!(count(&|t| t.state == crate::model::TaskState::Running));
-    v["tasksHealthy"] = json!(count(&|t| !t.spec.health_checks.is_empty()
-        && t.is_healthy()));
-    v["tasksUnhealthy"] = json!(count(&|t| !t.spec.health_checks.is_empty()
-        && t.healthy == Some(false)));
+    v["tasksHealthy"] = json!(count(
+        &|t| !t.spec.health_checks.is_empty() && t.is_healthy()
+    ));
+    v["tasksUnhealthy"] = json!(count(
+        &|t| !t.spec.health_checks.is_empty() && t.healthy == Some(false)
+    ));
     v["deployments"] = json!(s
         .deployments
         .values()
@@ -254,7 +253,11 @@ async fn list_apps(State(m): State<Master>, RawQuery(q): RawQuery) -> Json<Value
     let apps = m.read(|s| {
         s.apps
             .values()
-            .filter(|a| id_filter.as_ref().is_none_or(|f| a.def.id.contains(f.as_str())))
+            .filter(|a| {
+                id_filter
+                    .as_ref()
+                    .is_none_or(|f| a.def.id.contains(f.as_str()))
+            })
             .filter(|a| {
                 cmd_filter
                     .as_ref()
@@ -355,7 +358,8 @@ async fn app_put(
     };
     let body = parse_json(&body)?;
     let force = query_flag(&q, "force");
-    let d = m.write(|s, now| s.update_app(&id, body, force, now))?;
+    let partial = !query_values(&q, "partialUpdate").contains(&"false");
+    let d = m.write(|s, now| s.put_app(&id, body, force, partial, now))?;
     Ok((
         StatusCode::OK,
         deployment_headers(&d.id),
@@ -467,10 +471,7 @@ fn group_json(s: &MState, id: &str) -> Option<Value> {
     if apps.is_empty() && subgroups.is_empty() && id != "/" {
         return None;
     }
-    let groups: Vec<Value> = subgroups
-        .keys()
-        .filter_map(|g| group_json(s, g))
-        .collect();
+    let groups: Vec<Value> = subgroups.keys().filter_map(|g| group_json(s, g)).collect();
     let version = s.apps.values().map(|a| a.version).max().map(ts);
     Some(json!({
         "id": id, "apps": apps, "groups": groups, "pods": [], "dependencies": [],
@@ -497,7 +498,15 @@ async fn group_get(State(m): State<Master>, Path(id): Path<String>) -> ApiResult
 // === deployments, queue, events ===
 
 async fn list_deployments(State(m): State<Master>) -> Json<Value> {
-    Json(m.read(|s| json!(s.deployments.values().map(|d| d.to_json()).collect::<Vec<_>>())))
+    Json(
+        m.read(|s| {
+            json!(s
+                .deployments
+                .values()
+                .map(|d| d.to_json())
+                .collect::<Vec<_>>())
+        }),
+    )
 }
 
 async fn delete_deployment(
@@ -676,7 +685,10 @@ async fn agent_heartbeat(
     if report.node_id != id {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("node ID in the path ({id}) and the body ({}) differ", report.node_id),
+            format!(
+                "node ID in the path ({id}) and the body ({}) differ",
+                report.node_id
+            ),
         ));
     }
     m.metrics().heartbeats.inc();
@@ -709,7 +721,10 @@ mod tests {
         let resp = r.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     fn master() -> Master {
@@ -719,18 +734,36 @@ mod tests {
     #[tokio::test]
     async fn create_list_scale_delete() {
         let r = router(master());
-        let (st, v) = call(&r, "POST", "/v2/apps", json!({"id": "shop/web", "cmd": "sleep 1"})).await;
+        let (st, v) = call(
+            &r,
+            "POST",
+            "/v2/apps",
+            json!({"id": "shop/web", "cmd": "sleep 1"}),
+        )
+        .await;
         assert_eq!(st, StatusCode::CREATED, "{v}");
         assert_eq!(v["id"], "/shop/web");
         assert_eq!(v["deployments"].as_array().unwrap().len(), 1);
-        let (st, _) = call(&r, "POST", "/v2/apps", json!({"id": "/shop/web", "cmd": "x"})).await;
+        let (st, _) = call(
+            &r,
+            "POST",
+            "/v2/apps",
+            json!({"id": "/shop/web", "cmd": "x"}),
+        )
+        .await;
         assert_eq!(st, StatusCode::CONFLICT);
         let (st, v) = call(&r, "GET", "/v2/apps", Value::Null).await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(v["apps"][0]["id"], "/shop/web");
         let (st, v) = call(&r, "PUT", "/v2/apps/shop/web", json!({"instances": 2})).await;
         assert_eq!(st, StatusCode::CONFLICT, "locked: {v}");
-        let (st, v) = call(&r, "PUT", "/v2/apps/shop/web?force=true", json!({"instances": 2})).await;
+        let (st, v) = call(
+            &r,
+            "PUT",
+            "/v2/apps/shop/web?force=true",
+            json!({"instances": 2}),
+        )
+        .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert!(v["deploymentId"].is_string());
         let (_, v) = call(&r, "GET", "/v2/apps/shop/web", Value::Null).await;
@@ -749,11 +782,23 @@ mod tests {
     #[tokio::test]
     async fn invalid_definitions_get_422_with_fields() {
         let r = router(master());
-        let (st, v) = call(&r, "POST", "/v2/apps", json!({"id": "/a", "cmd": "x", "instances": -2})).await;
+        let (st, v) = call(
+            &r,
+            "POST",
+            "/v2/apps",
+            json!({"id": "/a", "cmd": "x", "instances": -2}),
+        )
+        .await;
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(v["message"], "Object is not valid");
         assert_eq!(v["details"][0]["path"], "/instances");
-        let (st, v) = call(&r, "POST", "/v2/apps", json!({"id": "/a", "cmd": "x", "foo": 1})).await;
+        let (st, v) = call(
+            &r,
+            "POST",
+            "/v2/apps",
+            json!({"id": "/a", "cmd": "x", "foo": 1}),
+        )
+        .await;
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(v["details"][0]["path"], "/foo");
         let req = Request::post("/v2/apps").body(Body::from("{nope")).unwrap();
@@ -765,7 +810,10 @@ mod tests {
     async fn ping_and_info() {
         let r = router(master());
         let req = Request::get("/ping").body(Body::empty()).unwrap();
-        assert_eq!(r.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            r.clone().oneshot(req).await.unwrap().status(),
+            StatusCode::OK
+        );
         let (_, v) = call(&r, "GET", "/v2/info", Value::Null).await;
         assert_eq!(v["name"], "drover");
     }

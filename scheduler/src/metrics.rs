@@ -69,9 +69,21 @@ impl MasterMetrics {
         registry.register("apps", "Apps defined", m.apps.clone());
         registry.register("tasks", "Tasks by state", m.tasks.clone());
         registry.register("nodes", "Nodes by status", m.nodes.clone());
-        registry.register("heartbeats", "Agent heartbeats received", m.heartbeats.clone());
-        registry.register("tasks_launched", "Tasks placed on nodes", m.tasks_launched.clone());
-        registry.register("deployments", "Deployments in progress", m.deployments.clone());
+        registry.register(
+            "heartbeats",
+            "Agent heartbeats received",
+            m.heartbeats.clone(),
+        );
+        registry.register(
+            "tasks_launched",
+            "Tasks placed on nodes",
+            m.tasks_launched.clone(),
+        );
+        registry.register(
+            "deployments",
+            "Deployments in progress",
+            m.deployments.clone(),
+        );
         registry.register_with_unit(
             "reconcile",
             "Duration of one reconciliation tick",
@@ -101,11 +113,31 @@ impl AgentMetrics {
     /// Register under `registry` (e.g. the `drover_agent` sub-registry).
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
-        registry.register("containers_started", "Task containers started", m.containers_started.clone());
-        registry.register("containers_stopped", "Task containers stopped", m.containers_stopped.clone());
-        registry.register("launch_failures", "Task containers that failed to start", m.launch_failures.clone());
-        registry.register("health_checks", "Health checks by result", m.health_checks.clone());
-        registry.register("heartbeat_failures", "Heartbeats that did not reach the master", m.heartbeat_failures.clone());
+        registry.register(
+            "containers_started",
+            "Task containers started",
+            m.containers_started.clone(),
+        );
+        registry.register(
+            "containers_stopped",
+            "Task containers stopped",
+            m.containers_stopped.clone(),
+        );
+        registry.register(
+            "launch_failures",
+            "Task containers that failed to start",
+            m.launch_failures.clone(),
+        );
+        registry.register(
+            "health_checks",
+            "Health checks by result",
+            m.health_checks.clone(),
+        );
+        registry.register(
+            "heartbeat_failures",
+            "Heartbeats that did not reach the master",
+            m.heartbeat_failures.clone(),
+        );
         m
     }
 }

@@ -285,7 +285,13 @@ impl AppDefinition {
             let fixed = self.require_ports.unwrap_or(false);
             return defs
                 .iter()
-                .map(|p| if fixed { p.port.clamp(0, 65535) as u16 } else { 0 })
+                .map(|p| {
+                    if fixed {
+                        p.port.clamp(0, 65535) as u16
+                    } else {
+                        0
+                    }
+                })
                 .collect();
         }
         if let Some(ports) = &self.ports {
@@ -795,7 +801,11 @@ pub fn uuid() -> String {
 
 /// Marathon's task ID for an app: `shop_web.UUID`.
 pub fn task_id(app_id: &str) -> String {
-    format!("{}.{}", app_id.trim_start_matches('/').replace('/', "_"), uuid())
+    format!(
+        "{}.{}",
+        app_id.trim_start_matches('/').replace('/', "_"),
+        uuid()
+    )
 }
 
 /// The group of an app: `/shop/web` → `/shop`, `/web` → `/`.

@@ -307,7 +307,10 @@ pub fn place(
             {
                 continue;
             }
-            let Some(group_load) = cxs.iter().try_fold(0usize, |acc, cx| allows(cx, i).map(|l| acc + l)) else {
+            let Some(group_load) = cxs
+                .iter()
+                .try_fold(0usize, |acc, cx| allows(cx, i).map(|l| acc + l))
+            else {
                 continue;
             };
             // Spread: fewest of this app's tasks on the node, then on its group values, then
@@ -445,7 +448,12 @@ mod tests {
     #[test]
     fn unique_hostname() {
         let mut ns = nodes(3, 4.0);
-        let p = place(&mut ns, &[], &demand(0.1, &[json!(["hostname", "UNIQUE"])]), 5);
+        let p = place(
+            &mut ns,
+            &[],
+            &demand(0.1, &[json!(["hostname", "UNIQUE"])]),
+            5,
+        );
         assert_eq!(p.placed.len(), 3);
         assert!(p.reason.unwrap().contains("hostname:UNIQUE"));
     }
@@ -453,28 +461,53 @@ mod tests {
     #[test]
     fn cluster_and_like() {
         let mut ns = nodes(4, 4.0);
-        let p = place(&mut ns, &[], &demand(0.1, &[json!(["rack", "CLUSTER", "r1"])]), 4);
+        let p = place(
+            &mut ns,
+            &[],
+            &demand(0.1, &[json!(["rack", "CLUSTER", "r1"])]),
+            4,
+        );
         assert_eq!(per_node(&p, 4), vec![0, 2, 0, 2]);
         let mut ns = nodes(4, 4.0);
         let p = place(&mut ns, &[], &demand(0.1, &[json!(["rack", "CLUSTER"])]), 4);
         let v = per_node(&p, 4);
         assert!(v == vec![2, 0, 2, 0] || v == vec![0, 2, 0, 2], "{v:?}");
         let mut ns = nodes(4, 4.0);
-        let p = place(&mut ns, &[], &demand(0.1, &[json!(["hostname", "LIKE", "n[01]"])]), 4);
+        let p = place(
+            &mut ns,
+            &[],
+            &demand(0.1, &[json!(["hostname", "LIKE", "n[01]"])]),
+            4,
+        );
         assert_eq!(per_node(&p, 4), vec![2, 2, 0, 0]);
         let mut ns = nodes(4, 4.0);
-        let p = place(&mut ns, &[], &demand(0.1, &[json!(["hostname", "UNLIKE", "n[01]"])]), 4);
+        let p = place(
+            &mut ns,
+            &[],
+            &demand(0.1, &[json!(["hostname", "UNLIKE", "n[01]"])]),
+            4,
+        );
         assert_eq!(per_node(&p, 4), vec![0, 0, 2, 2]);
     }
 
     #[test]
     fn group_by_and_max_per() {
         let mut ns = nodes(4, 4.0);
-        let p = place(&mut ns, &[0, 2], &demand(0.1, &[json!(["rack", "GROUP_BY"])]), 2);
+        let p = place(
+            &mut ns,
+            &[0, 2],
+            &demand(0.1, &[json!(["rack", "GROUP_BY"])]),
+            2,
+        );
         // r0 (nodes 0 and 2) already has 2: both new ones go to r1
         assert_eq!(per_node(&p, 4), vec![0, 1, 0, 1]);
         let mut ns = nodes(4, 4.0);
-        let p = place(&mut ns, &[], &demand(0.1, &[json!(["rack", "MAX_PER", "2"])]), 6);
+        let p = place(
+            &mut ns,
+            &[],
+            &demand(0.1, &[json!(["rack", "MAX_PER", "2"])]),
+            6,
+        );
         assert_eq!(p.placed.len(), 4);
     }
 

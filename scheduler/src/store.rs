@@ -97,11 +97,10 @@ impl Store {
         for row in table.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
             let key = k.value().to_string();
-            let value = serde_json::from_slice(v.value())
-                .map_err(|source| StoreError::Decode {
-                    key: key.clone(),
-                    source,
-                })?;
+            let value = serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
+                key: key.clone(),
+                source,
+            })?;
             out.insert(key, value);
         }
         Ok(())

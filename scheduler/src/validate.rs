@@ -285,7 +285,10 @@ pub fn validate_app(app: &AppDefinition, largest_node: Option<Resources>) -> Val
         if !known.contains(&proto.as_str()) {
             errs.add(
                 format!("{p}/protocol"),
-                format!("{:?} is not a health check protocol: use HTTP, TCP or COMMAND", hc.protocol),
+                format!(
+                    "{:?} is not a health check protocol: use HTTP, TCP or COMMAND",
+                    hc.protocol
+                ),
             );
         }
         if proto == "COMMAND" && hc.command.is_none() {
@@ -342,10 +345,7 @@ pub fn validate_app(app: &AppDefinition, largest_node: Option<Resources>) -> Val
         errs.add("/maxLaunchDelaySeconds", "must be 0 or more");
     }
     if app.kill_selection != "YOUNGEST_FIRST" && app.kill_selection != "OLDEST_FIRST" {
-        errs.add(
-            "/killSelection",
-            "must be YOUNGEST_FIRST or OLDEST_FIRST",
-        );
+        errs.add("/killSelection", "must be YOUNGEST_FIRST or OLDEST_FIRST");
     }
     errs
 }
@@ -376,7 +376,9 @@ mod tests {
 
     #[test]
     fn a_good_app_passes() {
-        let e = check(json!({"id": "/shop/web", "container": {"docker": {"image": "x"}}, "cpus": 0.1, "mem": 32}));
+        let e = check(
+            json!({"id": "/shop/web", "container": {"docker": {"image": "x"}}, "cpus": 0.1, "mem": 32}),
+        );
         assert!(e.is_empty(), "{e}");
     }
 
@@ -384,18 +386,27 @@ mod tests {
     fn bad_definitions_name_the_field() {
         let cases = [
             (json!({"id": "/a"}), "/"),
-            (json!({"id": "/a", "cmd": "x", "instances": -1}), "/instances"),
+            (
+                json!({"id": "/a", "cmd": "x", "instances": -1}),
+                "/instances",
+            ),
             (
                 json!({"id": "/a", "cmd": "x", "constraints": [["hostname", "SOMETIMES"]]}),
                 "/constraints/0",
             ),
             (json!({"id": "/a", "cmd": "x", "cpus": 64}), "/cpus"),
-            (json!({"id": "/a", "cmd": "x", "instancez": 2}), "/instancez"),
+            (
+                json!({"id": "/a", "cmd": "x", "instancez": 2}),
+                "/instancez",
+            ),
             (
                 json!({"id": "/a", "container": {"docker": {"image": "x", "imagePull": true}}}),
                 "/container/docker/imagePull",
             ),
-            (json!({"id": "/a", "cmd": "x", "instances": "three"}), "/instances"),
+            (
+                json!({"id": "/a", "cmd": "x", "instances": "three"}),
+                "/instances",
+            ),
             (json!({"id": "/Bad_Id", "cmd": "x"}), "/id"),
             (
                 json!({"id": "/a", "cmd": "x", "healthChecks": [{"protocol": "SMOKE"}]}),
@@ -421,7 +432,9 @@ mod tests {
 
     #[test]
     fn read_only_fields_are_accepted() {
-        let e = check(json!({"id": "/a", "cmd": "x", "tasksRunning": 3, "version": "2020-01-01T00:00:00Z", "deployments": []}));
+        let e = check(
+            json!({"id": "/a", "cmd": "x", "tasksRunning": 3, "version": "2020-01-01T00:00:00Z", "deployments": []}),
+        );
         assert!(e.is_empty(), "{e}");
     }
 }

@@ -6,6 +6,7 @@
 pub mod docker;
 pub mod drover;
 pub mod kafka;
+pub mod scheduler;
 
 use std::{
     path::PathBuf,

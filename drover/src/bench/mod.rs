@@ -9,6 +9,7 @@ use drover_kafka::{
 
 mod collector;
 mod kafka;
+mod scheduler;
 mod search;
 
 /// The benchmarks.
@@ -25,6 +26,10 @@ pub enum BenchCommand {
     /// corpus (nginx, JSON, plain and Java stack-trace lines), and search and histogram
     /// latency percentiles over a 10-million-line index.
     Search(search::SearchBenchArgs),
+    /// Placement of 10,000 tasks with constraints onto 1,000 simulated nodes (pure and
+    /// through the master's tick), and an app scaled from 0 to 100 real containers until
+    /// all run, against the same containers started straight through Docker.
+    Scheduler(scheduler::SchedulerBenchArgs),
 }
 
 /// The broker a benchmark measures against: `--brokers` when given (checked), else an
@@ -56,6 +61,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Kafka(args) => kafka::run(args).await,
         BenchCommand::Collector(args) => collector::run(args).await,
+        BenchCommand::Scheduler(args) => scheduler::run(args).await,
         BenchCommand::Search(args) => search::run(args).await,
     }
 }

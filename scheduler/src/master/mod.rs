@@ -158,7 +158,8 @@ impl Master {
             m.apps.set(s.apps.len() as i64);
             m.deployments.set(s.deployments.len() as i64);
             if s.tasks.len() > launched_before {
-                m.tasks_launched.inc_by((s.tasks.len() - launched_before) as u64);
+                m.tasks_launched
+                    .inc_by((s.tasks.len() - launched_before) as u64);
             }
             for st in [
                 TaskState::Staging,

@@ -277,12 +277,25 @@ impl State {
         Ok((app, d))
     }
 
-    /// PUT /v2/apps/{id}: a partial update over the current definition (or a new app).
+    /// PUT /v2/apps/{id}: a partial update over the current definition (or, with
+    /// `partial` false, a replacement), or a new app.
     pub fn update_app(
         &mut self,
         id: &str,
         patch: Value,
         force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Deployment, MasterError> {
+        self.put_app(id, patch, force, true, now)
+    }
+
+    /// PUT /v2/apps/{id}, `partialUpdate` as given.
+    pub fn put_app(
+        &mut self,
+        id: &str,
+        patch: Value,
+        force: bool,
+        partial: bool,
         now: DateTime<Utc>,
     ) -> Result<Deployment, MasterError> {
         let id = normalize_id(id);
@@ -301,7 +314,11 @@ impl State {
             });
             return Err(MasterError::Invalid(e));
         };
-        let mut merged = serde_json::to_value(&old.def).unwrap_or_else(|_| json!({}));
+        let mut merged = if partial {
+            serde_json::to_value(&old.def).unwrap_or_else(|_| json!({}))
+        } else {
+            json!({})
+        };
         for (k, v) in patch {
             merged[k] = v;
         }
@@ -400,10 +417,7 @@ impl State {
         match (d.previous.clone(), current) {
             (Some(mut prev), current) => {
                 prev.version = now;
-                if current
-                    .as_ref()
-                    .is_none_or(|c| !c.def.config_eq(&prev.def))
-                {
+                if current.as_ref().is_none_or(|c| !c.def.config_eq(&prev.def)) {
                     prev.config_version = now;
                 }
                 self.apps.insert(d.app_id.clone(), prev);
@@ -540,7 +554,10 @@ impl State {
             self.event("node_reachable_event", now, json!({"nodeId": id}));
             for t in self.tasks.values_mut().filter(|t| t.node_id == id) {
                 if t.state == TaskState::Unreachable {
-                    t.state = t.state_before_unreachable.take().unwrap_or(TaskState::Running);
+                    t.state = t
+                        .state_before_unreachable
+                        .take()
+                        .unwrap_or(TaskState::Running);
                     t.unreachable_since = None;
                 }
             }
@@ -766,7 +783,12 @@ impl State {
             tracing::warn!(task = %t.spec.task_id, node = %t.node_id, "unreachable task replaced");
             self.tasks.remove(&t.spec.task_id);
             self.dirty = true;
-            self.status_event(&t, TaskState::Unreachable, "expunged: node unreachable too long", now);
+            self.status_event(
+                &t,
+                TaskState::Unreachable,
+                "expunged: node unreachable too long",
+                now,
+            );
         }
         // Removed nodes without tasks are forgotten.
         let gone: Vec<String> = self
@@ -929,7 +951,9 @@ impl State {
                 id.to_string(),
                 QueueEntry {
                     count: to_launch,
-                    reason: format!("launch delayed {left:.1}s more (backoff after a task failure)"),
+                    reason: format!(
+                        "launch delayed {left:.1}s more (backoff after a task failure)"
+                    ),
                     since,
                 },
             );
@@ -997,9 +1021,9 @@ impl State {
                         .filter(|t| t.spec.app_id == d.app_id)
                         .collect();
                     tasks.len() == app.def.instances.max(0) as usize
-                        && tasks.iter().all(|t| {
-                            t.spec.config_version == app.config_version && t.is_healthy()
-                        })
+                        && tasks
+                            .iter()
+                            .all(|t| t.spec.config_version == app.config_version && t.is_healthy())
                 }
             })
             .cloned()
@@ -1183,19 +1207,32 @@ mod tests {
     fn scale_up_then_down_youngest_first() {
         let mut s = state();
         s.heartbeat(report("n1", vec![]), true, t0());
-        app(&mut s, json!({"id": "/a", "cmd": "sleep 1", "cpus": 0.1, "mem": 10, "instances": 3}), t0());
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "sleep 1", "cpus": 0.1, "mem": 10, "instances": 3}),
+            t0(),
+        );
         s.tick(t0());
         assert_eq!(s.tasks.len(), 3);
         all_running(&mut s, "n1", at(1.0));
         s.tick(at(1.0));
         assert!(s.deployments.is_empty(), "start deployment done");
         // one more, younger
-        s.update_app("/a", json!({"instances": 4}), false, at(2.0)).unwrap();
+        s.update_app("/a", json!({"instances": 4}), false, at(2.0))
+            .unwrap();
         s.tick(at(2.0));
-        let youngest = s.tasks.values().max_by_key(|t| t.staged_at).unwrap().spec.task_id.clone();
+        let youngest = s
+            .tasks
+            .values()
+            .max_by_key(|t| t.staged_at)
+            .unwrap()
+            .spec
+            .task_id
+            .clone();
         all_running(&mut s, "n1", at(3.0));
         s.tick(at(3.0));
-        s.update_app("/a", json!({"instances": 3}), false, at(4.0)).unwrap();
+        s.update_app("/a", json!({"instances": 3}), false, at(4.0))
+            .unwrap();
         s.tick(at(4.0));
         assert_eq!(s.tasks[&youngest].state, TaskState::Killing);
         assert_eq!(s.tasks.values().filter(|t| t.is_active()).count(), 3);
@@ -1205,7 +1242,11 @@ mod tests {
     fn failed_task_is_replaced_after_backoff() {
         let mut s = state();
         s.heartbeat(report("n1", vec![]), true, t0());
-        app(&mut s, json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10}), t0());
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10}),
+            t0(),
+        );
         s.tick(t0());
         let spec = all_running(&mut s, "n1", t0())[0].clone();
         let mut r = running(&spec, None);
@@ -1231,7 +1272,11 @@ mod tests {
     fn backoff_is_capped_and_resets() {
         let mut s = state();
         s.heartbeat(report("n1", vec![]), true, t0());
-        app(&mut s, json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "backoffSeconds": 100, "backoffFactor": 2, "maxLaunchDelaySeconds": 300}), t0());
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "backoffSeconds": 100, "backoffFactor": 2, "maxLaunchDelaySeconds": 300}),
+            t0(),
+        );
         let mut now = t0();
         for want in [100.0, 200.0, 300.0, 300.0] {
             s.tick(now);
@@ -1251,11 +1296,16 @@ mod tests {
     fn unreachable_node_tasks_are_replaced_elsewhere() {
         let mut s = state();
         s.heartbeat(report("n1", vec![]), true, t0());
-        app(&mut s, json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 2, "constraints": [["hostname", "LIKE", "n1"]]}), t0());
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 2, "constraints": [["hostname", "LIKE", "n1"]]}),
+            t0(),
+        );
         s.tick(t0());
         all_running(&mut s, "n1", t0());
         // now allow n2 too
-        s.update_app("/a", json!({"constraints": []}), true, at(0.5)).unwrap();
+        s.update_app("/a", json!({"constraints": []}), true, at(0.5))
+            .unwrap();
         s.heartbeat(report("n2", vec![]), true, at(1.0));
         // n1 goes silent
         for i in 0..20 {
@@ -1264,7 +1314,11 @@ mod tests {
             s.tick(now);
         }
         assert!(s.nodes["n1"].unreachable);
-        let on_n2 = s.tasks.values().filter(|t| t.node_id == "n2" && t.is_active()).count();
+        let on_n2 = s
+            .tasks
+            .values()
+            .filter(|t| t.node_id == "n2" && t.is_active())
+            .count();
         assert_eq!(on_n2, 2);
         assert!(!s.tasks.values().any(|t| t.node_id == "n1"));
         // n1 is back with its old containers: they are not in its reply (so they stop)
@@ -1278,7 +1332,11 @@ mod tests {
     fn unhealthy_task_is_killed() {
         let mut s = state();
         s.heartbeat(report("n1", vec![]), true, t0());
-        app(&mut s, json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "healthChecks": [{"protocol": "TCP", "maxConsecutiveFailures": 2}]}), t0());
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "healthChecks": [{"protocol": "TCP", "maxConsecutiveFailures": 2}]}),
+            t0(),
+        );
         s.tick(t0());
         let spec = all_running(&mut s, "n1", t0())[0].clone();
         let mut r = running(&spec, Some(false));
@@ -1286,25 +1344,44 @@ mod tests {
         s.heartbeat(report("n1", vec![r]), false, at(1.0));
         s.tick(at(1.0));
         assert_eq!(s.tasks[&spec.task_id].state, TaskState::Killing);
-        assert!(s.events.iter().any(|e| e["eventType"] == "unhealthy_task_kill_event"));
+        assert!(s
+            .events
+            .iter()
+            .any(|e| e["eventType"] == "unhealthy_task_kill_event"));
     }
 
     #[test]
     fn rolling_update_keeps_minimum_health_capacity() {
         let mut s = state();
         s.heartbeat(report("n1", vec![]), true, t0());
-        app(&mut s, json!({"id": "/a", "cmd": "v1", "cpus": 0.1, "mem": 10, "instances": 4,
-            "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0}}), t0());
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "v1", "cpus": 0.1, "mem": 10, "instances": 4,
+            "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0}}),
+            t0(),
+        );
         s.tick(t0());
         all_running(&mut s, "n1", t0());
         s.tick(t0());
-        s.update_app("/a", json!({"cmd": "v2"}), false, at(1.0)).unwrap();
+        s.update_app("/a", json!({"cmd": "v2"}), false, at(1.0))
+            .unwrap();
         let mut now = at(1.0);
         for _ in 0..20 {
             s.tick(now);
-            let healthy = s.tasks.values().filter(|t| t.is_active() && t.is_healthy()).count();
+            let healthy = s
+                .tasks
+                .values()
+                .filter(|t| t.is_active() && t.is_healthy())
+                .count();
             let active = s.tasks.values().filter(|t| t.is_active()).count();
-            assert!(healthy >= 2, "healthy {healthy}: {:#?}", s.tasks.values().map(|t| (t.state, t.healthy)).collect::<Vec<_>>());
+            assert!(
+                healthy >= 2,
+                "healthy {healthy}: {:#?}",
+                s.tasks
+                    .values()
+                    .map(|t| (t.state, t.healthy))
+                    .collect::<Vec<_>>()
+            );
             assert!(active <= 4, "active {active}");
             // the agent kills what it is no longer given and runs what it is given
             all_running(&mut s, "n1", now);
@@ -1312,7 +1389,10 @@ mod tests {
         }
         let app = s.apps["/a"].clone();
         assert_eq!(s.tasks.len(), 4);
-        assert!(s.tasks.values().all(|t| t.spec.config_version == app.config_version));
+        assert!(s
+            .tasks
+            .values()
+            .all(|t| t.spec.config_version == app.config_version));
         assert!(s.deployments.is_empty());
     }
 
@@ -1320,9 +1400,12 @@ mod tests {
     fn locked_app_needs_force() {
         let mut s = state();
         app(&mut s, json!({"id": "/a", "cmd": "x"}), t0());
-        let err = s.update_app("/a", json!({"instances": 2}), false, at(1.0)).unwrap_err();
+        let err = s
+            .update_app("/a", json!({"instances": 2}), false, at(1.0))
+            .unwrap_err();
         assert!(matches!(err, MasterError::Locked(_)));
-        s.update_app("/a", json!({"instances": 2}), true, at(1.0)).unwrap();
+        s.update_app("/a", json!({"instances": 2}), true, at(1.0))
+            .unwrap();
         assert_eq!(s.deployments.len(), 1);
     }
 
@@ -1332,7 +1415,11 @@ mod tests {
         s.heartbeat(report("n1", vec![]), true, t0());
         s.heartbeat(report("n2", vec![]), true, t0());
         s.node_action("n1", NodeAction::Cordon, t0()).unwrap();
-        app(&mut s, json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 3}), t0());
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 3}),
+            t0(),
+        );
         s.tick(t0());
         assert!(s.tasks.values().all(|t| t.node_id == "n2"));
         s.node_action("n1", NodeAction::Uncordon, t0()).unwrap();
@@ -1349,14 +1436,22 @@ mod tests {
     fn unknown_tasks_are_not_adopted_and_known_ones_survive_a_restart() {
         let mut s = state();
         s.heartbeat(report("n1", vec![]), true, t0());
-        app(&mut s, json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10}), t0());
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10}),
+            t0(),
+        );
         s.tick(t0());
         let spec = all_running(&mut s, "n1", t0())[0].clone();
         // master restart: state from the snapshot
         let mut s2 = State::new(s.snapshot(), s.cfg.clone(), at(100.0));
         let mut stray = running(&spec, Some(true));
         stray.task_id = "a.stray".into();
-        let reply = s2.heartbeat(report("n1", vec![running(&spec, Some(true)), stray]), false, at(100.0));
+        let reply = s2.heartbeat(
+            report("n1", vec![running(&spec, Some(true)), stray]),
+            false,
+            at(100.0),
+        );
         assert_eq!(reply.tasks.len(), 1);
         assert_eq!(reply.tasks[0].task_id, spec.task_id);
         s2.tick(at(100.0));

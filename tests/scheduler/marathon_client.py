@@ -1,0 +1,51 @@
+"""Drives Drover's master with the third-party Marathon client from PyPI (`marathon`),
+unchanged: create, list, scale and delete an app. Usage: marathon_client.py URL APP_ID IMAGE.
+Prints "ok" and exits 0 when every step did what Marathon would do."""
+import sys
+import time
+
+from marathon import MarathonClient
+from marathon.models import MarathonApp
+from marathon.models.container import MarathonContainer, MarathonDockerContainer
+
+url, app_id, image = sys.argv[1], sys.argv[2], sys.argv[3]
+client = MarathonClient(url)
+
+
+def wait(what, check, timeout=40.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"timed out waiting until {what}")
+
+
+app = MarathonApp(
+    cmd="sleep 3600",
+    cpus=0.1,
+    mem=32,
+    instances=1,
+    container=MarathonContainer(docker=MarathonDockerContainer(image=image)),
+)
+created = client.create_app(app_id, app)
+assert created, "create_app returned False"
+assert created.id == app_id, created.id
+print("created", created.id, flush=True)
+
+assert app_id in [a.id for a in client.list_apps()], "the app is not listed"
+wait("1 task runs", lambda: client.get_app(app_id).tasks_running == 1)
+wait("the deployment finishes", lambda: not client.get_app(app_id).deployments)
+print("listed and running", flush=True)
+
+client.scale_app(app_id, instances=2)
+wait("2 tasks run", lambda: client.get_app(app_id).tasks_running == 2)
+tasks = client.list_tasks(app_id)
+assert len(tasks) == 2, tasks
+assert all(t.state == "TASK_RUNNING" for t in tasks), [t.state for t in tasks]
+wait("the scale deployment finishes", lambda: not client.get_app(app_id).deployments)
+print("scaled to 2", flush=True)
+
+client.delete_app(app_id)
+wait("the app is gone", lambda: app_id not in [a.id for a in client.list_apps()])
+print("ok", flush=True)

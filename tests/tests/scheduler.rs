@@ -1,0 +1,439 @@
+//! The scheduler against the real Docker engine: `drover master` and `drover agent`
+//! processes (and `drover up`), apps as labelled containers, failures noticed and repaired,
+//! nodes cordoned, drained and lost, master restarts, rolling updates, bad definitions, and
+//! a third-party Marathon client.
+use std::time::Duration;
+
+use drover_tests::{
+    docker::{docker, BUSYBOX_IMAGE, DEMO_IMAGE},
+    drover::{run_drover, DroverUp},
+    repo_root,
+    scheduler::{running_containers, wait_for, Cluster, NodeContainers},
+};
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(40);
+
+fn sleeper(id: &str, instances: u32) -> Value {
+    json!({
+        "id": id, "cmd": "sleep 3600", "cpus": 0.1, "mem": 32, "instances": instances,
+        "container": {"type": "DOCKER", "docker": {"image": BUSYBOX_IMAGE}},
+        "taskKillGracePeriodSeconds": 0,
+    })
+}
+
+async fn wait_running(c: &Cluster, app: &str, n: usize) -> Vec<drover_tests::scheduler::TaskContainer> {
+    let r = wait_for(T, &format!("{n} containers of {app} run"), || async {
+        running_containers(app).await.len() == n
+            && c.tasks(app).await.iter().filter(|t| t["state"] == "TASK_RUNNING").count() == n
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}\n{}", c.debug(app).await, c.all_logs());
+    }
+    running_containers(app).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_run_as_labelled_containers_and_a_killed_one_is_replaced() {
+    let c = Cluster::start(1, &[]).await;
+    let app = c.app_id("web");
+    c.create_app(&sleeper(&app, 3)).await;
+    let containers = wait_running(&c, &app, 3).await;
+    let node = &c.agents[0].node_id;
+    let d = docker().await;
+    for ct in &containers {
+        assert_eq!(ct.labels["drover.app"], app);
+        assert_eq!(&ct.labels["drover.node"], node);
+        assert_eq!(ct.labels["drover.group"], "/");
+        assert!(ct.task_id.starts_with(&format!("{}.", app.trim_start_matches('/'))));
+        let env = d
+            .inspect_container(&ct.id, None)
+            .await
+            .unwrap()
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default();
+        for want in [format!("DROVER_APP_ID={app}"), format!("MARATHON_APP_ID={app}"), "HOST=127.0.0.1".into()] {
+            assert!(env.contains(&want), "{want} not in {env:?}");
+        }
+        let port0 = env.iter().find_map(|e| e.strip_prefix("PORT0=")).expect("PORT0");
+        let port: u16 = port0.parse().unwrap();
+        let (lo, hi) = c.agents[0].ports;
+        assert!((lo..=hi).contains(&port), "PORT0 {port} outside the agent's range");
+    }
+    c.wait_deployed(&app, T).await;
+
+    // docker kill one: noticed, replaced.
+    let victim = containers[0].clone();
+    let out = std::process::Command::new("docker").args(["kill", &victim.id]).output().unwrap();
+    assert!(out.status.success());
+    let r = wait_for(T, "the killed task is replaced", || async {
+        let now = running_containers(&app).await;
+        now.len() == 3 && !now.iter().any(|x| x.task_id == victim.task_id)
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
+    }
+    let v = c.get(&format!("/v2/apps{app}?embed=app.lastTaskFailure")).await;
+    assert_eq!(v["app"]["lastTaskFailure"]["taskId"], victim.task_id.as_str(), "{v}");
+    assert_eq!(v["app"]["lastTaskFailure"]["state"], "TASK_FAILED");
+    // The exited container was cleaned up by the agent.
+    wait_for(T, "the killed container is removed", || async {
+        d.inspect_container(&victim.id, None).await.is_err()
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_health_check_gets_the_task_replaced() {
+    let c = Cluster::start(1, &[]).await;
+    let app = c.app_id("healthy");
+    c.create_app(&json!({
+        "id": app, "cpus": 0.1, "mem": 32, "instances": 1,
+        "container": {"docker": {"image": DEMO_IMAGE}},
+        "env": {"LOG_RATE": "0"},
+        "healthChecks": [{"protocol": "HTTP", "path": "/healthz", "portIndex": 0,
+            "gracePeriodSeconds": 5, "intervalSeconds": 0.3, "timeoutSeconds": 1, "maxConsecutiveFailures": 2}],
+        "taskKillGracePeriodSeconds": 1,
+    }))
+    .await;
+    c.wait_deployed(&app, T).await;
+    let tasks = c.tasks(&app).await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["healthCheckResults"][0]["alive"], true, "{tasks:?}");
+    let first = tasks[0]["id"].as_str().unwrap().to_string();
+    let port = tasks[0]["ports"][0].as_u64().unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/admin/unhealthy"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let r = wait_for(T, "a new healthy task replaces the unhealthy one", || async {
+        let t = c.tasks(&app).await;
+        t.len() == 1 && t[0]["id"] != first.as_str() && t[0]["healthCheckResults"][0]["alive"] == true
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
+    }
+    let running = running_containers(&app).await;
+    assert_eq!(running.len(), 1);
+    assert_ne!(running[0].task_id, first);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cordon_drain_and_a_lost_agent_move_tasks_between_nodes() {
+    let mut c = Cluster::start(2, &[]).await;
+    let (a, b) = (c.agents[0].node_id.clone(), c.agents[1].node_id.clone());
+    let app = c.app_id("moves");
+    let on = |node: String| {
+        let app = app.clone();
+        async move {
+            running_containers(&app)
+                .await
+                .iter()
+                .filter(|x| x.node_id == node)
+                .count()
+        }
+    };
+
+    // A cordoned node gets no new tasks.
+    let (s, _) = c.call("POST", &format!("/v1/nodes/{a}/cordon"), None).await;
+    assert_eq!(s, 200);
+    c.create_app(&sleeper(&app, 3)).await;
+    wait_running(&c, &app, 3).await;
+    assert_eq!(on(a.clone()).await, 0, "tasks on the cordoned node");
+    assert_eq!(on(b.clone()).await, 3);
+
+    // Uncordon A, drain B: every task ends on A, B has none.
+    c.call("POST", &format!("/v1/nodes/{a}/uncordon"), None).await;
+    let out = run_drover(
+        &["node", "drain", &b, "--master", &c.url(""), "--timeout", "40s"],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "drover node drain: {}", String::from_utf8_lossy(&out.stderr));
+    let r = wait_for(T, "all tasks run on A", || async {
+        on(a.clone()).await == 3 && on(b.clone()).await == 0
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
+    }
+    let nodes = c.get("/v1/nodes").await;
+    let nb = nodes["nodes"].as_array().unwrap().iter().find(|n| n["id"] == b.as_str()).unwrap().clone();
+    assert_eq!(nb["status"], "DRAINING");
+    assert_eq!(nb["tasks"], 0);
+
+    // Stop agent A: its tasks move to B (uncordoned) after the heartbeat timeout.
+    c.call("POST", &format!("/v1/nodes/{b}/uncordon"), None).await;
+    c.agents[0].process.terminate(Duration::from_secs(10));
+    let r = wait_for(Duration::from_secs(45), "the lost node's tasks run on B", || async {
+        let nodes = c.get("/v1/nodes").await;
+        let a_unreachable = nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["id"] == a.as_str() && n["status"] == "UNREACHABLE");
+        a_unreachable && on(b.clone()).await == 3 && {
+            let t = c.tasks(&app).await;
+            t.len() == 3 && t.iter().all(|t| t["slaveId"] == b.as_str() && t["state"] == "TASK_RUNNING")
+        }
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
+    }
+    // A comes back: it stops its old containers, which the master replaced.
+    c.agents[0].process.restart();
+    let r = wait_for(T, "the returning node stops its replaced containers", || async {
+        on(a.clone()).await == 0 && on(b.clone()).await == 3
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
+    }
+    let _ = &mut c;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restarting_the_master_leaves_exactly_the_same_containers() {
+    let mut c = Cluster::start(1, &[]).await;
+    let app = c.app_id("stay");
+    c.create_app(&sleeper(&app, 2)).await;
+    wait_running(&c, &app, 2).await;
+    c.wait_deployed(&app, T).await;
+    let mut before: Vec<String> = running_containers(&app).await.into_iter().map(|x| x.id).collect();
+    before.sort();
+    c.master.terminate(Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.master.restart();
+    wait_for(T, "the master answers again", || async {
+        reqwest::get(c.url("/ping")).await.is_ok_and(|r| r.status().is_success())
+    })
+    .await
+    .unwrap();
+    // Several heartbeats and reconciliations later, nothing changed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut after: Vec<String> = running_containers(&app).await.into_iter().map(|x| x.id).collect();
+    after.sort();
+    assert_eq!(before, after, "{}", c.all_logs());
+    let tasks = c.tasks(&app).await;
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks.iter().all(|t| t["state"] == "TASK_RUNNING"), "{tasks:?}");
+    let _ = &mut c;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restarting_drover_up_adopts_its_containers() {
+    let node = drover_tests::unique("up").replace('-', "");
+    let _guard = NodeContainers(vec![node.clone()]);
+    let (lo, hi) = drover_tests::scheduler::port_range();
+    let range = format!("{lo}-{hi}");
+    let args = [
+        "--no-collector",
+        "--no-logpipe",
+        "--node-id",
+        node.as_str(),
+        "--port-range",
+        range.as_str(),
+        "--heartbeat-interval",
+        "300ms",
+        "--reconcile-interval",
+        "200ms",
+        "--default-image",
+        BUSYBOX_IMAGE,
+    ];
+    drover_tests::docker::ensure_images();
+    let mut up = DroverUp::start(&args).await;
+    let app = format!("/up-{}", node.to_lowercase());
+    let client = reqwest::Client::new();
+    let resp = client.post(up.url("/v2/apps")).json(&sleeper(&app, 2)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let r = wait_for(T, "2 containers run", || async { running_containers(&app).await.len() == 2 }).await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", up.logs());
+    }
+    let mut before: Vec<String> = running_containers(&app).await.into_iter().map(|x| x.id).collect();
+    before.sort();
+    let status = up.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", up.logs());
+    up.restart(&args).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut after: Vec<String> = running_containers(&app).await.into_iter().map(|x| x.id).collect();
+    after.sort();
+    assert_eq!(before, after, "{}", up.logs());
+    let v: Value = client.get(up.url(&format!("/v2/apps{app}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["app"]["tasksRunning"], 2, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_update_never_drops_below_minimum_health_capacity() {
+    let c = Cluster::start(1, &[]).await;
+    let app = c.app_id("roll");
+    let hc = json!([{"protocol": "HTTP", "path": "/healthz", "portIndex": 0, "gracePeriodSeconds": 10,
+        "intervalSeconds": 0.2, "timeoutSeconds": 1, "maxConsecutiveFailures": 3}]);
+    c.create_app(&json!({
+        "id": app, "cpus": 0.1, "mem": 32, "instances": 4,
+        "container": {"docker": {"image": DEMO_IMAGE}},
+        "env": {"LOG_RATE": "0"},
+        "healthChecks": hc,
+        "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0},
+        "taskKillGracePeriodSeconds": 1,
+    }))
+    .await;
+    c.wait_deployed(&app, T).await;
+    // To another image: busybox's httpd serving /healthz on $PORT.
+    let (s, v) = c
+        .call(
+            "PUT",
+            &format!("/v2/apps{app}"),
+            Some(&json!({
+                "container": {"docker": {"image": BUSYBOX_IMAGE}},
+                "cmd": "mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p $PORT -h /www",
+            })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut min_seen = usize::MAX;
+    loop {
+        let tasks = c.tasks(&app).await;
+        let healthy = tasks
+            .iter()
+            .filter(|t| t["state"] == "TASK_RUNNING" && t["healthCheckResults"][0]["alive"] == true)
+            .count();
+        min_seen = min_seen.min(healthy);
+        assert!(healthy >= 2, "only {healthy} healthy tasks during the update: {tasks:?}");
+        let (_, a) = c.call("GET", &format!("/v2/apps{app}"), None).await;
+        if a["app"]["deployments"].as_array().is_some_and(|d| d.is_empty()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "update not done: {}\n{}", c.debug(&app).await, c.all_logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let running = running_containers(&app).await;
+    assert_eq!(running.len(), 4);
+    let d = docker().await;
+    for ct in running {
+        let image = d.inspect_container(&ct.id, None).await.unwrap().config.and_then(|c| c.image);
+        assert_eq!(image.as_deref(), Some(BUSYBOX_IMAGE));
+    }
+    assert!(min_seen >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_definitions_are_rejected_naming_the_field() {
+    let c = Cluster::start(1, &[]).await;
+    let id = c.app_id("bad");
+    let cases = [
+        (json!({"id": id, "cpus": 0.1}), "/", "cmd"),
+        (json!({"id": id, "cmd": "x", "instances": -1}), "/instances", "-1"),
+        (json!({"id": id, "cmd": "x", "constraints": [["hostname", "SOMETIMES"]]}), "/constraints/0", "SOMETIMES"),
+        (json!({"id": id, "cmd": "x", "cpus": 64}), "/cpus", "largest"),
+        (json!({"id": id, "cmd": "x", "instancs": 2}), "/instancs", "instancs"),
+    ];
+    for (def, path, word) in cases {
+        let (s, v) = c.call("POST", "/v2/apps", Some(&def)).await;
+        assert_eq!(s, 422, "{def}: {v}");
+        assert_eq!(v["message"], "Object is not valid");
+        let detail = v["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"] == path)
+            .unwrap_or_else(|| panic!("no {path} in {v}"));
+        assert!(detail["errors"].to_string().contains(word), "{v}");
+    }
+    // The CLI says the same, per field.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, format!("id: {id}\ncmd: sleep 1\ninstances: -3\n")).unwrap();
+    let out = run_drover(
+        &["app", "deploy", file.to_str().unwrap(), "--master", &c.url("")],
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/instances"), "{err}");
+    // Nothing was created.
+    let (s, _) = c.call("GET", &format!("/v2/apps{id}"), None).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_deploys_lists_scales_and_removes() {
+    let c = Cluster::start(1, &[]).await;
+    let app = c.app_id("cli");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!("id: {app}\ncmd: sleep 3600\ncpus: 0.1\nmem: 32\ninstances: 2\ncontainer:\n  docker:\n    image: {BUSYBOX_IMAGE}\ntaskKillGracePeriodSeconds: 0\n"),
+    )
+    .unwrap();
+    let m = c.url("");
+    let drover = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--master", &m]);
+        let out = run_drover(&all, Duration::from_secs(60));
+        assert!(out.status.success(), "drover {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let out = drover(&["app", "deploy", file.to_str().unwrap()]);
+    assert!(out.contains("deployed"), "{out}");
+    assert_eq!(running_containers(&app).await.len(), 2);
+    let ls: Value = serde_json::from_str(&drover(&["app", "ls", "--json"])).unwrap();
+    assert!(ls["apps"].as_array().unwrap().iter().any(|a| a["id"] == app.as_str()));
+    let table = drover(&["app", "ls"]);
+    assert!(table.contains(&app) && table.contains("2/2"), "{table}");
+    drover(&["app", "scale", &app, "3"]);
+    assert_eq!(running_containers(&app).await.len(), 3);
+    let tasks: Value = serde_json::from_str(&drover(&["app", "tasks", &app, "--json"])).unwrap();
+    assert_eq!(tasks["tasks"].as_array().unwrap().len(), 3);
+    let nodes = drover(&["node", "ls"]);
+    assert!(nodes.contains(&c.agents[0].node_id), "{nodes}");
+    let show = drover(&["app", "show", &app]);
+    assert!(show.contains("3 running"), "{show}");
+    drover(&["app", "rm", &app]);
+    wait_for(T, "the containers are gone", || async { running_containers(&app).await.is_empty() })
+        .await
+        .unwrap();
+    // An unreachable master gets an error that says what to do.
+    let out = run_drover(&["app", "ls", "--master", "http://127.0.0.1:9"], Duration::from_secs(30));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach the master") && err.contains("--master"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_marathon_python_client_works_unchanged() {
+    let c = Cluster::start(1, &[]).await;
+    let check = std::process::Command::new("python3").args(["-c", "import marathon"]).output();
+    match check {
+        Ok(o) if o.status.success() => {}
+        _ => panic!("python3 with the `marathon` package is needed: run scripts/setup.sh (pip install marathon)"),
+    }
+    let app = c.app_id("py");
+    let script = repo_root().join("tests/scheduler/marathon_client.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args([c.url(""), app.clone(), BUSYBOX_IMAGE.to_string()])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("the client script finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ok"),
+        "marathon client failed:\n{stdout}\n{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        c.debug(&app).await,
+        c.all_logs()
+    );
+    assert!(running_containers(&app).await.is_empty());
+}
