@@ -1,14 +1,17 @@
 """Drives Drover's master with the third-party Marathon client from PyPI (`marathon`),
-unchanged: create, list, scale and delete an app. Usage: marathon_client.py URL APP_ID IMAGE.
-Prints "ok" and exits 0 when every step did what Marathon would do."""
+unchanged: create, list, scale and delete an app. Usage: marathon_client.py URL APP_ID.
+Prints "ok" and exits 0 when every step did what Marathon would do.
+
+The app gives only `cmd` (Drover runs it in the agent's --default-image): the client's JSON
+encoder for nested objects (container, health checks) uses `collections.Iterable`, which
+Python 3.10 removed, so with a current Python the client can only send flat definitions."""
 import sys
 import time
 
 from marathon import MarathonClient
 from marathon.models import MarathonApp
-from marathon.models.container import MarathonContainer, MarathonDockerContainer
 
-url, app_id, image = sys.argv[1], sys.argv[2], sys.argv[3]
+url, app_id = sys.argv[1], sys.argv[2]
 client = MarathonClient(url)
 
 
@@ -26,7 +29,6 @@ app = MarathonApp(
     cpus=0.1,
     mem=32,
     instances=1,
-    container=MarathonContainer(docker=MarathonDockerContainer(image=image)),
 )
 created = client.create_app(app_id, app)
 assert created, "create_app returned False"

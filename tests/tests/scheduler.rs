@@ -421,7 +421,7 @@ async fn the_marathon_python_client_works_unchanged() {
     let script = repo_root().join("tests/scheduler/marathon_client.py");
     let out = tokio::process::Command::new("python3")
         .arg(&script)
-        .args([c.url(""), app.clone(), BUSYBOX_IMAGE.to_string()])
+        .args([c.url(""), app.clone()])
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), out)
         .await
@@ -435,5 +435,9 @@ async fn the_marathon_python_client_works_unchanged() {
         c.debug(&app).await,
         c.all_logs()
     );
-    assert!(running_containers(&app).await.is_empty());
+    wait_for(T, "the deleted app's containers are gone", || async {
+        running_containers(&app).await.is_empty()
+    })
+    .await
+    .unwrap();
 }
