@@ -111,7 +111,13 @@ fn record(container: &str, seq: u64, ts: DateTime<Utc>, line: String) -> (String
 
 /// `containers` × `per` numbered records, interleaved, stamped now.
 fn records(containers: usize, per: u64) -> Vec<(String, Vec<u8>)> {
-    let now = Utc::now();
+    records_over(containers, per, 1)
+}
+
+/// Like [`records`], with container `c` stamped `c % days` days ago: the lines land in
+/// `days` index partitions, so commit rounds span several indexes.
+fn records_over(containers: usize, per: u64, days: usize) -> Vec<(String, Vec<u8>)> {
+    let today = Utc::now();
     let mut out = Vec::new();
     for seq in 1..=per {
         for c in 0..containers {
@@ -148,7 +154,8 @@ async fn hundred_thousand_lines_exactly_once_across_sigkills() {
     let brokers = broker.bootstrap();
     create_default_topics(&brokers).await;
     let (containers, per) = (4usize, 25_000u64);
-    produce_all(&brokers, topics::LOGS, &records(containers, per)).await;
+    // Two days: every commit round commits two indexes, and a kill can fall between them.
+    produce_all(&brokers, topics::LOGS, &records_over(containers, per, 2)).await;
 
     let mut pipe = start_logpipe(&brokers, &[]);
     // Kill it hard at random points while it indexes, then let it finish.
@@ -428,4 +435,53 @@ async fn search_api_answers_and_rejects_bad_input() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid query"));
+}
+
+/// The whole path on a real `drover up`: a container prints a unique token, the collector
+/// ships it, the logpipe indexes it, and `drover logs search` finds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn drover_up_finds_a_printed_line() {
+    use drover_tests::docker::{docker, start, Spec};
+    drover_tests::docker::ensure_images();
+    let label = drover_tests::unique("t");
+    let filter = format!("drover.test={label}");
+    let up = drover_tests::drover::DroverUp::start(&[
+        "--include-label",
+        &filter,
+        "--no-scheduler",
+        "--commit-interval",
+        "500ms",
+    ])
+    .await;
+    let token = drover_tests::unique("tok").replace('-', "");
+    let mut spec = Spec::sh(&format!(
+        "echo 'starting'; sleep 1; echo \"ERROR payment failed token={token}\"; sleep 60"
+    ));
+    spec.labels.insert("drover.test".into(), label.clone());
+    let d = docker().await;
+    let (_guard, _id) = start(&d, spec).await;
+    let printed = Instant::now();
+    let server = format!("http://{}", up.http);
+    let mut found = None;
+    while printed.elapsed() < Duration::from_secs(60) {
+        let out = drover_tests::drover::run_drover(
+            &["logs", "search", &token, "--since", "10m", "--json", "--server", &server],
+            Duration::from_secs(10),
+        );
+        if out.status.success() {
+            let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if body["total"] == 1 {
+                found = Some(body);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let body = found.unwrap_or_else(|| panic!("the token never became searchable\n{}", up.logs()));
+    eprintln!("searchable {:?} after the container started", printed.elapsed());
+    let hit = &body["hits"][0];
+    assert_eq!(hit["level"], "error", "{hit}");
+    assert_eq!(hit["stream"], "stdout");
+    assert!(hit["line"].as_str().unwrap().contains(&token));
+    assert_eq!(hit["fields"], serde_json::json!({}), "a plain line has no parsed fields");
 }
