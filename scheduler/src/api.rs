@@ -498,15 +498,13 @@ async fn group_get(State(m): State<Master>, Path(id): Path<String>) -> ApiResult
 // === deployments, queue, events ===
 
 async fn list_deployments(State(m): State<Master>) -> Json<Value> {
-    Json(
-        m.read(|s| {
-            json!(s
-                .deployments
-                .values()
-                .map(|d| d.to_json())
-                .collect::<Vec<_>>())
-        }),
-    )
+    Json(m.read(|s| {
+        json!(s
+            .deployments
+            .values()
+            .map(|d| d.to_json())
+            .collect::<Vec<_>>())
+    }))
 }
 
 async fn delete_deployment(

@@ -54,9 +54,7 @@ impl Default for MasterMetrics {
             nodes: Family::default(),
             heartbeats: Counter::default(),
             tasks_launched: Counter::default(),
-            reconcile_seconds: Histogram::new(
-                [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0].into_iter(),
-            ),
+            reconcile_seconds: Histogram::new([0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]),
             deployments: Gauge::default(),
         }
     }

@@ -23,7 +23,12 @@ impl NodeContainers {
     pub fn remove_all(&self) {
         for node in &self.0 {
             let out = Command::new("docker")
-                .args(["ps", "-aq", "--filter", &format!("label=drover.node={node}")])
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=drover.node={node}"),
+                ])
                 .output();
             let Ok(out) = out else { continue };
             let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
@@ -141,9 +146,15 @@ impl Cluster {
 
     async fn wait_ready(&self) {
         let url = self.url("/ping");
-        wait_for(Duration::from_secs(30), "the master answers /ping", || async {
-            reqwest::get(&url).await.is_ok_and(|r| r.status().is_success())
-        })
+        wait_for(
+            Duration::from_secs(30),
+            "the master answers /ping",
+            || async {
+                reqwest::get(&url)
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            },
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", self.master.logs()));
     }
@@ -193,7 +204,11 @@ impl Cluster {
         })
         .await;
         if let Err(e) = r {
-            panic!("{e}\n{}\n{}", self.agents[idx].process.logs(), self.master.logs());
+            panic!(
+                "{e}\n{}\n{}",
+                self.agents[idx].process.logs(),
+                self.master.logs()
+            );
         }
         idx
     }
@@ -236,7 +251,9 @@ impl Cluster {
 
     /// The app's tasks from the API.
     pub async fn tasks(&self, app_id: &str) -> Vec<Value> {
-        let (s, v) = self.call("GET", &format!("/v2/apps{app_id}/tasks"), None).await;
+        let (s, v) = self
+            .call("GET", &format!("/v2/apps{app_id}/tasks"), None)
+            .await;
         if s != 200 {
             return Vec::new();
         }
@@ -247,7 +264,10 @@ impl Cluster {
     pub async fn wait_deployed(&self, app_id: &str, timeout: Duration) {
         let r = wait_for(timeout, "the deployment finishes", || async {
             let (s, v) = self.call("GET", &format!("/v2/apps{app_id}"), None).await;
-            s == 200 && v["app"]["deployments"].as_array().is_some_and(|d| d.is_empty())
+            s == 200
+                && v["app"]["deployments"]
+                    .as_array()
+                    .is_some_and(|d| d.is_empty())
         })
         .await;
         if let Err(e) = r {
@@ -257,7 +277,13 @@ impl Cluster {
 
     /// The app, queue and nodes as JSON, for failure messages.
     pub async fn debug(&self, app_id: &str) -> String {
-        let app = self.call("GET", &format!("/v2/apps{app_id}?embed=app.tasks&embed=app.lastTaskFailure"), None).await;
+        let app = self
+            .call(
+                "GET",
+                &format!("/v2/apps{app_id}?embed=app.tasks&embed=app.lastTaskFailure"),
+                None,
+            )
+            .await;
         let queue = self.call("GET", "/v2/queue", None).await;
         let nodes = self.call("GET", "/v1/nodes", None).await;
         format!("app {}\nqueue {}\nnodes {}", app.1, queue.1, nodes.1)

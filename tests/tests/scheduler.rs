@@ -22,10 +22,19 @@ fn sleeper(id: &str, instances: u32) -> Value {
     })
 }
 
-async fn wait_running(c: &Cluster, app: &str, n: usize) -> Vec<drover_tests::scheduler::TaskContainer> {
+async fn wait_running(
+    c: &Cluster,
+    app: &str,
+    n: usize,
+) -> Vec<drover_tests::scheduler::TaskContainer> {
     let r = wait_for(T, &format!("{n} containers of {app} run"), || async {
         running_containers(app).await.len() == n
-            && c.tasks(app).await.iter().filter(|t| t["state"] == "TASK_RUNNING").count() == n
+            && c.tasks(app)
+                .await
+                .iter()
+                .filter(|t| t["state"] == "TASK_RUNNING")
+                .count()
+                == n
     })
     .await;
     if let Err(e) = r {
@@ -46,7 +55,9 @@ async fn three_instances_run_as_labelled_containers_and_a_killed_one_is_replaced
         assert_eq!(ct.labels["drover.app"], app);
         assert_eq!(&ct.labels["drover.node"], node);
         assert_eq!(ct.labels["drover.group"], "/");
-        assert!(ct.task_id.starts_with(&format!("{}.", app.trim_start_matches('/'))));
+        assert!(ct
+            .task_id
+            .starts_with(&format!("{}.", app.trim_start_matches('/'))));
         let env = d
             .inspect_container(&ct.id, None)
             .await
@@ -54,19 +65,32 @@ async fn three_instances_run_as_labelled_containers_and_a_killed_one_is_replaced
             .config
             .and_then(|c| c.env)
             .unwrap_or_default();
-        for want in [format!("DROVER_APP_ID={app}"), format!("MARATHON_APP_ID={app}"), "HOST=127.0.0.1".into()] {
+        for want in [
+            format!("DROVER_APP_ID={app}"),
+            format!("MARATHON_APP_ID={app}"),
+            "HOST=127.0.0.1".into(),
+        ] {
             assert!(env.contains(&want), "{want} not in {env:?}");
         }
-        let port0 = env.iter().find_map(|e| e.strip_prefix("PORT0=")).expect("PORT0");
+        let port0 = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PORT0="))
+            .expect("PORT0");
         let port: u16 = port0.parse().unwrap();
         let (lo, hi) = c.agents[0].ports;
-        assert!((lo..=hi).contains(&port), "PORT0 {port} outside the agent's range");
+        assert!(
+            (lo..=hi).contains(&port),
+            "PORT0 {port} outside the agent's range"
+        );
     }
     c.wait_deployed(&app, T).await;
 
     // docker kill one: noticed, replaced.
     let victim = containers[0].clone();
-    let out = std::process::Command::new("docker").args(["kill", &victim.id]).output().unwrap();
+    let out = std::process::Command::new("docker")
+        .args(["kill", &victim.id])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let r = wait_for(T, "the killed task is replaced", || async {
         let now = running_containers(&app).await;
@@ -76,8 +100,14 @@ async fn three_instances_run_as_labelled_containers_and_a_killed_one_is_replaced
     if let Err(e) = r {
         panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
     }
-    let v = c.get(&format!("/v2/apps{app}?embed=app.lastTaskFailure")).await;
-    assert_eq!(v["app"]["lastTaskFailure"]["taskId"], victim.task_id.as_str(), "{v}");
+    let v = c
+        .get(&format!("/v2/apps{app}?embed=app.lastTaskFailure"))
+        .await;
+    assert_eq!(
+        v["app"]["lastTaskFailure"]["taskId"],
+        victim.task_id.as_str(),
+        "{v}"
+    );
     assert_eq!(v["app"]["lastTaskFailure"]["state"], "TASK_FAILED");
     // The exited container was cleaned up by the agent.
     wait_for(T, "the killed container is removed", || async {
@@ -103,7 +133,10 @@ async fn a_failing_health_check_gets_the_task_replaced() {
     c.wait_deployed(&app, T).await;
     let tasks = c.tasks(&app).await;
     assert_eq!(tasks.len(), 1);
-    assert_eq!(tasks[0]["healthCheckResults"][0]["alive"], true, "{tasks:?}");
+    assert_eq!(
+        tasks[0]["healthCheckResults"][0]["alive"], true,
+        "{tasks:?}"
+    );
     let first = tasks[0]["id"].as_str().unwrap().to_string();
     let port = tasks[0]["ports"][0].as_u64().unwrap();
     let resp = reqwest::Client::new()
@@ -112,10 +145,16 @@ async fn a_failing_health_check_gets_the_task_replaced() {
         .await
         .unwrap();
     assert!(resp.status().is_success());
-    let r = wait_for(T, "a new healthy task replaces the unhealthy one", || async {
-        let t = c.tasks(&app).await;
-        t.len() == 1 && t[0]["id"] != first.as_str() && t[0]["healthCheckResults"][0]["alive"] == true
-    })
+    let r = wait_for(
+        T,
+        "a new healthy task replaces the unhealthy one",
+        || async {
+            let t = c.tasks(&app).await;
+            t.len() == 1
+                && t[0]["id"] != first.as_str()
+                && t[0]["healthCheckResults"][0]["alive"] == true
+        },
+    )
     .await;
     if let Err(e) = r {
         panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
@@ -150,12 +189,25 @@ async fn cordon_drain_and_a_lost_agent_move_tasks_between_nodes() {
     assert_eq!(on(b.clone()).await, 3);
 
     // Uncordon A, drain B: every task ends on A, B has none.
-    c.call("POST", &format!("/v1/nodes/{a}/uncordon"), None).await;
+    c.call("POST", &format!("/v1/nodes/{a}/uncordon"), None)
+        .await;
     let out = run_drover(
-        &["node", "drain", &b, "--master", &c.url(""), "--timeout", "40s"],
+        &[
+            "node",
+            "drain",
+            &b,
+            "--master",
+            &c.url(""),
+            "--timeout",
+            "40s",
+        ],
         Duration::from_secs(60),
     );
-    assert!(out.status.success(), "drover node drain: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "drover node drain: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = wait_for(T, "all tasks run on A", || async {
         on(a.clone()).await == 3 && on(b.clone()).await == 0
     })
@@ -164,34 +216,49 @@ async fn cordon_drain_and_a_lost_agent_move_tasks_between_nodes() {
         panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
     }
     let nodes = c.get("/v1/nodes").await;
-    let nb = nodes["nodes"].as_array().unwrap().iter().find(|n| n["id"] == b.as_str()).unwrap().clone();
+    let nb = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == b.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(nb["status"], "DRAINING");
     assert_eq!(nb["tasks"], 0);
 
     // Stop agent A: its tasks move to B (uncordoned) after the heartbeat timeout.
-    c.call("POST", &format!("/v1/nodes/{b}/uncordon"), None).await;
+    c.call("POST", &format!("/v1/nodes/{b}/uncordon"), None)
+        .await;
     c.agents[0].process.terminate(Duration::from_secs(10));
-    let r = wait_for(Duration::from_secs(45), "the lost node's tasks run on B", || async {
-        let nodes = c.get("/v1/nodes").await;
-        let a_unreachable = nodes["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["id"] == a.as_str() && n["status"] == "UNREACHABLE");
-        a_unreachable && on(b.clone()).await == 3 && {
-            let t = c.tasks(&app).await;
-            t.len() == 3 && t.iter().all(|t| t["slaveId"] == b.as_str() && t["state"] == "TASK_RUNNING")
-        }
-    })
+    let r = wait_for(
+        Duration::from_secs(45),
+        "the lost node's tasks run on B",
+        || async {
+            let nodes = c.get("/v1/nodes").await;
+            let a_unreachable = nodes["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["id"] == a.as_str() && n["status"] == "UNREACHABLE");
+            a_unreachable && on(b.clone()).await == 3 && {
+                let t = c.tasks(&app).await;
+                t.len() == 3
+                    && t.iter()
+                        .all(|t| t["slaveId"] == b.as_str() && t["state"] == "TASK_RUNNING")
+            }
+        },
+    )
     .await;
     if let Err(e) = r {
         panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
     }
     // A comes back: it stops its old containers, which the master replaced.
     c.agents[0].process.restart();
-    let r = wait_for(T, "the returning node stops its replaced containers", || async {
-        on(a.clone()).await == 0 && on(b.clone()).await == 3
-    })
+    let r = wait_for(
+        T,
+        "the returning node stops its replaced containers",
+        || async { on(a.clone()).await == 0 && on(b.clone()).await == 3 },
+    )
     .await;
     if let Err(e) = r {
         panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
@@ -206,24 +273,37 @@ async fn restarting_the_master_leaves_exactly_the_same_containers() {
     c.create_app(&sleeper(&app, 2)).await;
     wait_running(&c, &app, 2).await;
     c.wait_deployed(&app, T).await;
-    let mut before: Vec<String> = running_containers(&app).await.into_iter().map(|x| x.id).collect();
+    let mut before: Vec<String> = running_containers(&app)
+        .await
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
     before.sort();
     c.master.terminate(Duration::from_secs(10));
     tokio::time::sleep(Duration::from_secs(1)).await;
     c.master.restart();
     wait_for(T, "the master answers again", || async {
-        reqwest::get(c.url("/ping")).await.is_ok_and(|r| r.status().is_success())
+        reqwest::get(c.url("/ping"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
     })
     .await
     .unwrap();
     // Several heartbeats and reconciliations later, nothing changed.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut after: Vec<String> = running_containers(&app).await.into_iter().map(|x| x.id).collect();
+    let mut after: Vec<String> = running_containers(&app)
+        .await
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
     after.sort();
     assert_eq!(before, after, "{}", c.all_logs());
     let tasks = c.tasks(&app).await;
     assert_eq!(tasks.len(), 2);
-    assert!(tasks.iter().all(|t| t["state"] == "TASK_RUNNING"), "{tasks:?}");
+    assert!(
+        tasks.iter().all(|t| t["state"] == "TASK_RUNNING"),
+        "{tasks:?}"
+    );
     let _ = &mut c;
 }
 
@@ -251,22 +331,45 @@ async fn restarting_drover_up_adopts_its_containers() {
     let mut up = DroverUp::start(&args).await;
     let app = format!("/up-{}", node.to_lowercase());
     let client = reqwest::Client::new();
-    let resp = client.post(up.url("/v2/apps")).json(&sleeper(&app, 2)).send().await.unwrap();
+    let resp = client
+        .post(up.url("/v2/apps"))
+        .json(&sleeper(&app, 2))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 201);
-    let r = wait_for(T, "2 containers run", || async { running_containers(&app).await.len() == 2 }).await;
+    let r = wait_for(T, "2 containers run", || async {
+        running_containers(&app).await.len() == 2
+    })
+    .await;
     if let Err(e) = r {
         panic!("{e}\n{}", up.logs());
     }
-    let mut before: Vec<String> = running_containers(&app).await.into_iter().map(|x| x.id).collect();
+    let mut before: Vec<String> = running_containers(&app)
+        .await
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
     before.sort();
     let status = up.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", up.logs());
     up.restart(&args).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut after: Vec<String> = running_containers(&app).await.into_iter().map(|x| x.id).collect();
+    let mut after: Vec<String> = running_containers(&app)
+        .await
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
     after.sort();
     assert_eq!(before, after, "{}", up.logs());
-    let v: Value = client.get(up.url(&format!("/v2/apps{app}"))).send().await.unwrap().json().await.unwrap();
+    let v: Value = client
+        .get(up.url(&format!("/v2/apps{app}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["app"]["tasksRunning"], 2, "{v}");
 }
 
@@ -307,19 +410,35 @@ async fn a_rolling_update_never_drops_below_minimum_health_capacity() {
             .filter(|t| t["state"] == "TASK_RUNNING" && t["healthCheckResults"][0]["alive"] == true)
             .count();
         min_seen = min_seen.min(healthy);
-        assert!(healthy >= 2, "only {healthy} healthy tasks during the update: {tasks:?}");
+        assert!(
+            healthy >= 2,
+            "only {healthy} healthy tasks during the update: {tasks:?}"
+        );
         let (_, a) = c.call("GET", &format!("/v2/apps{app}"), None).await;
-        if a["app"]["deployments"].as_array().is_some_and(|d| d.is_empty()) {
+        if a["app"]["deployments"]
+            .as_array()
+            .is_some_and(|d| d.is_empty())
+        {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "update not done: {}\n{}", c.debug(&app).await, c.all_logs());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "update not done: {}\n{}",
+            c.debug(&app).await,
+            c.all_logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let running = running_containers(&app).await;
     assert_eq!(running.len(), 4);
     let d = docker().await;
     for ct in running {
-        let image = d.inspect_container(&ct.id, None).await.unwrap().config.and_then(|c| c.image);
+        let image = d
+            .inspect_container(&ct.id, None)
+            .await
+            .unwrap()
+            .config
+            .and_then(|c| c.image);
         assert_eq!(image.as_deref(), Some(BUSYBOX_IMAGE));
     }
     assert!(min_seen >= 2);
@@ -331,10 +450,26 @@ async fn bad_definitions_are_rejected_naming_the_field() {
     let id = c.app_id("bad");
     let cases = [
         (json!({"id": id, "cpus": 0.1}), "/", "cmd"),
-        (json!({"id": id, "cmd": "x", "instances": -1}), "/instances", "-1"),
-        (json!({"id": id, "cmd": "x", "constraints": [["hostname", "SOMETIMES"]]}), "/constraints/0", "SOMETIMES"),
-        (json!({"id": id, "cmd": "x", "cpus": 64}), "/cpus", "largest"),
-        (json!({"id": id, "cmd": "x", "instancs": 2}), "/instancs", "instancs"),
+        (
+            json!({"id": id, "cmd": "x", "instances": -1}),
+            "/instances",
+            "-1",
+        ),
+        (
+            json!({"id": id, "cmd": "x", "constraints": [["hostname", "SOMETIMES"]]}),
+            "/constraints/0",
+            "SOMETIMES",
+        ),
+        (
+            json!({"id": id, "cmd": "x", "cpus": 64}),
+            "/cpus",
+            "largest",
+        ),
+        (
+            json!({"id": id, "cmd": "x", "instancs": 2}),
+            "/instancs",
+            "instancs",
+        ),
     ];
     for (def, path, word) in cases {
         let (s, v) = c.call("POST", "/v2/apps", Some(&def)).await;
@@ -353,7 +488,13 @@ async fn bad_definitions_are_rejected_naming_the_field() {
     let file = dir.path().join("bad.yaml");
     std::fs::write(&file, format!("id: {id}\ncmd: sleep 1\ninstances: -3\n")).unwrap();
     let out = run_drover(
-        &["app", "deploy", file.to_str().unwrap(), "--master", &c.url("")],
+        &[
+            "app",
+            "deploy",
+            file.to_str().unwrap(),
+            "--master",
+            &c.url(""),
+        ],
         Duration::from_secs(30),
     );
     assert!(!out.status.success());
@@ -380,14 +521,22 @@ async fn the_cli_deploys_lists_scales_and_removes() {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--master", &m]);
         let out = run_drover(&all, Duration::from_secs(60));
-        assert!(out.status.success(), "drover {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "drover {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let out = drover(&["app", "deploy", file.to_str().unwrap()]);
     assert!(out.contains("deployed"), "{out}");
     assert_eq!(running_containers(&app).await.len(), 2);
     let ls: Value = serde_json::from_str(&drover(&["app", "ls", "--json"])).unwrap();
-    assert!(ls["apps"].as_array().unwrap().iter().any(|a| a["id"] == app.as_str()));
+    assert!(ls["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == app.as_str()));
     let table = drover(&["app", "ls"]);
     assert!(table.contains(&app) && table.contains("2/2"), "{table}");
     drover(&["app", "scale", &app, "3"]);
@@ -399,20 +548,30 @@ async fn the_cli_deploys_lists_scales_and_removes() {
     let show = drover(&["app", "show", &app]);
     assert!(show.contains("3 running"), "{show}");
     drover(&["app", "rm", &app]);
-    wait_for(T, "the containers are gone", || async { running_containers(&app).await.is_empty() })
-        .await
-        .unwrap();
+    wait_for(T, "the containers are gone", || async {
+        running_containers(&app).await.is_empty()
+    })
+    .await
+    .unwrap();
     // An unreachable master gets an error that says what to do.
-    let out = run_drover(&["app", "ls", "--master", "http://127.0.0.1:9"], Duration::from_secs(30));
+    let out = run_drover(
+        &["app", "ls", "--master", "http://127.0.0.1:9"],
+        Duration::from_secs(30),
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot reach the master") && err.contains("--master"), "{err}");
+    assert!(
+        err.contains("cannot reach the master") && err.contains("--master"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_marathon_python_client_works_unchanged() {
     let c = Cluster::start(1, &[]).await;
-    let check = std::process::Command::new("python3").args(["-c", "import marathon"]).output();
+    let check = std::process::Command::new("python3")
+        .args(["-c", "import marathon"])
+        .output();
     match check {
         Ok(o) if o.status.success() => {}
         _ => panic!("python3 with the `marathon` package is needed: run scripts/setup.sh (pip install marathon)"),

@@ -87,7 +87,10 @@ fn constraint_sets() -> Vec<Vec<Value>> {
         vec![json!(["zone", "GROUP_BY"])],
         vec![json!(["rack", "MAX_PER", "3"])],
         vec![json!(["rack", "LIKE", "r[0-2][0-9]"])],
-        vec![json!(["hostname", "UNLIKE", "n9.*"]), json!(["zone", "GROUP_BY"])],
+        vec![
+            json!(["hostname", "UNLIKE", "n9.*"]),
+            json!(["zone", "GROUP_BY"]),
+        ],
         vec![json!(["zone", "CLUSTER", "z1"])],
     ]
 }
@@ -140,7 +143,11 @@ pub async fn run(args: SchedulerBenchArgs) -> anyhow::Result<()> {
     let placement_secs = started.elapsed().as_secs_f64();
 
     // (1b) the same through the master's state and tick
-    let mut state = State::new(Snapshot::default(), MasterConfig::default(), chrono::Utc::now());
+    let mut state = State::new(
+        Snapshot::default(),
+        MasterConfig::default(),
+        chrono::Utc::now(),
+    );
     let now = chrono::Utc::now();
     for i in 0..args.nodes {
         state.heartbeat(
@@ -209,10 +216,12 @@ async fn scale_run(args: &SchedulerBenchArgs) -> anyhow::Result<ScaleReport> {
         .negotiate_version()
         .await
         .context("the Docker engine does not answer")?;
-    docker
-        .inspect_image(&args.image)
-        .await
-        .with_context(|| format!("image {} is not on the engine: run tests/images/build.sh", args.image))?;
+    docker.inspect_image(&args.image).await.with_context(|| {
+        format!(
+            "image {} is not on the engine: run tests/images/build.sh",
+            args.image
+        )
+    })?;
     let run = format!("bench{}", std::process::id());
     let node_id = format!("bench-{run}");
 
@@ -240,7 +249,10 @@ async fn scale_run(args: &SchedulerBenchArgs) -> anyhow::Result<ScaleReport> {
                 ..Default::default()
             };
             let c = docker
-                .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body)
+                .create_container(
+                    Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                    body,
+                )
                 .await?;
             docker.start_container(&c.id, None).await
         });
@@ -270,7 +282,11 @@ async fn scale_run(args: &SchedulerBenchArgs) -> anyhow::Result<ScaleReport> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let router = drover_scheduler::api::router(master.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    let looper = tokio::spawn(master.clone().run(Duration::from_millis(200), stop_rx.clone()));
+    let looper = tokio::spawn(
+        master
+            .clone()
+            .run(Duration::from_millis(200), stop_rx.clone()),
+    );
     let agent_cfg = AgentConfig {
         master: format!("http://{addr}"),
         node_id: node_id.clone(),
@@ -287,14 +303,23 @@ async fn scale_run(args: &SchedulerBenchArgs) -> anyhow::Result<ScaleReport> {
         default_image: args.image.clone(),
         max_parallel_launches: args.parallel,
     };
-    let agent = tokio::spawn(drover_scheduler::agent::run(agent_cfg, AgentMetrics::default(), stop_rx));
+    let agent = tokio::spawn(drover_scheduler::agent::run(
+        agent_cfg,
+        AgentMetrics::default(),
+        stop_rx,
+    ));
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
     let app_id = format!("/bench-{run}");
     // Wait for the agent to register.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let v: Value = http.get(format!("{base}/v1/nodes")).send().await?.json().await?;
+        let v: Value = http
+            .get(format!("{base}/v1/nodes"))
+            .send()
+            .await?
+            .json()
+            .await?;
         if v["nodes"].as_array().is_some_and(|n| !n.is_empty()) {
             break;
         }
@@ -305,7 +330,11 @@ async fn scale_run(args: &SchedulerBenchArgs) -> anyhow::Result<ScaleReport> {
     }
     let def = json!({"id": app_id, "cmd": "sleep 3600", "cpus": 0.01, "mem": 16, "instances": 0,
                      "container": {"docker": {"image": args.image}}, "taskKillGracePeriodSeconds": 0});
-    let r = http.post(format!("{base}/v2/apps")).json(&def).send().await?;
+    let r = http
+        .post(format!("{base}/v2/apps"))
+        .json(&def)
+        .send()
+        .await?;
     if !r.status().is_success() {
         bail!("cannot create the bench app: {}", r.text().await?);
     }
@@ -322,7 +351,12 @@ async fn scale_run(args: &SchedulerBenchArgs) -> anyhow::Result<ScaleReport> {
     let mut first_running = None;
     let deadline = Instant::now() + Duration::from_secs(300);
     let result = loop {
-        let v: Value = http.get(format!("{base}/v2/apps{app_id}")).send().await?.json().await?;
+        let v: Value = http
+            .get(format!("{base}/v2/apps{app_id}"))
+            .send()
+            .await?
+            .json()
+            .await?;
         let running = v["app"]["tasksRunning"].as_u64().unwrap_or(0) as usize;
         if running > 0 && first_running.is_none() {
             first_running = Some(started.elapsed().as_secs_f64());
@@ -331,7 +365,10 @@ async fn scale_run(args: &SchedulerBenchArgs) -> anyhow::Result<ScaleReport> {
             break Ok(started.elapsed().as_secs_f64());
         }
         if Instant::now() > deadline {
-            break Err(anyhow::anyhow!("only {running} of {} running after 300 s", args.containers));
+            break Err(anyhow::anyhow!(
+                "only {running} of {} running after 300 s",
+                args.containers
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
@@ -390,7 +427,10 @@ async fn remove_labelled(docker: &bollard::Docker, label: &str) {
         let docker = docker.clone();
         jobs.spawn(async move {
             let _ = docker
-                .remove_container(&id, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                )
                 .await;
         });
     }

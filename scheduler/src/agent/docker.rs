@@ -189,7 +189,7 @@ pub async fn launch(
         (None, None) => None,
     };
     let mut host_config = HostConfig {
-        memory: (spec.mem > 0.0).then(|| (spec.mem * 1024.0 * 1024.0) as i64),
+        memory: (spec.mem > 0.0).then_some((spec.mem * 1024.0 * 1024.0) as i64),
         cpu_shares: (spec.cpus > 0.0).then(|| ((spec.cpus * 1024.0) as i64).max(2)),
         privileged: Some(spec.privileged),
         ..Default::default()
