@@ -1,0 +1,425 @@
+//! History: every sample in hourly Parquet files written and read with polars.
+//!
+//! ```text
+//! <dir>/2026-11-22T10/part-<ms>-<seq>.parquet      one per flush (fsync'd, then renamed)
+//! <dir>/2026-11-22T10/compact-<ms>-<seq>.parquet   the hour's parts merged, deduplicated, sorted
+//! ```
+//!
+//! Columns: `ts` (datetime ms, UTC), `metric`, `sid` (u64, [`Labels::series_id`]), `app`,
+//! `instance`, `node`, `group`, `host` (strings, empty when absent), `value` (f64). Samples
+//! replayed from Kafka after a crash may be written twice; readers deduplicate on
+//! (`sid`, `ts`) within an hour that has more than one file, and compaction removes the copies.
+//! Compaction swaps files under a write lock that readers take for reading, so a query never
+//! sees an hour twice or a file vanish under it.
+use std::{
+    fs::{self, File},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, RwLock,
+    },
+};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use polars::prelude::*;
+
+use crate::{
+    sample::{Dim, Labels, Metric},
+    window::Filter,
+    MetricsError,
+};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// A sample waiting to be written.
+#[derive(Debug, Clone)]
+pub struct PendingSample {
+    /// Which metric.
+    pub metric: Metric,
+    /// Whose.
+    pub labels: Arc<Labels>,
+    /// When (ms).
+    pub ts_ms: i64,
+    /// The value.
+    pub value: f64,
+}
+
+/// What a write or a compaction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Rows written.
+    pub rows: u64,
+}
+
+/// The Parquet history in one directory.
+#[derive(Debug)]
+pub struct History {
+    dir: PathBuf,
+    /// Readers hold it shared while they list and read files; compaction and retention hold
+    /// it exclusively while they swap or remove files.
+    swap: RwLock<()>,
+    seq: AtomicU64,
+}
+
+impl History {
+    /// Opens (creating) the history in `dir`; removes temporary files a crash left behind.
+    pub fn open(dir: &Path) -> Result<Self, MetricsError> {
+        fs::create_dir_all(dir).map_err(|e| MetricsError::io(dir, e))?;
+        let h = Self {
+            dir: dir.to_path_buf(),
+            swap: RwLock::new(()),
+            seq: AtomicU64::new(0),
+        };
+        for (_, hour_dir) in h.hours()? {
+            for f in fs::read_dir(&hour_dir).map_err(|e| MetricsError::io(&hour_dir, e))? {
+                let p = f.map_err(|e| MetricsError::io(&hour_dir, e))?.path();
+                if p.extension().is_some_and(|e| e == "tmp") {
+                    let _ = fs::remove_file(&p);
+                }
+            }
+        }
+        Ok(h)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Hour directories, oldest first: (hour start in ms, path).
+    fn hours(&self) -> Result<Vec<(i64, PathBuf)>, MetricsError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| MetricsError::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| MetricsError::io(&self.dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(t) = NaiveDateTime::parse_from_str(&format!("{name}:00:00"), "%Y-%m-%dT%H:%M:%S")
+            else {
+                continue;
+            };
+            out.push((t.and_utc().timestamp_millis(), entry.path()));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn files(hour_dir: &Path) -> Result<Vec<PathBuf>, MetricsError> {
+        let mut out = Vec::new();
+        for f in fs::read_dir(hour_dir).map_err(|e| MetricsError::io(hour_dir, e))? {
+            let p = f.map_err(|e| MetricsError::io(hour_dir, e))?.path();
+            if p.extension().is_some_and(|e| e == "parquet") {
+                out.push(p);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn hour_dir(&self, hour_ms: i64) -> PathBuf {
+        let t = DateTime::from_timestamp_millis(hour_ms).unwrap_or_default();
+        self.dir.join(t.format("%Y-%m-%dT%H").to_string())
+    }
+
+    fn file_name(&self, kind: &str) -> String {
+        format!(
+            "{kind}-{}-{}.parquet",
+            Utc::now().timestamp_millis(),
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Writes the samples (one file per hour they fall in), fsync'd before this returns.
+    pub fn write(&self, samples: &[PendingSample]) -> Result<Written, MetricsError> {
+        let mut by_hour: std::collections::BTreeMap<i64, Vec<&PendingSample>> =
+            Default::default();
+        for s in samples {
+            by_hour
+                .entry(s.ts_ms.div_euclid(HOUR_MS) * HOUR_MS)
+                .or_default()
+                .push(s);
+        }
+        let mut out = Written::default();
+        for (hour, rows) in by_hour {
+            let mut df = frame(&rows)?
+                .lazy()
+                .sort(["metric", "sid", "ts"], SortMultipleOptions::default())
+                .collect()?;
+            let dir = self.hour_dir(hour);
+            fs::create_dir_all(&dir).map_err(|e| MetricsError::io(&dir, e))?;
+            let path = dir.join(self.file_name("part"));
+            out.bytes += write_parquet(&mut df, &path)?;
+            sync_dir(&dir)?;
+            out.files += 1;
+            out.rows += rows.len() as u64;
+        }
+        Ok(out)
+    }
+
+    /// Samples of `metric` in `[from_ms, to_ms)` that `filter` keeps, deduplicated: columns
+    /// `ts` (i64 ms), `s` (u64 series ID), `value`, and the `dims` labels. `None`: no file
+    /// covers the range.
+    pub fn read(
+        &self,
+        metric: Metric,
+        filter: &Filter,
+        from_ms: i64,
+        to_ms: i64,
+        dims: &[Dim],
+    ) -> Result<Option<DataFrame>, MetricsError> {
+        if from_ms >= to_ms {
+            return Ok(None);
+        }
+        let mut predicate = col("metric")
+            .eq(lit(metric.as_str()))
+            .and(col("ts").cast(DataType::Int64).gt_eq(lit(from_ms)))
+            .and(col("ts").cast(DataType::Int64).lt(lit(to_ms)));
+        if let Some(f) = filter.expr() {
+            predicate = predicate.and(f);
+        }
+        let mut select = vec![
+            col("ts").cast(DataType::Int64),
+            col("sid").alias("s"),
+            col("value"),
+        ];
+        select.extend(dims.iter().map(|d| col(d.as_str())));
+        self.scan(from_ms, to_ms, predicate, select)
+    }
+
+    /// Every sample in `[from_ms, to_ms)`, all columns (`ts` as i64 ms): for reloading the
+    /// window after a restart.
+    pub fn read_all(&self, from_ms: i64, to_ms: i64) -> Result<Option<DataFrame>, MetricsError> {
+        let predicate = col("ts")
+            .cast(DataType::Int64)
+            .gt_eq(lit(from_ms))
+            .and(col("ts").cast(DataType::Int64).lt(lit(to_ms)));
+        let mut select = vec![col("ts").cast(DataType::Int64), col("metric"), col("sid")];
+        select.extend(Dim::ALL.iter().map(|d| col(d.as_str())));
+        select.push(col("value"));
+        self.scan(from_ms, to_ms, predicate, select)
+    }
+
+    fn scan(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        predicate: Expr,
+        select: Vec<Expr>,
+    ) -> Result<Option<DataFrame>, MetricsError> {
+        let _guard = self.swap.read().unwrap_or_else(|e| e.into_inner());
+        let mut frames = Vec::new();
+        for (hour, dir) in self.hours()? {
+            if hour + HOUR_MS <= from_ms || hour >= to_ms {
+                continue;
+            }
+            let files = Self::files(&dir)?;
+            let n = files.len();
+            if n == 0 {
+                continue;
+            }
+            let mut lf = scan_files(&files)?.filter(predicate.clone());
+            if n > 1 {
+                // Parts not yet compacted may hold a replayed sample twice.
+                lf = lf.unique_generic(
+                    Some(vec![col("sid"), col("ts")]),
+                    UniqueKeepStrategy::Any,
+                );
+            }
+            frames.push(lf.select(select.clone()));
+        }
+        if frames.is_empty() {
+            return Ok(None);
+        }
+        let df = concat(frames, UnionArgs::default())?.collect()?;
+        Ok(Some(df))
+    }
+
+    /// Merges the files of each hour that has several into one (deduplicated, sorted) when
+    /// the hour is over (`now_ms` past its end) or it has `max_parts` files or more.
+    pub fn compact(&self, now_ms: i64, max_parts: usize) -> Result<Written, MetricsError> {
+        let mut out = Written::default();
+        for (hour, dir) in self.hours()? {
+            let files = Self::files(&dir)?;
+            let closed = hour + HOUR_MS + 60_000 <= now_ms;
+            if files.len() < 2 || (!closed && files.len() < max_parts) {
+                continue;
+            }
+            let mut df = scan_files(&files)?
+                .unique_generic(Some(vec![col("sid"), col("ts")]), UniqueKeepStrategy::Any)
+                .sort(["metric", "sid", "ts"], SortMultipleOptions::default())
+                .collect()?;
+            let name = self.file_name("compact");
+            let tmp = dir.join(format!("{name}.tmp"));
+            out.bytes += write_parquet(&mut df, &tmp)?;
+            out.rows += df.height() as u64;
+            out.files += 1;
+            {
+                let _guard = self.swap.write().unwrap_or_else(|e| e.into_inner());
+                fs::rename(&tmp, dir.join(&name)).map_err(|e| MetricsError::io(&tmp, e))?;
+                for f in &files {
+                    fs::remove_file(f).map_err(|e| MetricsError::io(f, e))?;
+                }
+            }
+            sync_dir(&dir)?;
+            tracing::debug!(hour = %dir.display(), parts = files.len(), rows = df.height(), "compacted");
+        }
+        Ok(out)
+    }
+
+    /// Removes the hours that ended before `cutoff_ms`; returns how many.
+    pub fn retain(&self, cutoff_ms: i64) -> Result<usize, MetricsError> {
+        let mut removed = 0;
+        for (hour, dir) in self.hours()? {
+            if hour + HOUR_MS <= cutoff_ms {
+                let _guard = self.swap.write().unwrap_or_else(|e| e.into_inner());
+                fs::remove_dir_all(&dir).map_err(|e| MetricsError::io(&dir, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Number of Parquet files (all hours).
+    pub fn file_count(&self) -> Result<usize, MetricsError> {
+        let mut n = 0;
+        for (_, dir) in self.hours()? {
+            n += Self::files(&dir)?.len();
+        }
+        Ok(n)
+    }
+}
+
+fn scan_files(files: &[PathBuf]) -> Result<LazyFrame, MetricsError> {
+    let mut lfs = Vec::with_capacity(files.len());
+    for f in files {
+        let path = PlRefPath::try_from_path(f)?;
+        lfs.push(LazyFrame::scan_parquet(path, ScanArgsParquet::default())?);
+    }
+    if lfs.len() == 1 {
+        return Ok(lfs.pop().expect("one"));
+    }
+    Ok(concat(lfs, UnionArgs::default())?)
+}
+
+/// The Parquet schema's frame for these samples.
+fn frame(rows: &[&PendingSample]) -> Result<DataFrame, MetricsError> {
+    let n = rows.len();
+    let ts: Vec<i64> = rows.iter().map(|r| r.ts_ms).collect();
+    let metric: Vec<&str> = rows.iter().map(|r| r.metric.as_str()).collect();
+    let sid: Vec<u64> = rows
+        .iter()
+        .map(|r| r.labels.series_id(r.metric))
+        .collect();
+    let value: Vec<f64> = rows.iter().map(|r| r.value).collect();
+    let mut cols = vec![
+        Column::new("ts".into(), ts)
+            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))?,
+        Column::new("metric".into(), metric),
+        Column::new("sid".into(), sid),
+    ];
+    for d in Dim::ALL {
+        let v: Vec<&str> = rows.iter().map(|r| r.labels.get(d)).collect();
+        cols.push(Column::new(d.as_str().into(), v));
+    }
+    cols.push(Column::new("value".into(), value));
+    Ok(DataFrame::new(n, cols)?)
+}
+
+/// Writes `df` to `path` through a `.tmp` file, fsync'd, then renamed. Returns the size.
+fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<u64, MetricsError> {
+    let tmp = if path.extension().is_some_and(|e| e == "tmp") {
+        path.to_path_buf()
+    } else {
+        path.with_extension("parquet.tmp")
+    };
+    let mut file = File::create(&tmp).map_err(|e| MetricsError::io(&tmp, e))?;
+    let bytes = ParquetWriter::new(&mut file).finish(df)?;
+    file.sync_all().map_err(|e| MetricsError::io(&tmp, e))?;
+    if tmp != path {
+        fs::rename(&tmp, path).map_err(|e| MetricsError::io(path, e))?;
+    }
+    Ok(bytes)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), MetricsError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| MetricsError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(app: &str, ts_ms: i64, value: f64) -> PendingSample {
+        PendingSample {
+            metric: Metric::CpuPct,
+            labels: Arc::new(Labels {
+                app: app.into(),
+                instance: "i".into(),
+                ..Labels::default()
+            }),
+            ts_ms,
+            value,
+        }
+    }
+
+    const H: i64 = 1_800_000_000_000 / HOUR_MS * HOUR_MS;
+
+    #[test]
+    fn write_read_dedupe_compact_retain() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        // Two hours; the second batch repeats two samples (a replay).
+        let batch: Vec<_> = (0..10).map(|i| sample("a", H + i * 600_000, i as f64)).collect();
+        assert_eq!(h.write(&batch).unwrap().files, 2);
+        h.write(&batch[4..7]).unwrap();
+        h.write(&[sample("b", H + 1000, 7.0)]).unwrap();
+        assert_eq!(h.file_count().unwrap(), 5);
+
+        let all = |h: &History| {
+            h.read(Metric::CpuPct, &Filter::default(), H, H + 2 * HOUR_MS, &[Dim::App])
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(all(&h).height(), 11);
+        let only_a = Filter {
+            app: vec!["a".into()],
+            ..Filter::default()
+        };
+        let a = h
+            .read(Metric::CpuPct, &only_a, H, H + HOUR_MS, &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.height(), 6);
+        assert_eq!(a.column("value").unwrap().f64().unwrap().sum(), Some(15.0));
+        assert!(h
+            .read(Metric::RssPct, &Filter::default(), H, H + HOUR_MS, &[])
+            .unwrap()
+            .unwrap()
+            .height()
+            == 0);
+
+        // The first hour is over and has 3 files; the second (open) has 2 < 8.
+        let w = h.compact(H + HOUR_MS + 120_000, 8).unwrap();
+        assert_eq!((w.files, w.rows), (1, 7));
+        assert_eq!(h.file_count().unwrap(), 3);
+        assert_eq!(all(&h).height(), 11);
+        let w = h.compact(H + 3 * HOUR_MS, 8).unwrap();
+        assert_eq!((w.files, w.rows), (1, 4));
+        assert_eq!(all(&h).height(), 11);
+
+        let reloaded = h.read_all(H, H + 2 * HOUR_MS).unwrap().unwrap();
+        assert_eq!(reloaded.height(), 11);
+
+        assert_eq!(h.retain(H + HOUR_MS).unwrap(), 1);
+        assert_eq!(all(&h).height(), 4);
+        assert!(h
+            .read(Metric::CpuPct, &Filter::default(), H - HOUR_MS, H, &[])
+            .unwrap()
+            .is_none());
+    }
+}
