@@ -662,6 +662,7 @@ fn parse_query(part: &Partition, f: &LogFields, text: &str) -> Result<Box<dyn Qu
     let rewritten = rewrite_fields(text, |name| f.schema.get_field(name).is_ok());
     let mut parser = QueryParser::for_index(&part.index, vec![f.message]);
     parser.set_conjunction_by_default();
+    parser.allow_regexes();
     parser.parse_query(&rewritten).map_err(|e| {
         SearchError::Query(format!(
             "{e} in {text:?}; examples: timeout, \"connection refused\", level:error AND app:shop, status:[500 TO 599], NOT healthz"
@@ -700,6 +701,20 @@ pub fn rewrite_fields(text: &str, known: impl Fn(&str) -> bool) -> String {
                 && (chars[j].is_alphanumeric() || chars[j] == '_' || chars[j] == '.')
             {
                 j += 1;
+            }
+            // Lucene's prefix `pay*` is a regex on the (lowercased) message terms.
+            if chars.get(j) == Some(&'*')
+                && chars
+                    .get(j + 1)
+                    .is_none_or(|c| c.is_whitespace() || *c == ')')
+            {
+                let word: String = chars[i..j].iter().collect::<String>().to_lowercase();
+                out.push_str("message:/");
+                out.push_str(&word.replace('.', "\\."));
+                out.push_str(".*/");
+                i = j + 1;
+                at_token_start = false;
+                continue;
             }
             if j < chars.len() && chars[j] == ':' {
                 let name: String = chars[i..j].iter().collect();

@@ -117,6 +117,13 @@ fn query_semantics_table() {
         ("container:c3", &["c3#3", "c3#2", "c3#1"]),
         ("stream:stderr", &["c2#4"]),
         ("nothingmatchesthis", &[]),
+        (
+            "ts:[2026-11-22T00:00:02Z TO *]",
+            &["c3#3", "c3#2", "c2#4", "c1#3"],
+        ),
+        ("ts:[* TO 2026-11-21T23:59:51Z] AND level:error", &["c1#2"]),
+        ("pay*", &["c1#2", "c1#3", "c2#1", "c2#4"]),
+        ("refus* AND NOT payment", &["c3#1"]),
     ];
     for (text, want) in cases {
         let mut got = lines_of(&s, &q(text));
@@ -312,5 +319,6 @@ fn rewrite_unknown_fields() {
         "(fields.method:GET) -fields.path:/x"
     );
     assert_eq!(r("a AND NOT status:5"), "a AND -fields.status:5");
+    assert_eq!(r("Pay* (refus*)"), "message:/pay.*/ (message:/refus.*/)");
     assert_eq!(r("NOTE \"NOT x\""), "NOTE \"NOT x\"");
 }
