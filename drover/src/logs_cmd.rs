@@ -125,6 +125,8 @@ pub struct LogpipeArgs {
 
 /// Run the logpipe alone until Ctrl-C or SIGTERM.
 pub async fn run(args: LogpipeArgs) -> anyhow::Result<()> {
+    // A bad rules file is reported before anything starts.
+    args.opts.config(&args.kafka)?;
     let dir = datadir::prepare(&args.data_dir)?;
     let listener = bind_http(args.http).await?;
     admin::check_reachable(&args.kafka, Duration::from_secs(5)).await?;

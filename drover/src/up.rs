@@ -16,6 +16,7 @@ use crate::{
     datadir,
     http::{self, AppState},
     logs_cmd::{LogpipeOpts, RunningLogpipe},
+    metrics_cmd::{MetricsOpts, RunningMetricsStore},
     scheduler_cmd::{self, AgentOpts, MasterOpts},
     telemetry::ProcessMetrics,
 };
@@ -74,10 +75,19 @@ pub struct UpArgs {
     pub no_logpipe: bool,
     #[command(flatten)]
     pub logpipe: LogpipeOpts,
+    /// Do not run the metrics store (no /api/metrics/...).
+    #[arg(long)]
+    pub no_metrics_store: bool,
+    #[command(flatten)]
+    pub metrics: MetricsOpts,
 }
 
 /// Run `drover up` until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // Bad config files are reported before anything starts.
+    if !args.no_logpipe {
+        args.logpipe.config("")?;
+    }
     let data_dir = datadir::prepare(&args.data_dir)?;
     let listener = bind_http(args.http).await?;
     let mut registry = Registry::default();
@@ -161,6 +171,20 @@ async fn serve(
         )),
     };
     extra = extra.merge(drover_search::api::router(search));
+    let metrics_store = if args.no_metrics_store {
+        None
+    } else {
+        let m = RunningMetricsStore::start(
+            &args.metrics,
+            kafka,
+            &data_dir.join("metrics"),
+            registry
+                .sub_registry_with_prefix("drover")
+                .sub_registry_with_prefix("metrics_store"),
+        )?;
+        extra = extra.merge(drover_metrics::api::router(Arc::clone(&m.store)));
+        Some(m)
+    };
     let scheduler = if args.no_scheduler {
         None
     } else {
@@ -205,6 +229,12 @@ async fn serve(
             args.http
         );
     }
+    if !args.no_metrics_store {
+        println!(
+            "  metrics     http://{}/api/metrics/query?metric=cpu_pct&by=app   (drover metrics query --metric cpu_pct)",
+            args.http
+        );
+    }
     if let Some((_, _, node)) = &scheduler {
         println!(
             "  scheduler   http://{}/v2/apps (Marathon API; drover app deploy FILE), local node {node}",
@@ -226,6 +256,9 @@ async fn serve(
     }
     if let Some(p) = logpipe {
         p.stop().await;
+    }
+    if let Some(m) = metrics_store {
+        m.stop().await;
     }
     served
 }

@@ -126,10 +126,11 @@ fn records_over(containers: usize, per: u64, days: usize) -> Vec<(String, Vec<u8
                 "2026-11-22 10:00:00 INFO request {seq} of {id} handled status={}",
                 [200, 404, 502][(seq % 3) as usize]
             );
+            let day = today - chrono::Duration::days((c % days) as i64);
             out.push(record(
                 &id,
                 seq,
-                now + chrono::Duration::microseconds(seq as i64),
+                day + chrono::Duration::microseconds(seq as i64),
                 line,
             ));
         }
@@ -465,7 +466,9 @@ async fn drover_up_finds_a_printed_line() {
     let mut found = None;
     while printed.elapsed() < Duration::from_secs(60) {
         let out = drover_tests::drover::run_drover(
-            &["logs", "search", &token, "--since", "10m", "--json", "--server", &server],
+            &[
+                "logs", "search", &token, "--since", "10m", "--json", "--server", &server,
+            ],
             Duration::from_secs(10),
         );
         if out.status.success() {
@@ -478,10 +481,81 @@ async fn drover_up_finds_a_printed_line() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let body = found.unwrap_or_else(|| panic!("the token never became searchable\n{}", up.logs()));
-    eprintln!("searchable {:?} after the container started", printed.elapsed());
+    eprintln!(
+        "searchable {:?} after the container started",
+        printed.elapsed()
+    );
     let hit = &body["hits"][0];
     assert_eq!(hit["level"], "error", "{hit}");
     assert_eq!(hit["stream"], "stdout");
     assert!(hit["line"].as_str().unwrap().contains(&token));
-    assert_eq!(hit["fields"], serde_json::json!({}), "a plain line has no parsed fields");
+    assert_eq!(
+        hit["fields"],
+        serde_json::json!({}),
+        "a plain line has no parsed fields"
+    );
+}
+
+#[test]
+fn bad_rules_file_is_refused_before_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"quiet\"\nlevel = \"loud\"\naction = \"drop\"\n",
+    )
+    .unwrap();
+    for cmd in [
+        vec![
+            "logpipe",
+            "--kafka",
+            "127.0.0.1:9",
+            "--log-rules",
+            rules.to_str().unwrap(),
+        ],
+        vec![
+            "up",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--log-rules",
+            rules.to_str().unwrap(),
+        ],
+    ] {
+        let out = drover_tests::drover::run_drover(&cmd, Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{cmd:?}: {err}");
+        assert!(
+            err.contains("invalid rules file")
+                && err.contains("quiet: level: unknown level \"loud\""),
+            "{cmd:?}: {err}"
+        );
+    }
+    std::fs::write(&rules, "[[rule]]\nactoin = \"drop\"\n").unwrap();
+    let out = drover_tests::drover::run_drover(
+        &[
+            "logpipe",
+            "--kafka",
+            "127.0.0.1:9",
+            "--log-rules",
+            rules.to_str().unwrap(),
+        ],
+        Duration::from_secs(20),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field `actoin`"), "{err}");
+    let out = drover_tests::drover::run_drover(
+        &[
+            "logpipe",
+            "--kafka",
+            "127.0.0.1:9",
+            "--log-rules",
+            "/nonexistent/rules.toml",
+        ],
+        Duration::from_secs(20),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the rules file /nonexistent/rules.toml"),
+        "{err}"
+    );
 }
