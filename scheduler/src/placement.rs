@@ -544,4 +544,60 @@ mod tests {
         assert!(Constraint::parse(&[json!("a"), json!("LIKE"), json!("(")]).is_err());
         assert!(Constraint::parse(&[json!("a")]).is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever the nodes and the demand: no node is over-committed, host ports on a node
+        /// are distinct and in its range, UNIQUE and MAX_PER hold, and what is not placed is
+        /// explained.
+        #[test]
+        fn placement_invariants(
+            node_cpus in proptest::collection::vec(0.0f64..4.0, 0..12),
+            cpus in 0.1f64..2.0,
+            count in 0usize..30,
+            op in 0usize..3,
+        ) {
+            let mut ns: Vec<Candidate> = node_cpus
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut n = Candidate::new(
+                        format!("n{i}"),
+                        Resources { cpus: *c, mem: 1e6, disk: 0.0 },
+                        (31000, 31004),
+                    );
+                    n.attributes.insert("rack".into(), format!("r{}", i % 3));
+                    n
+                })
+                .collect();
+            let totals: Vec<f64> = ns.iter().map(|n| n.free.cpus).collect();
+            let constraints = match op {
+                0 => vec![],
+                1 => vec![json!(["hostname", "UNIQUE"])],
+                _ => vec![json!(["rack", "MAX_PER", "2"])],
+            };
+            let p = place(&mut ns, &[], &demand(cpus, &constraints), count);
+            let mut per_node = vec![0usize; ns.len()];
+            let mut ports: Vec<HashSet<u16>> = vec![HashSet::new(); ns.len()];
+            for (i, ps) in &p.placed {
+                per_node[*i] += 1;
+                for port in ps {
+                    proptest::prop_assert!((31000..=31004).contains(port));
+                    proptest::prop_assert!(ports[*i].insert(*port), "port {} used twice", port);
+                }
+            }
+            for (i, n) in per_node.iter().enumerate() {
+                proptest::prop_assert!(*n as f64 * cpus <= totals[i] + 1e-6);
+                if op == 1 {
+                    proptest::prop_assert!(*n <= 1);
+                }
+            }
+            if op == 2 {
+                for r in 0..3 {
+                    let in_rack: usize = per_node.iter().enumerate().filter(|(i, _)| i % 3 == r).map(|(_, n)| n).sum();
+                    proptest::prop_assert!(in_rack <= 2);
+                }
+            }
+            proptest::prop_assert_eq!(p.placed.len() < count, p.reason.is_some());
+        }
+    }
 }

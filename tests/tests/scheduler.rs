@@ -600,3 +600,51 @@ async fn the_marathon_python_client_works_unchanged() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_stream_and_metrics() {
+    let c = Cluster::start(1, &[]).await;
+    let app = c.app_id("ev");
+    let mut resp = reqwest::get(c.url("/v2/events")).await.unwrap();
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    c.create_app(&sleeper(&app, 1)).await;
+    let mut seen = String::new();
+    let wanted = [
+        "event: event_stream_attached",
+        "event: api_post_event",
+        "event: deployment_info",
+        "event: status_update_event",
+        "TASK_RUNNING",
+        "event: deployment_success",
+    ];
+    let r = tokio::time::timeout(T, async {
+        while !wanted.iter().all(|w| seen.contains(w)) {
+            match resp.chunk().await {
+                Ok(Some(b)) => seen.push_str(&String::from_utf8_lossy(&b)),
+                _ => break,
+            }
+        }
+    })
+    .await;
+    assert!(
+        r.is_ok() && wanted.iter().all(|w| seen.contains(w)),
+        "events so far:\n{seen}"
+    );
+    let metrics = reqwest::get(c.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for m in [
+        "drover_scheduler_apps 1",
+        "drover_scheduler_tasks{state=\"RUNNING\"} 1",
+        "drover_scheduler_heartbeats_total",
+        "drover_scheduler_nodes{status=\"ACTIVE\"} 1",
+    ] {
+        assert!(metrics.contains(m), "{m} not in:\n{metrics}");
+    }
+}

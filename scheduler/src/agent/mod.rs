@@ -86,6 +86,8 @@ struct Agent {
     local: Mutex<Local>,
     metrics: AgentMetrics,
     launches: tokio::sync::Semaphore,
+    /// Wakes the loop for an early heartbeat (a launch or stop finished).
+    changed: tokio::sync::Notify,
 }
 
 /// Run the agent until `stop` turns true. Its containers keep running after it stops (a
@@ -114,6 +116,7 @@ pub async fn run(
             .redirect(reqwest::redirect::Policy::none())
             .build()?,
         launches: tokio::sync::Semaphore::new(cfg.max_parallel_launches.max(1)),
+        changed: tokio::sync::Notify::new(),
         cfg,
         docker,
         local: Mutex::new(Local::default()),
@@ -127,6 +130,10 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = every.tick() => {}
+            // Report finished launches and stops at once, but at most every 50 ms.
+            _ = agent.changed.notified() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             _ = stop.changed() => {
                 if *stop.borrow() {
                     break;
@@ -376,6 +383,7 @@ impl Agent {
         .await;
         let mut local = self.local.lock().expect("agent lock");
         local.launching.remove(&spec.task_id);
+        self.changed.notify_one();
         match result {
             Ok(id) => {
                 self.metrics.containers_started.inc();
@@ -397,6 +405,7 @@ impl Agent {
         let result = docker::stop_and_remove(&self.docker, &c.id, c.kill_grace).await;
         let mut local = self.local.lock().expect("agent lock");
         local.stopping.remove(&c.task_id);
+        self.changed.notify_one();
         match result {
             Ok(()) => {
                 self.metrics.containers_stopped.inc();
@@ -446,6 +455,7 @@ impl Agent {
                 }
                 h.record(result, &first, started, Utc::now());
                 if h.healthy != before {
+                    self.changed.notify_one();
                     tracing::info!(task = %spec.task_id, healthy = ?h.healthy, failures = h.consecutive_failures, "task health changed");
                 }
             }

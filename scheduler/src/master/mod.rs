@@ -211,3 +211,87 @@ impl Master {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        clock::ManualClock,
+        model::{AgentReport, Resources, TaskReport},
+    };
+
+    fn report(tasks: Vec<TaskReport>) -> AgentReport {
+        AgentReport {
+            node_id: "n1".into(),
+            hostname: "h".into(),
+            resources: Resources {
+                cpus: 2.0,
+                mem: 1024.0,
+                disk: 0.0,
+            },
+            port_range: (31000, 31010),
+            attributes: BTreeMap::new(),
+            tasks,
+        }
+    }
+
+    /// Backoff and heartbeat timeouts run on the injected clock: seconds pass in no time.
+    #[test]
+    fn backoff_and_heartbeat_timeout_follow_the_clock() {
+        let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+        let cfg = MasterConfig {
+            heartbeat_timeout: Duration::from_secs(15),
+            ..MasterConfig::default()
+        };
+        let m = Master::in_memory(cfg, Arc::new(clock.clone()));
+        let mut events = m.subscribe();
+        m.write(|s, now| Ok(s.heartbeat(report(vec![]), true, now)))
+            .unwrap();
+        m.write(|s, now| {
+            s.create_app(json!({"id": "/a", "cmd": "x", "cpus": 0.5, "mem": 64}), now)
+        })
+        .unwrap();
+        m.tick().unwrap();
+        let spec = m.read(|s| s.tasks.values().next().unwrap().spec.clone());
+        let failed = TaskReport {
+            task_id: spec.task_id.clone(),
+            app_id: spec.app_id.clone(),
+            state: TaskState::Failed,
+            container_id: None,
+            message: Some("exit 1".into()),
+            started_at: None,
+            healthy: None,
+            consecutive_failures: 0,
+            last_success: None,
+            last_failure: None,
+            last_failure_cause: None,
+        };
+        m.write(|s, now| Ok(s.heartbeat(report(vec![failed]), false, now)))
+            .unwrap();
+        clock.advance(Duration::from_millis(900));
+        m.tick().unwrap();
+        assert_eq!(m.read(|s| s.tasks.len()), 0, "still within the 1 s backoff");
+        clock.advance(Duration::from_millis(200));
+        m.tick().unwrap();
+        assert_eq!(m.read(|s| s.tasks.len()), 1, "relaunched after the backoff");
+        clock.advance(Duration::from_secs(16));
+        m.tick().unwrap();
+        assert!(m.read(|s| s.nodes["n1"].unreachable));
+        let mut kinds = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            kinds.push(e["eventType"].as_str().unwrap_or("").to_string());
+        }
+        for k in [
+            "api_post_event",
+            "deployment_info",
+            "status_update_event",
+            "node_unreachable_event",
+        ] {
+            assert!(kinds.iter().any(|x| x == k), "{k} not in {kinds:?}");
+        }
+    }
+}

@@ -790,19 +790,6 @@ impl State {
                 now,
             );
         }
-        // Removed nodes without tasks are forgotten.
-        let gone: Vec<String> = self
-            .nodes
-            .values()
-            .filter(|n| n.removed && !self.tasks.values().any(|t| t.node_id == n.id))
-            .map(|n| n.id.clone())
-            .collect();
-        for id in gone {
-            // Keep the tombstone so its agent is told it was removed.
-            if let Some(n) = self.nodes.get_mut(&id) {
-                n.unreachable = false;
-            }
-        }
     }
 
     /// The nodes as placement sees them, with what their tasks take.
