@@ -50,13 +50,17 @@ impl Drop for NodeContainers {
     }
 }
 
-/// A host-port range of 40 ports no other agent of this test process uses (and, by the
-/// process ID, unlikely any other test process's), below the kernel's ephemeral range.
+/// A host-port range of 40 ports, picked at random among 200 below the kernel's ephemeral
+/// range (agents skip ports something else holds, so an overlap only costs a relaunch).
 pub fn port_range() -> (u16, u16) {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let slot = (std::process::id().wrapping_mul(7) + n * 13) % 200;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let slot = (std::process::id().wrapping_mul(7) ^ nanos).wrapping_add(n * 13) % 200;
     let lo = 20_000 + (slot as u16) * 50;
     (lo, lo + 39)
 }

@@ -176,6 +176,13 @@ pub async fn launch(
             r.map_err(|e| format!("cannot pull {image}: {e}"))?;
         }
     }
+    // A host port something else took (another program, another agent on this host) fails
+    // the task now with a clear reason; the master places its replacement on other ports.
+    for p in &spec.host_ports {
+        if let Err(e) = std::net::TcpListener::bind(("0.0.0.0", *p)) {
+            return Err(format!("host port {p} is not free on this node: {e}"));
+        }
+    }
     let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     labels.insert(LABEL_APP.into(), spec.app_id.clone());
     labels.insert(LABEL_TASK.into(), spec.task_id.clone());
