@@ -648,3 +648,68 @@ async fn events_stream_and_metrics() {
         assert!(metrics.contains(m), "{m} not in:\n{metrics}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bridge_port_mappings_and_command_health_checks() {
+    let c = Cluster::start(1, &[]).await;
+    // Bridge networking: container port 8080 mapped to a host port from the agent's range;
+    // a TCP check on that host port.
+    let web = c.app_id("bridge");
+    c.create_app(&json!({
+        "id": web, "cpus": 0.1, "mem": 32, "instances": 1,
+        "container": {"docker": {"image": DEMO_IMAGE, "network": "BRIDGE",
+            "portMappings": [{"containerPort": 8080, "hostPort": 0}]}},
+        "env": {"PORT": "8080", "LOG_RATE": "0"},
+        "healthChecks": [{"protocol": "TCP", "portIndex": 0, "gracePeriodSeconds": 5,
+            "intervalSeconds": 0.3, "timeoutSeconds": 1, "maxConsecutiveFailures": 3}],
+        "taskKillGracePeriodSeconds": 1,
+    }))
+    .await;
+    c.wait_deployed(&web, T).await;
+    let t = c.tasks(&web).await;
+    let port = t[0]["ports"][0].as_u64().unwrap();
+    let (lo, hi) = c.agents[0].ports;
+    assert!((lo as u64..=hi as u64).contains(&port));
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "ok\n");
+
+    // COMMAND check inside the container: healthy while /tmp/ok exists.
+    let cmd = c.app_id("cmdcheck");
+    c.create_app(&json!({
+        "id": cmd, "cpus": 0.1, "mem": 32, "instances": 1,
+        "cmd": "touch /tmp/ok && exec sleep 3600",
+        "container": {"docker": {"image": BUSYBOX_IMAGE}},
+        "healthChecks": [{"protocol": "COMMAND", "command": {"value": "test -f /tmp/ok"},
+            "gracePeriodSeconds": 5, "intervalSeconds": 0.3, "timeoutSeconds": 2, "maxConsecutiveFailures": 2}],
+        "taskKillGracePeriodSeconds": 0,
+    }))
+    .await;
+    c.wait_deployed(&cmd, T).await;
+    let first = running_containers(&cmd).await;
+    assert_eq!(first.len(), 1);
+    let out = std::process::Command::new("docker")
+        .args(["exec", &first[0].id, "rm", "/tmp/ok"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r = wait_for(
+        T,
+        "the task failing its COMMAND check is replaced",
+        || async {
+            let now = running_containers(&cmd).await;
+            now.len() == 1 && now[0].task_id != first[0].task_id && {
+                let t = c.tasks(&cmd).await;
+                t.len() == 1 && t[0]["healthCheckResults"][0]["alive"] == true
+            }
+        },
+    )
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}\n{}", c.debug(&cmd).await, c.all_logs());
+    }
+}

@@ -117,7 +117,7 @@ pub fn container_name(task_id: &str) -> String {
 
 /// The environment of a task: its app's env plus Marathon's variables.
 pub fn task_env(spec: &TaskSpec, node_id: &str, host: &str) -> Vec<String> {
-    let mut env: BTreeMap<String, String> = spec.env.clone();
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
     let mut set = |k: &str, v: String| {
         env.insert(k.to_string(), v);
     };
@@ -144,7 +144,8 @@ pub fn task_env(spec: &TaskSpec, node_id: &str, host: &str) -> Vec<String> {
             set(&format!("PORT_{cp}"), hp.to_string());
         }
     }
-    // With host networking the app listens on its host port: PORT is what it should bind.
+    // The app's own env wins (e.g. PORT=8080 for the container port of a bridge app).
+    env.extend(spec.env.clone());
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 

@@ -1444,4 +1444,35 @@ mod tests {
         s2.tick(at(100.0));
         assert_eq!(s2.tasks.len(), 1, "no new task launched");
     }
+
+    #[test]
+    fn deleting_a_deployment_rolls_back() {
+        let mut s = state();
+        s.heartbeat(report("n1", vec![]), true, t0());
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "v1", "cpus": 0.1, "mem": 10}),
+            t0(),
+        );
+        s.tick(t0());
+        all_running(&mut s, "n1", t0());
+        s.tick(t0());
+        let d = s
+            .update_app("/a", json!({"cmd": "v2"}), false, at(1.0))
+            .unwrap();
+        let rollback = s
+            .delete_deployment(&d.id, false, at(2.0))
+            .unwrap()
+            .expect("a rollback");
+        assert_eq!(s.apps["/a"].def.cmd.as_deref(), Some("v1"));
+        assert_eq!(s.deployments.len(), 1);
+        assert!(s.deployments.contains_key(&rollback.id));
+        // forced: just forgotten
+        let d = s
+            .update_app("/a", json!({"cmd": "v3"}), true, at(3.0))
+            .unwrap();
+        assert!(s.delete_deployment(&d.id, true, at(4.0)).unwrap().is_none());
+        assert_eq!(s.apps["/a"].def.cmd.as_deref(), Some("v3"));
+        assert!(s.deployments.is_empty());
+    }
 }
