@@ -106,7 +106,7 @@ impl Drop for Cluster {
 /// Master flags that keep tests fast.
 pub const FAST_MASTER: &[&str] = &[
     "--heartbeat-timeout",
-    "2s",
+    "4s",
     "--unreachable-replace-after",
     "1s",
     "--reconcile-interval",
@@ -114,7 +114,7 @@ pub const FAST_MASTER: &[&str] = &[
 ];
 
 impl Cluster {
-    /// A master (with `master_args` on top of [`FAST_MASTER`]) and `agents` agents, each
+    /// A master (with `master_args`, and [`FAST_MASTER`]'s flags it does not set) and `agents` agents, each
     /// offering 4 cpus and 4096 MiB; waits until every agent has registered.
     pub async fn start(agents: usize, master_args: &[&str]) -> Self {
         crate::docker::ensure_images();
@@ -127,7 +127,12 @@ impl Cluster {
             "--data-dir".into(),
             data.path().display().to_string(),
         ];
-        args.extend(FAST_MASTER.iter().map(|s| s.to_string()));
+        // FAST_MASTER's flags unless the test sets them itself.
+        for pair in FAST_MASTER.chunks(2) {
+            if !master_args.contains(&pair[0]) {
+                args.extend(pair.iter().map(|s| s.to_string()));
+            }
+        }
         args.extend(master_args.iter().map(|s| s.to_string()));
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let master = DroverProcess::start(&argv);

@@ -268,7 +268,16 @@ async fn cordon_drain_and_a_lost_agent_move_tasks_between_nodes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restarting_the_master_leaves_exactly_the_same_containers() {
-    let mut c = Cluster::start(1, &[]).await;
+    let mut c = Cluster::start(
+        1,
+        &[
+            "--heartbeat-timeout",
+            "10s",
+            "--unreachable-replace-after",
+            "30s",
+        ],
+    )
+    .await;
     let app = c.app_id("stay");
     c.create_app(&sleeper(&app, 2)).await;
     wait_running(&c, &app, 2).await;
@@ -375,7 +384,16 @@ async fn restarting_drover_up_adopts_its_containers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolling_update_never_drops_below_minimum_health_capacity() {
-    let c = Cluster::start(1, &[]).await;
+    let c = Cluster::start(
+        1,
+        &[
+            "--heartbeat-timeout",
+            "10s",
+            "--unreachable-replace-after",
+            "30s",
+        ],
+    )
+    .await;
     let app = c.app_id("roll");
     let hc = json!([{"protocol": "HTTP", "path": "/healthz", "portIndex": 0, "gracePeriodSeconds": 10,
         "intervalSeconds": 0.2, "timeoutSeconds": 1, "maxConsecutiveFailures": 3}]);
