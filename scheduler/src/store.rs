@@ -1,17 +1,29 @@
 //! The master's embedded store: apps, tasks, nodes and deployments in a redb file under the
-//! data dir, one table each (key: ID, value: JSON). The master writes a snapshot after each
-//! change, in one transaction, so a restart (or a crash) loses nothing it acknowledged.
-use std::{collections::BTreeMap, path::Path};
+//! data dir, one table each (key: ID, value: JSON). The master saves after each change, in
+//! one transaction, so a restart (or a crash) loses nothing it acknowledged; only the rows
+//! that changed since the last save are written.
+use std::{
+    collections::{BTreeMap, HashMap},
+    hash::{Hash, Hasher},
+    path::Path,
+    sync::Mutex,
+};
 
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::model::{App, Deployment, Node, Task};
 
-const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
-const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
-const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
-const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
+type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
+const APPS: &str = "apps";
+const TASKS: &str = "tasks";
+const NODES: &str = "nodes";
+const DEPLOYMENTS: &str = "deployments";
+
+fn table(name: &'static str) -> Table {
+    TableDefinition::new(name)
+}
 
 /// What the store can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +64,14 @@ pub struct Snapshot {
 pub struct Store {
     db: Database,
     path: String,
+    /// Hash of each row as last written, by (table, key).
+    saved: Mutex<HashMap<(&'static str, String), u64>>,
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 impl Store {
@@ -62,7 +82,11 @@ impl Store {
             path: p.clone(),
             message: e.to_string(),
         })?;
-        Ok(Self { db, path: p })
+        Ok(Self {
+            db,
+            path: p,
+            saved: Mutex::new(HashMap::new()),
+        })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -86,10 +110,10 @@ impl Store {
     fn read_table<T: DeserializeOwned>(
         &self,
         tx: &redb::ReadTransaction,
-        def: TableDefinition<&str, &[u8]>,
+        name: &'static str,
         out: &mut BTreeMap<String, T>,
     ) -> Result<(), StoreError> {
-        let table = match tx.open_table(def) {
+        let table = match tx.open_table(table(name)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
             Err(e) => return Err(self.err(e)),
@@ -97,6 +121,10 @@ impl Store {
         for row in table.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
             let key = k.value().to_string();
+            self.saved
+                .lock()
+                .expect("store lock")
+                .insert((name, key.clone()), hash(v.value()));
             let value = serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
                 key: key.clone(),
                 source,
@@ -106,37 +134,61 @@ impl Store {
         Ok(())
     }
 
-    /// Replace everything with `s`, in one transaction.
+    /// Make the store hold exactly `s`, in one transaction (rows that did not change since
+    /// the last save or load are not written; nothing changed, no transaction).
     pub fn save(&self, s: &Snapshot) -> Result<(), StoreError> {
+        let mut saved = self.saved.lock().expect("store lock");
+        let mut changes: Vec<(&'static str, String, Option<Vec<u8>>)> = Vec::new();
+        self.diff(&saved, APPS, &s.apps, &mut changes)?;
+        self.diff(&saved, TASKS, &s.tasks, &mut changes)?;
+        self.diff(&saved, NODES, &s.nodes, &mut changes)?;
+        self.diff(&saved, DEPLOYMENTS, &s.deployments, &mut changes)?;
+        if changes.is_empty() {
+            return Ok(());
+        }
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        self.write_table(&tx, APPS, &s.apps)?;
-        self.write_table(&tx, TASKS, &s.tasks)?;
-        self.write_table(&tx, NODES, &s.nodes)?;
-        self.write_table(&tx, DEPLOYMENTS, &s.deployments)?;
-        tx.commit().map_err(|e| self.err(e))
+        for name in [APPS, TASKS, NODES, DEPLOYMENTS] {
+            let mut table = tx.open_table(table(name)).map_err(|e| self.err(e))?;
+            for (_, key, value) in changes.iter().filter(|c| c.0 == name) {
+                match value {
+                    Some(bytes) => {
+                        table
+                            .insert(key.as_str(), bytes.as_slice())
+                            .map_err(|e| self.err(e))?;
+                    }
+                    None => {
+                        table.remove(key.as_str()).map_err(|e| self.err(e))?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        for (t, key, value) in changes {
+            match value {
+                Some(bytes) => saved.insert((t, key), hash(&bytes)),
+                None => saved.remove(&(t, key)),
+            };
+        }
+        Ok(())
     }
 
-    fn write_table<T: Serialize>(
+    fn diff<T: Serialize>(
         &self,
-        tx: &redb::WriteTransaction,
-        def: TableDefinition<&str, &[u8]>,
+        saved: &HashMap<(&'static str, String), u64>,
+        name: &'static str,
         rows: &BTreeMap<String, T>,
+        out: &mut Vec<(&'static str, String, Option<Vec<u8>>)>,
     ) -> Result<(), StoreError> {
-        let mut table = tx.open_table(def).map_err(|e| self.err(e))?;
-        let stale: Vec<String> = table
-            .iter()
-            .map_err(|e| self.err(e))?
-            .filter_map(|r| r.ok().map(|(k, _)| k.value().to_string()))
-            .filter(|k| !rows.contains_key(k))
-            .collect();
-        for k in stale {
-            table.remove(k.as_str()).map_err(|e| self.err(e))?;
-        }
         for (k, v) in rows {
             let bytes = serde_json::to_vec(v).map_err(|e| self.err(e))?;
-            table
-                .insert(k.as_str(), bytes.as_slice())
-                .map_err(|e| self.err(e))?;
+            if saved.get(&(name, k.clone())) != Some(&hash(&bytes)) {
+                out.push((name, k.clone(), Some(bytes)));
+            }
+        }
+        for (t, k) in saved.keys() {
+            if *t == name && !rows.contains_key(k) {
+                out.push((name, k.clone(), None));
+            }
         }
         Ok(())
     }
