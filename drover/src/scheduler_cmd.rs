@@ -251,11 +251,15 @@ pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         args.http
     );
     println!("  store     {}", dir.join("scheduler").display());
+    let closer = master.clone();
     let served = axum::serve(
         listener,
         http::app_with(state, drover_scheduler::api::router(master)),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        closer.close_event_streams();
+    })
     .await
     .context("the HTTP server failed");
     let _ = stop_tx.send(true);

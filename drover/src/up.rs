@@ -200,8 +200,8 @@ async fn serve(
         );
         let node_id = agent_cfg.node_id.clone();
         let agent = scheduler_cmd::spawn_agent(agent_cfg, &mut registry, stop_tx.subscribe());
-        extra = extra.merge(drover_scheduler::api::router(master));
-        Some((looped, agent, node_id))
+        extra = extra.merge(drover_scheduler::api::router(master.clone()));
+        Some((looped, agent, node_id, master))
     };
     let state = AppState {
         registry: Arc::new(registry),
@@ -235,7 +235,7 @@ async fn serve(
             args.http
         );
     }
-    if let Some((_, _, node)) = &scheduler {
+    if let Some((_, _, node, _)) = &scheduler {
         println!(
             "  scheduler   http://{}/v2/apps (Marathon API; drover app deploy FILE), local node {node}",
             args.http
@@ -243,14 +243,23 @@ async fn serve(
     }
     println!("press Ctrl-C to stop");
     let served = axum::serve(listener, http::app_with(state, extra))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            // Open /v2/events streams end with the shutdown instead of holding it up.
+            let master = scheduler.as_ref().map(|s| s.3.clone());
+            async move {
+                shutdown_signal().await;
+                if let Some(m) = master {
+                    m.close_event_streams();
+                }
+            }
+        })
         .await
         .context("the HTTP server failed");
     let _ = stop_tx.send(true);
     if let Some(c) = collector {
         let _ = c.await;
     }
-    if let Some((looped, agent, _)) = scheduler {
+    if let Some((looped, agent, _, _)) = scheduler {
         let _ = looped.await;
         let _ = agent.await;
     }

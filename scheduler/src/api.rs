@@ -578,7 +578,7 @@ async fn events(
             }
         }
     });
-    Sse::new(first.chain(rest)).keep_alive(KeepAlive::default())
+    Sse::new(first.chain(rest).take_until(m.closing())).keep_alive(KeepAlive::default())
 }
 
 fn attached_event(v: Value) -> Result<Event, Infallible> {

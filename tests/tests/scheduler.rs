@@ -665,6 +665,14 @@ async fn events_stream_and_metrics() {
     ] {
         assert!(metrics.contains(m), "{m} not in:\n{metrics}");
     }
+    // An open event stream does not hold up a graceful stop.
+    let mut c = c;
+    let status = c.master.terminate(Duration::from_secs(8));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the master did not stop within 8 s with an event stream open: {status:?}"
+    );
+    drop(resp);
 }
 
 #[tokio::test(flavor = "multi_thread")]

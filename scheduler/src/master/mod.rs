@@ -30,6 +30,7 @@ struct Inner {
     store: Option<Store>,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<Arc<Value>>,
+    closing: watch::Sender<bool>,
     metrics: MasterMetrics,
     started_at: DateTime<Utc>,
 }
@@ -79,12 +80,14 @@ impl Master {
     ) -> Self {
         let now = clock.now();
         let (events, _) = broadcast::channel(1024);
+        let (closing, _) = watch::channel(false);
         Self {
             inner: Arc::new(Inner {
                 state: std::sync::Mutex::new(State::new(snapshot, cfg, now)),
                 store,
                 clock,
                 events,
+                closing,
                 metrics,
                 started_at: now,
             }),
@@ -142,6 +145,19 @@ impl Master {
     /// Events as they happen (Marathon event JSON with `eventType`).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Value>> {
         self.inner.events.subscribe()
+    }
+
+    /// Resolves once [`Master::close_event_streams`] was called (the server is stopping).
+    pub fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    }
+
+    /// End every `/v2/events` stream, so a graceful HTTP shutdown does not wait for them.
+    pub fn close_event_streams(&self) {
+        let _ = self.inner.closing.send(true);
     }
 
     /// One reconciliation step.
