@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod api;
 pub mod clock;
+pub mod events;
 pub mod master;
 pub mod metrics;
 pub mod model;

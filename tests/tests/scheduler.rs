@@ -354,6 +354,28 @@ async fn restarting_drover_up_adopts_its_containers() {
     if let Err(e) = r {
         panic!("{e}\n{}", up.logs());
     }
+    // The scheduler's events are on Kafka too.
+    let brokers = up.broker.to_string();
+    let app2 = app.clone();
+    let events = tokio::task::spawn_blocking(move || {
+        drover_tests::kafka::read_records::<drover_schema::Event>(
+            &brokers,
+            drover_schema::topics::EVENTS,
+            |e| e.app.as_deref() == Some(app2.as_str()),
+            |es| es.iter().any(|e| e.kind == "deployment_success"),
+            T,
+            Duration::ZERO,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "deployment_success"),
+        "no deployment_success on drover.events.v1: {events:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "status_update_event" && e.attrs["taskStatus"] == "TASK_RUNNING"));
     let mut before: Vec<String> = running_containers(&app)
         .await
         .into_iter()
