@@ -406,7 +406,9 @@ pub struct WaitOpts {
 pub enum AppCommand {
     /// Create or replace an app from a Marathon app definition (JSON or YAML) and wait
     /// until it runs.
-    #[command(after_help = "Example (web.yaml):\n\n  id: /shop/web\n  instances: 2\n  cpus: 0.25\n  mem: 64\n  container:\n    docker:\n      image: drover-demo:latest\n  healthChecks:\n    - protocol: HTTP\n      path: /healthz\n      intervalSeconds: 5\n  upgradeStrategy:\n    minimumHealthCapacity: 0.5\n  constraints:\n    - [hostname, MAX_PER, \"2\"]\n\nThe app listens on $PORT (a host port from the agent's range). Invalid definitions are\nrefused with one line per field.")]
+    #[command(
+        after_help = "Example (web.yaml):\n\n  id: /shop/web\n  instances: 2\n  cpus: 0.25\n  mem: 64\n  container:\n    docker:\n      image: drover-demo:latest\n  healthChecks:\n    - protocol: HTTP\n      path: /healthz\n      intervalSeconds: 5\n  upgradeStrategy:\n    minimumHealthCapacity: 0.5\n  constraints:\n    - [hostname, MAX_PER, \"2\"]\n\nThe app listens on $PORT (a host port from the agent's range). Invalid definitions are\nrefused with one line per field."
+    )]
     Deploy {
         /// The definition file (`-` for stdin).
         file: PathBuf,
