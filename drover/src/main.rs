@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Run every role on this machine: the embedded Kafka broker (unless --kafka), the HTTP
     /// server with the UI and all APIs, and the components. Ctrl-C or SIGTERM stops it cleanly.
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Run only the embedded Kafka-protocol broker (tansu, supervised), for a multi-host
     /// setup or for trying Kafka clients against it.
     Broker(broker_cmd::BrokerArgs),
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Up(args) => up::run(args).await,
+            Command::Up(args) => up::run(*args).await,
             Command::Broker(args) => broker_cmd::run(args).await,
             Command::Collector(args) => collector_cmd::run(args).await,
             Command::Bench(cmd) => bench::run(cmd).await,
