@@ -7,6 +7,7 @@ mod collector_cmd;
 mod datadir;
 mod http;
 mod logs_cmd;
+mod metrics_cmd;
 mod scheduler_cmd;
 mod telemetry;
 mod up;
@@ -43,6 +44,13 @@ enum Command {
     /// Search and follow the logs of every container (client of `drover up`).
     #[command(subcommand)]
     Logs(logs_cmd::LogsCommand),
+    /// Run only the metrics store: the metrics topic into in-memory windows and hourly
+    /// Parquet history, with the query API (/api/metrics/...).
+    MetricsStore(metrics_cmd::MetricsStoreArgs),
+    /// Query container and request metrics: series as text charts, top N, latest values
+    /// (client of `drover up`).
+    #[command(subcommand)]
+    Metrics(metrics_cmd::MetricsCommand),
     /// Run only the scheduler's master: apps, tasks, nodes and deployments, with the
     /// Marathon-compatible API (/v2/apps, …) and Drover's /v1/nodes.
     Master(scheduler_cmd::MasterArgs),
@@ -84,6 +92,8 @@ fn main() -> ExitCode {
             Command::Node(args) => scheduler_cmd::run_node(args).await,
             Command::Logpipe(args) => logs_cmd::run(args).await,
             Command::Logs(cmd) => logs_cmd::client(cmd).await,
+            Command::MetricsStore(args) => metrics_cmd::run(args).await,
+            Command::Metrics(cmd) => metrics_cmd::client(cmd).await,
         }
     });
     match result {

@@ -75,10 +75,9 @@ fn list(v: &Option<String>) -> Vec<String> {
 
 impl Params {
     fn metric(&self) -> Result<Metric, MetricsError> {
-        let m = self
-            .metric
-            .as_deref()
-            .ok_or_else(|| MetricsError::bad("metric", format!("required (one of {})", Metric::names())))?;
+        let m = self.metric.as_deref().ok_or_else(|| {
+            MetricsError::bad("metric", format!("required (one of {})", Metric::names()))
+        })?;
         m.parse().map_err(|e| MetricsError::bad("metric", e))
     }
 
@@ -123,12 +122,16 @@ impl Params {
         };
         let from = match (&self.from, &self.since) {
             (Some(_), Some(_)) => {
-                return Err(MetricsError::bad("since", "give either from or since, not both"))
+                return Err(MetricsError::bad(
+                    "since",
+                    "give either from or since, not both",
+                ))
             }
             (Some(f), None) => parse_time(f, now).map_err(|e| MetricsError::bad("from", e))?,
             (None, Some(s)) => {
                 let d = parse_duration(s).map_err(|e| MetricsError::bad("since", e))?;
-                to - chrono::Duration::from_std(d).map_err(|e| MetricsError::bad("since", e.to_string()))?
+                to - chrono::Duration::from_std(d)
+                    .map_err(|e| MetricsError::bad("since", e.to_string()))?
             }
             (None, None) => to - chrono::Duration::hours(1),
         };
@@ -382,9 +385,15 @@ mod tests {
             ("/api/metrics/query?metric=cpu_pct&agg=median", "agg:"),
             ("/api/metrics/query?metric=cpu_pct&agg=rate", "agg:"),
             ("/api/metrics/query?metric=cpu_pct&step=soon", "step:"),
-            ("/api/metrics/query?metric=cpu_pct&since=1h&from=now-1h", "since:"),
+            (
+                "/api/metrics/query?metric=cpu_pct&since=1h&from=now-1h",
+                "since:",
+            ),
             ("/api/metrics/query?metric=cpu_pct&from=yesterday", "from:"),
-            ("/api/metrics/query?metric=cpu_pct&since=30d&step=1s", "step:"),
+            (
+                "/api/metrics/query?metric=cpu_pct&since=30d&step=1s",
+                "step:",
+            ),
             ("/api/metrics/top?metric=cpu_pct&n=0", "n:"),
             ("/api/metrics/top?metric=cpu_pct&since=2h", "since:"),
             ("/api/metrics/latest?metric=nope", "metric:"),

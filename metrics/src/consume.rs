@@ -302,7 +302,10 @@ impl State {
         m.window_samples.set(w.len() as i64);
         drop(w);
         m.pending.set(ingest.store.pending() as i64);
-        tracing::debug!(took_ms = started.elapsed().as_millis() as u64, "metrics flushed");
+        tracing::debug!(
+            took_ms = started.elapsed().as_millis() as u64,
+            "metrics flushed"
+        );
     }
 
     fn maintain(&mut self, ingest: &Ingest) {

@@ -97,7 +97,8 @@ impl History {
             let entry = entry.map_err(|e| MetricsError::io(&self.dir, e))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let Ok(t) = NaiveDateTime::parse_from_str(&format!("{name}:00:00"), "%Y-%m-%dT%H:%M:%S")
+            let Ok(t) =
+                NaiveDateTime::parse_from_str(&format!("{name}:00:00"), "%Y-%m-%dT%H:%M:%S")
             else {
                 continue;
             };
@@ -134,8 +135,7 @@ impl History {
 
     /// Writes the samples (one file per hour they fall in), fsync'd before this returns.
     pub fn write(&self, samples: &[PendingSample]) -> Result<Written, MetricsError> {
-        let mut by_hour: std::collections::BTreeMap<i64, Vec<&PendingSample>> =
-            Default::default();
+        let mut by_hour: std::collections::BTreeMap<i64, Vec<&PendingSample>> = Default::default();
         for s in samples {
             by_hour
                 .entry(s.ts_ms.div_euclid(HOUR_MS) * HOUR_MS)
@@ -223,10 +223,7 @@ impl History {
             let mut lf = scan_files(&files)?.filter(predicate.clone());
             if n > 1 {
                 // Parts not yet compacted may hold a replayed sample twice.
-                lf = lf.unique_generic(
-                    Some(vec![col("sid"), col("ts")]),
-                    UniqueKeepStrategy::Any,
-                );
+                lf = lf.unique_generic(Some(vec![col("sid"), col("ts")]), UniqueKeepStrategy::Any);
             }
             frames.push(lf.select(select.clone()));
         }
@@ -309,14 +306,10 @@ fn frame(rows: &[&PendingSample]) -> Result<DataFrame, MetricsError> {
     let n = rows.len();
     let ts: Vec<i64> = rows.iter().map(|r| r.ts_ms).collect();
     let metric: Vec<&str> = rows.iter().map(|r| r.metric.as_str()).collect();
-    let sid: Vec<u64> = rows
-        .iter()
-        .map(|r| r.labels.series_id(r.metric))
-        .collect();
+    let sid: Vec<u64> = rows.iter().map(|r| r.labels.series_id(r.metric)).collect();
     let value: Vec<f64> = rows.iter().map(|r| r.value).collect();
     let mut cols = vec![
-        Column::new("ts".into(), ts)
-            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))?,
+        Column::new("ts".into(), ts).cast(&DataType::Datetime(TimeUnit::Milliseconds, None))?,
         Column::new("metric".into(), metric),
         Column::new("sid".into(), sid),
     ];
@@ -374,16 +367,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(dir.path()).unwrap();
         // Two hours; the second batch repeats two samples (a replay).
-        let batch: Vec<_> = (0..10).map(|i| sample("a", H + i * 600_000, i as f64)).collect();
+        let batch: Vec<_> = (0..10)
+            .map(|i| sample("a", H + i * 600_000, i as f64))
+            .collect();
         assert_eq!(h.write(&batch).unwrap().files, 2);
         h.write(&batch[4..7]).unwrap();
         h.write(&[sample("b", H + 1000, 7.0)]).unwrap();
         assert_eq!(h.file_count().unwrap(), 5);
 
         let all = |h: &History| {
-            h.read(Metric::CpuPct, &Filter::default(), H, H + 2 * HOUR_MS, &[Dim::App])
-                .unwrap()
-                .unwrap()
+            h.read(
+                Metric::CpuPct,
+                &Filter::default(),
+                H,
+                H + 2 * HOUR_MS,
+                &[Dim::App],
+            )
+            .unwrap()
+            .unwrap()
         };
         assert_eq!(all(&h).height(), 11);
         let only_a = Filter {
@@ -396,12 +397,13 @@ mod tests {
             .unwrap();
         assert_eq!(a.height(), 6);
         assert_eq!(a.column("value").unwrap().f64().unwrap().sum(), Some(15.0));
-        assert!(h
-            .read(Metric::RssPct, &Filter::default(), H, H + HOUR_MS, &[])
-            .unwrap()
-            .unwrap()
-            .height()
-            == 0);
+        assert!(
+            h.read(Metric::RssPct, &Filter::default(), H, H + HOUR_MS, &[])
+                .unwrap()
+                .unwrap()
+                .height()
+                == 0
+        );
 
         // The first hour is over and has 3 files; the second (open) has 2 < 8.
         let w = h.compact(H + HOUR_MS + 120_000, 8).unwrap();

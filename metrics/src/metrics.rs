@@ -62,7 +62,7 @@ impl StoreMetrics {
             parquet_bytes: Counter::default(),
             compactions: Counter::default(),
             retention_removed: Counter::default(),
-            flush_seconds: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0].into_iter()),
+            flush_seconds: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             kafka_errors: Counter::default(),
             series: Gauge::default(),
             window_samples: Gauge::default(),
@@ -73,8 +73,16 @@ impl StoreMetrics {
     /// Creates the metrics and registers them.
     pub fn register(reg: &mut Registry) -> Self {
         let m = Self::new();
-        reg.register("records", "Messages read from the metrics topic", m.records.clone());
-        reg.register("samples", "Samples stored (one value of one series)", m.samples.clone());
+        reg.register(
+            "records",
+            "Messages read from the metrics topic",
+            m.records.clone(),
+        );
+        reg.register(
+            "samples",
+            "Samples stored (one value of one series)",
+            m.samples.clone(),
+        );
         reg.register(
             "duplicates",
             "Samples skipped because the store already had them (replays)",
@@ -85,7 +93,11 @@ impl StoreMetrics {
             "Messages dropped and dead-lettered, by reason",
             m.dropped.clone(),
         );
-        reg.register("parquet_files", "Parquet files written", m.parquet_files.clone());
+        reg.register(
+            "parquet_files",
+            "Parquet files written",
+            m.parquet_files.clone(),
+        );
         reg.register_with_unit(
             "parquet",
             "Parquet written",
@@ -111,7 +123,11 @@ impl StoreMetrics {
             "Samples in the in-memory window",
             m.window_samples.clone(),
         );
-        reg.register("pending", "Samples not yet written to Parquet", m.pending.clone());
+        reg.register(
+            "pending",
+            "Samples not yet written to Parquet",
+            m.pending.clone(),
+        );
         m
     }
 }

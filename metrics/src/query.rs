@@ -111,7 +111,14 @@ pub fn query_with(
 ) -> Result<QueryResponse, MetricsError> {
     let started = std::time::Instant::now();
     req.validate()?;
-    let frame = samples_frame(store, req.metric, &req.filter, req.from_ms, req.to_ms, &req.by)?;
+    let frame = samples_frame(
+        store,
+        req.metric,
+        &req.filter,
+        req.from_ms,
+        req.to_ms,
+        &req.by,
+    )?;
     let series = match frame {
         None => Vec::new(),
         Some(df) if df.height() == 0 => Vec::new(),
@@ -142,9 +149,10 @@ pub fn samples_frame(
     let boundary = window.covers_from_ms();
     let mut frames = Vec::new();
     if from_ms < boundary {
-        if let Some(df) = store
-            .history()
-            .read(metric, filter, from_ms, to_ms.min(boundary), dims)?
+        if let Some(df) =
+            store
+                .history()
+                .read(metric, filter, from_ms, to_ms.min(boundary), dims)?
         {
             frames.push(df.lazy());
         }
@@ -191,7 +199,10 @@ fn memory_frame(
         Column::new("value".into(), value),
     ];
     for (i, d) in dims.iter().enumerate() {
-        cols.push(Column::new(d.as_str().into(), std::mem::take(&mut labels[i])));
+        cols.push(Column::new(
+            d.as_str().into(),
+            std::mem::take(&mut labels[i]),
+        ));
     }
     let height = cols[0].len();
     Ok(DataFrame::new(height, cols)?)
@@ -326,9 +337,7 @@ pub fn latest(store: &MetricsStore, metric: Metric, filter: &Filter) -> Vec<Late
 
 /// A step that gives about `points` buckets over `range`, rounded to a readable width.
 pub fn auto_step(range: Duration, points: u64) -> Duration {
-    const STEPS: [u64; 12] = [
-        1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
-    ];
+    const STEPS: [u64; 12] = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
     let want = range.as_secs() / points.max(1);
     let s = STEPS
         .into_iter()
@@ -342,11 +351,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::{
-        sample::Samples,
-        store::StoreConfig,
-        window::tests::FakeClock,
-    };
+    use crate::{sample::Samples, store::StoreConfig, window::tests::FakeClock};
 
     const T0: i64 = 1_800_000_000_000 / 3_600_000 * 3_600_000;
 
@@ -394,7 +399,13 @@ mod tests {
             clock.advance(Duration::from_millis(if i == 0 { 0 } else { 60_000 }));
             for (app, base) in [("a", 0.0), ("b", 1000.0)] {
                 for inst in ["1", "2"] {
-                    add(&s, app, inst, ts, base + i as f64 + if inst == "2" { 0.5 } else { 0.0 });
+                    add(
+                        &s,
+                        app,
+                        inst,
+                        ts,
+                        base + i as f64 + if inst == "2" { 0.5 } else { 0.0 },
+                    );
                 }
             }
             if i % 10 == 9 {
@@ -413,7 +424,8 @@ mod tests {
         let (_dir, _clock, s) = two_hours();
         assert!(s.window().covers_from_ms() > T0);
         for bucketing in [Bucketing::Floor, Bucketing::Dynamic] {
-            let r = query_with(&s, &req(&[Dim::App], Agg::Mean, Metric::CpuPct), bucketing).unwrap();
+            let r =
+                query_with(&s, &req(&[Dim::App], Agg::Mean, Metric::CpuPct), bucketing).unwrap();
             assert_eq!(r.series.len(), 2, "{bucketing:?}");
             let a = &r.series[0];
             assert_eq!(a.labels["app"], "a");
@@ -421,18 +433,30 @@ mod tests {
             // Bucket k holds minutes 10k..10k+9 of both instances: mean 10k + 4.5 + 0.25.
             for (k, (b, v)) in a.points.iter().enumerate() {
                 assert_eq!(*b, T0 + k as i64 * 600_000);
-                assert!((v - (10.0 * k as f64 + 4.75)).abs() < 1e-9, "{bucketing:?} {k} {v}");
+                assert!(
+                    (v - (10.0 * k as f64 + 4.75)).abs() < 1e-9,
+                    "{bucketing:?} {k} {v}"
+                );
             }
             let c = query_with(&s, &req(&[], Agg::Count, Metric::CpuPct), bucketing).unwrap();
             assert_eq!(c.series.len(), 1);
             assert!(c.series[0].points.iter().all(|p| p.1 == 40.0), "{c:?}");
-            let m = query_with(&s, &req(&[Dim::App, Dim::Instance], Agg::Max, Metric::CpuPct), bucketing)
-                .unwrap();
+            let m = query_with(
+                &s,
+                &req(&[Dim::App, Dim::Instance], Agg::Max, Metric::CpuPct),
+                bucketing,
+            )
+            .unwrap();
             assert_eq!(m.series.len(), 4);
             assert_eq!(m.series[3].points[11].1, 1119.5);
             // net_rx grows 100 bytes/min per series: rate per app = 2 × 100/60 B/s (the very
             // first bucket misses each series' first increase).
-            let r = query_with(&s, &req(&[Dim::App], Agg::Rate, Metric::NetRxBytes), bucketing).unwrap();
+            let r = query_with(
+                &s,
+                &req(&[Dim::App], Agg::Rate, Metric::NetRxBytes),
+                bucketing,
+            )
+            .unwrap();
             for p in &r.series[0].points[1..] {
                 assert!((p.1 - 200.0 / 60.0).abs() < 1e-9, "{bucketing:?} {p:?}");
             }
@@ -491,8 +515,17 @@ mod tests {
 
     #[test]
     fn auto_steps_are_readable() {
-        assert_eq!(auto_step(Duration::from_secs(3600), 60), Duration::from_secs(60));
-        assert_eq!(auto_step(Duration::from_secs(86_400), 60), Duration::from_secs(1800));
-        assert_eq!(auto_step(Duration::from_secs(300), 60), Duration::from_secs(5));
+        assert_eq!(
+            auto_step(Duration::from_secs(3600), 60),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            auto_step(Duration::from_secs(86_400), 60),
+            Duration::from_secs(1800)
+        );
+        assert_eq!(
+            auto_step(Duration::from_secs(300), 60),
+            Duration::from_secs(5)
+        );
     }
 }

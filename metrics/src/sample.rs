@@ -377,7 +377,11 @@ pub fn classify_undecodable(bytes: &[u8]) -> Option<&'static str> {
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(v) => COUNTER_FIELDS
             .iter()
-            .any(|f| v.get(f).and_then(serde_json::Value::as_f64).is_some_and(|n| n < 0.0))
+            .any(|f| {
+                v.get(f)
+                    .and_then(serde_json::Value::as_f64)
+                    .is_some_and(|n| n < 0.0)
+            })
             .then_some("negative_counter"),
         Err(_) => {
             let text = String::from_utf8_lossy(bytes);

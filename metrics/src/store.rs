@@ -246,7 +246,9 @@ mod tests {
         // The replay: the 10 flushed ones again (duplicates) and the lost one.
         let mut dup = 0;
         for i in 0..10 {
-            dup += store.add(&samples("a", t - i * 10_000, i as f64)).duplicates;
+            dup += store
+                .add(&samples("a", t - i * 10_000, i as f64))
+                .duplicates;
         }
         assert_eq!(dup, 20);
         assert_eq!(store.add(&samples("a", t + 1, 100.0)).added, 2);

@@ -43,12 +43,19 @@ mod tests {
             parse_time("now-1h", now).unwrap().timestamp_millis(),
             1_800_000_000_000 - 3_600_000
         );
-        assert_eq!(parse_time("1700000000000", now).unwrap().timestamp_millis(), 1_700_000_000_000);
         assert_eq!(
-            parse_time("2026-11-22T10:00:00Z", now).unwrap().to_rfc3339(),
+            parse_time("1700000000000", now).unwrap().timestamp_millis(),
+            1_700_000_000_000
+        );
+        assert_eq!(
+            parse_time("2026-11-22T10:00:00Z", now)
+                .unwrap()
+                .to_rfc3339(),
             "2026-11-22T10:00:00+00:00"
         );
-        assert!(parse_time("yesterday", now).unwrap_err().contains("RFC 3339"));
+        assert!(parse_time("yesterday", now)
+            .unwrap_err()
+            .contains("RFC 3339"));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert!(parse_duration("5 parsecs").is_err());
     }

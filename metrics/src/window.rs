@@ -90,7 +90,9 @@ impl Agg {
             Agg::P99 => v.quantile(lit(0.99), QuantileMethod::Linear),
             Agg::Sum | Agg::Rate => v.sum(),
             Agg::Count => v.count(),
-            Agg::Last => v.sort_by([col("ts")], SortMultipleOptions::default()).last(),
+            Agg::Last => v
+                .sort_by([col("ts")], SortMultipleOptions::default())
+                .last(),
         };
         e.cast(DataType::Float64).alias("value")
     }
@@ -291,9 +293,7 @@ impl Window {
         let by_labels = self.series.entry(metric).or_default();
         let points = match by_labels.get_mut(labels) {
             Some(p) => p,
-            None => by_labels
-                .entry(Arc::new(labels.clone()))
-                .or_insert_with(VecDeque::new),
+            None => by_labels.entry(Arc::new(labels.clone())).or_default(),
         };
         match points.back() {
             Some(&(last, _)) if last < ts_ms => points.push_back((ts_ms, value)),
@@ -559,7 +559,10 @@ pub(crate) mod tests {
     fn empty_window_has_no_groups() {
         let (_, w) = window();
         for agg in [Agg::Mean, Agg::P95, Agg::Count] {
-            assert!(w.aggregate(&q(Metric::CpuPct, &[Dim::App], agg)).unwrap().is_empty());
+            assert!(w
+                .aggregate(&q(Metric::CpuPct, &[Dim::App], agg))
+                .unwrap()
+                .is_empty());
         }
         assert!(w
             .aggregate(&q(Metric::NetRxBytes, &[], Agg::Rate))
@@ -581,7 +584,12 @@ pub(crate) mod tests {
         let c = w.aggregate(&q(Metric::CpuPct, &[], Agg::Count)).unwrap();
         assert_eq!(c[0].value, 1.0);
         // One counter sample has no rate yet.
-        w.insert(Metric::NetRxBytes, &labels("a", "1", "n"), clock.now_ms(), 5.0);
+        w.insert(
+            Metric::NetRxBytes,
+            &labels("a", "1", "n"),
+            clock.now_ms(),
+            5.0,
+        );
         assert!(w
             .aggregate(&q(Metric::NetRxBytes, &[], Agg::Rate))
             .unwrap()
@@ -597,7 +605,12 @@ pub(crate) mod tests {
             for (app, node, base) in [("a", "n1", 10.0), ("a", "n2", 20.0), ("b", "n1", 30.0)] {
                 for inst in ["1", "2"] {
                     let v = base + if i >= 30 { 100.0 } else { 0.0 } + inst.len() as f64;
-                    w.insert(Metric::CpuPct, &labels(app, &format!("{app}{node}{inst}"), node), ts, v);
+                    w.insert(
+                        Metric::CpuPct,
+                        &labels(app, &format!("{app}{node}{inst}"), node),
+                        ts,
+                        v,
+                    );
                 }
             }
             clock.advance(Duration::from_secs(10));
@@ -609,7 +622,14 @@ pub(crate) mod tests {
             .unwrap();
         let got: Vec<(String, String, f64, u64)> = r
             .iter()
-            .map(|g| (g.labels["app"].clone(), g.labels["node"].clone(), g.value, g.samples))
+            .map(|g| {
+                (
+                    g.labels["app"].clone(),
+                    g.labels["node"].clone(),
+                    g.value,
+                    g.samples,
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -628,7 +648,10 @@ pub(crate) mod tests {
         assert!(r.iter().all(|g| g.value == 131.0));
         // Ten minutes later the window is empty.
         clock.advance(Duration::from_secs(600));
-        assert!(w.aggregate(&q(Metric::CpuPct, &[], Agg::Mean)).unwrap().is_empty());
+        assert!(w
+            .aggregate(&q(Metric::CpuPct, &[], Agg::Mean))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -636,7 +659,12 @@ pub(crate) mod tests {
         let (clock, mut w) = window();
         let now = clock.now_ms();
         for i in 1..=100 {
-            w.insert(Metric::CpuPct, &labels("a", "1", "n"), now - i * 1000, i as f64);
+            w.insert(
+                Metric::CpuPct,
+                &labels("a", "1", "n"),
+                now - i * 1000,
+                i as f64,
+            );
         }
         let get = |agg| w.aggregate(&q(Metric::CpuPct, &[], agg)).unwrap()[0].value;
         assert_eq!(get(Agg::Sum), 5050.0);
@@ -653,7 +681,10 @@ pub(crate) mod tests {
         let l = labels("a", "1", "n");
         let start = clock.now_ms() - 40_000;
         // +100 every 10 s, restart (back to 50) at the 4th sample, then +100 again.
-        for (i, v) in [1000.0, 1100.0, 1200.0, 50.0, 150.0].into_iter().enumerate() {
+        for (i, v) in [1000.0, 1100.0, 1200.0, 50.0, 150.0]
+            .into_iter()
+            .enumerate()
+        {
             w.insert(Metric::NetRxBytes, &l, start + i as i64 * 10_000, v);
         }
         let r = w.aggregate(&q(Metric::NetRxBytes, &[], Agg::Rate)).unwrap();
@@ -694,7 +725,10 @@ pub(crate) mod tests {
         assert_eq!(w.insert(Metric::CpuPct, &l, now, 1.0), Inserted::Added);
         assert_eq!(w.insert(Metric::CpuPct, &l, now - 5, 2.0), Inserted::Added);
         assert_eq!(w.insert(Metric::CpuPct, &l, now, 9.0), Inserted::Duplicate);
-        assert_eq!(w.insert(Metric::CpuPct, &l, now - 5, 9.0), Inserted::Duplicate);
+        assert_eq!(
+            w.insert(Metric::CpuPct, &l, now - 5, 9.0),
+            Inserted::Duplicate
+        );
         assert_eq!(
             w.insert(Metric::CpuPct, &l, now - 3_600_001, 1.0),
             Inserted::TooOld

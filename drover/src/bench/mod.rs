@@ -9,6 +9,7 @@ use drover_kafka::{
 
 mod collector;
 mod kafka;
+mod metrics;
 mod scheduler;
 mod search;
 
@@ -30,6 +31,9 @@ pub enum BenchCommand {
     /// through the master's tick), and an app scaled from 0 to 100 real containers until
     /// all run, against the same containers started straight through Docker.
     Scheduler(scheduler::SchedulerBenchArgs),
+    /// Metrics store: ingest samples/s (in process and from Kafka), a 24-hour query over
+    /// 1,000 series at 1-minute steps, a 5-minute window aggregation over 10,000 series.
+    Metrics(metrics::MetricsBenchArgs),
 }
 
 /// The broker a benchmark measures against: `--brokers` when given (checked), else an
@@ -63,5 +67,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Collector(args) => collector::run(args).await,
         BenchCommand::Scheduler(args) => scheduler::run(args).await,
         BenchCommand::Search(args) => search::run(args).await,
+        BenchCommand::Metrics(args) => metrics::run(args).await,
     }
 }
