@@ -123,7 +123,7 @@ fn records_over(containers: usize, per: u64, days: usize) -> Vec<(String, Vec<u8
         for c in 0..containers {
             let id = format!("c{c}");
             let line = format!(
-                "2026-11-22 10:00:00 INFO request {seq} of {id} handled status={}",
+                "level=info msg=\"request {seq} of {id} handled\" status={}",
                 [200, 404, 502][(seq % 3) as usize]
             );
             let day = today - chrono::Duration::days((c % days) as i64);
