@@ -214,6 +214,7 @@ impl State {
         let added = ingest.store.add(&samples);
         ingest.metrics.samples.inc_by(added.added);
         ingest.metrics.duplicates.inc_by(added.duplicates);
+        ingest.metrics.pending.set(ingest.store.pending() as i64);
     }
 
     fn dead_letter(

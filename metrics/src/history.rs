@@ -425,3 +425,4 @@ mod tests {
             .is_none());
     }
 }
+

@@ -101,13 +101,14 @@ impl Store {
         Some(out)
     }
 
-    /// Waits until `n` samples were stored (the counter), or `timeout`.
+    /// Waits until `n` samples were stored (the counter) and written, or `timeout`.
     async fn wait_samples(&self, n: u64, timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
         let mut last = 0;
         while Instant::now() < deadline {
             last = self.counter("drover_metrics_store_samples_total ").await;
-            if last >= n {
+            // Samples older than the window are queryable once written to Parquet.
+            if last >= n && self.counter("drover_metrics_store_pending ").await == 0 {
                 return last;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -212,7 +213,7 @@ async fn three_apps_five_instances_aggregates_match() {
                 ))
                 .await;
             let series = body["series"].as_array().unwrap();
-            assert_eq!(series.len(), apps, "{agg}: {body}");
+            assert_eq!(series.len(), apps, "{agg}: {body}\n{}", store.proc.logs());
             for (a, s) in series.iter().enumerate() {
                 assert_eq!(s["labels"]["app"], format!("/shop-{a}"));
                 let points = s["points"].as_array().unwrap();
