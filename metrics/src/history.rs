@@ -3,7 +3,13 @@
 //! ```text
 //! <dir>/2026-11-22T10/part-<ms>-<seq>.parquet      one per flush (fsync'd, then renamed)
 //! <dir>/2026-11-22T10/compact-<ms>-<seq>.parquet   the hour's parts merged, deduplicated, sorted
+//! <dir>/2026-11-22T10/rollup1m-compact-<ms>-<seq>.parquet   per series and minute: n, sum, min, max
 //! ```
+//!
+//! An hour that is over is compacted into one file plus its 1-minute rollup; queries whose
+//! step is a whole number of minutes and whose aggregation is mean, sum, min, max or count
+//! read the rollup of the hours they cover entirely (6× fewer rows at a 10 s interval) and
+//! the raw samples elsewhere.
 //!
 //! Columns: `ts` (datetime ms, UTC), `metric`, `sid` (u64, [`Labels::series_id`]), `app`,
 //! `instance`, `node`, `group`, `host` (strings, empty when absent), `value` (f64). Samples
@@ -108,16 +114,40 @@ impl History {
         Ok(out)
     }
 
-    fn files(hour_dir: &Path) -> Result<Vec<PathBuf>, MetricsError> {
-        let mut out = Vec::new();
+    /// The hour's sample files, and its rollup if it is the rollup of its only (compacted)
+    /// file.
+    fn files(hour_dir: &Path) -> Result<HourFiles, MetricsError> {
+        let mut raw = Vec::new();
+        let mut rollups = Vec::new();
         for f in fs::read_dir(hour_dir).map_err(|e| MetricsError::io(hour_dir, e))? {
             let p = f.map_err(|e| MetricsError::io(hour_dir, e))?.path();
-            if p.extension().is_some_and(|e| e == "parquet") {
-                out.push(p);
+            if p.extension().is_none_or(|e| e != "parquet") {
+                continue;
+            }
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with(ROLLUP) {
+                rollups.push(p);
+            } else {
+                raw.push(p);
             }
         }
-        out.sort();
-        Ok(out)
+        raw.sort();
+        rollups.sort();
+        let rollup = match raw.as_slice() {
+            [only] => {
+                let want = rollup_name(only);
+                rollups
+                    .iter()
+                    .find(|r| r.file_name() == want.file_name())
+                    .cloned()
+            }
+            _ => None,
+        };
+        Ok(HourFiles {
+            raw,
+            rollup,
+            all_rollups: rollups,
+        })
     }
 
     fn hour_dir(&self, hour_ms: i64) -> PathBuf {
@@ -189,6 +219,69 @@ impl History {
         self.scan(from_ms, to_ms, predicate, select)
     }
 
+    /// Like [`History::read`], but the hours that lie entirely in `[from_ms, to_ms)` and have a
+    /// 1-minute rollup are read from it. Returns the raw samples (as `read`) and the rollup
+    /// rows: `ts` (minute start, i64 ms), `n`, `sum`, `min`, `max` and the `dims`.
+    pub fn read_with_rollups(
+        &self,
+        metric: Metric,
+        filter: &Filter,
+        from_ms: i64,
+        to_ms: i64,
+        dims: &[Dim],
+    ) -> Result<(Option<DataFrame>, Option<DataFrame>), MetricsError> {
+        if from_ms >= to_ms {
+            return Ok((None, None));
+        }
+        let mut predicate = col("metric").eq(lit(metric.as_str()));
+        if let Some(f) = filter.expr() {
+            predicate = predicate.and(f);
+        }
+        let mut rollup_select = vec![
+            col("ts").cast(DataType::Int64),
+            col("n"),
+            col("sum"),
+            col("min"),
+            col("max"),
+        ];
+        rollup_select.extend(dims.iter().map(|d| col(d.as_str())));
+        let _guard = self.swap.read().unwrap_or_else(|e| e.into_inner());
+        let mut raw_hours = Vec::new();
+        let mut rollup_frames = Vec::new();
+        for (hour, dir) in self.hours()? {
+            if hour + HOUR_MS <= from_ms || hour >= to_ms {
+                continue;
+            }
+            let files = Self::files(&dir)?;
+            match files.rollup {
+                Some(r) if hour >= from_ms && hour + HOUR_MS <= to_ms => {
+                    rollup_frames.push(
+                        scan_files(&[r])?
+                            .filter(predicate.clone())
+                            .select(rollup_select.clone()),
+                    );
+                }
+                _ => raw_hours.push((hour, dir, files)),
+            }
+        }
+        let raw_predicate = predicate
+            .and(col("ts").cast(DataType::Int64).gt_eq(lit(from_ms)))
+            .and(col("ts").cast(DataType::Int64).lt(lit(to_ms)));
+        let mut select = vec![
+            col("ts").cast(DataType::Int64),
+            col("sid").alias("s"),
+            col("value"),
+        ];
+        select.extend(dims.iter().map(|d| col(d.as_str())));
+        let raw = Self::collect_raw(raw_hours, &raw_predicate, &select)?;
+        let rollups = if rollup_frames.is_empty() {
+            None
+        } else {
+            Some(concat(rollup_frames, UnionArgs::default())?.collect()?)
+        };
+        Ok((raw, rollups))
+    }
+
     /// Every sample in `[from_ms, to_ms)`, all columns (`ts` as i64 ms): for reloading the
     /// window after a restart.
     pub fn read_all(&self, from_ms: i64, to_ms: i64) -> Result<Option<DataFrame>, MetricsError> {
@@ -210,12 +303,25 @@ impl History {
         select: Vec<Expr>,
     ) -> Result<Option<DataFrame>, MetricsError> {
         let _guard = self.swap.read().unwrap_or_else(|e| e.into_inner());
-        let mut frames = Vec::new();
+        let mut hours = Vec::new();
         for (hour, dir) in self.hours()? {
             if hour + HOUR_MS <= from_ms || hour >= to_ms {
                 continue;
             }
             let files = Self::files(&dir)?;
+            hours.push((hour, dir, files));
+        }
+        Self::collect_raw(hours, &predicate, &select)
+    }
+
+    fn collect_raw(
+        hours: Vec<(i64, PathBuf, HourFiles)>,
+        predicate: &Expr,
+        select: &[Expr],
+    ) -> Result<Option<DataFrame>, MetricsError> {
+        let mut frames = Vec::new();
+        for (_, _, files) in hours {
+            let files = files.raw;
             let n = files.len();
             if n == 0 {
                 continue;
@@ -225,7 +331,7 @@ impl History {
                 // Parts not yet compacted may hold a replayed sample twice.
                 lf = lf.unique_generic(Some(vec![col("sid"), col("ts")]), UniqueKeepStrategy::Any);
             }
-            frames.push(lf.select(select.clone()));
+            frames.push(lf.select(select));
         }
         if frames.is_empty() {
             return Ok(None);
@@ -234,14 +340,21 @@ impl History {
         Ok(Some(df))
     }
 
-    /// Merges the files of each hour that has several into one (deduplicated, sorted) when
-    /// the hour is over (`now_ms` past its end) or it has `max_parts` files or more.
+    /// Merges the files of an hour into one (deduplicated, sorted): once it has `max_parts`
+    /// files, and once it is over (`now_ms` a minute past its end), then also writing its
+    /// 1-minute rollup.
     pub fn compact(&self, now_ms: i64, max_parts: usize) -> Result<Written, MetricsError> {
         let mut out = Written::default();
         for (hour, dir) in self.hours()? {
-            let files = Self::files(&dir)?;
+            let hour_files = Self::files(&dir)?;
             let closed = hour + HOUR_MS + 60_000 <= now_ms;
-            if files.len() < 2 || (!closed && files.len() < max_parts) {
+            let files = hour_files.raw;
+            let due = if closed {
+                !files.is_empty() && hour_files.rollup.is_none()
+            } else {
+                files.len() >= max_parts.max(2)
+            };
+            if !due {
                 continue;
             }
             let mut df = scan_files(&files)?
@@ -249,14 +362,28 @@ impl History {
                 .sort(["metric", "sid", "ts"], SortMultipleOptions::default())
                 .collect()?;
             let name = self.file_name("compact");
+            let path = dir.join(&name);
             let tmp = dir.join(format!("{name}.tmp"));
             out.bytes += write_parquet(&mut df, &tmp)?;
             out.rows += df.height() as u64;
             out.files += 1;
+            let rollup = if closed {
+                let mut r = rollup_frame(&df)?;
+                let final_path = rollup_name(&path);
+                let tmp = final_path.with_extension("parquet.tmp");
+                out.bytes += write_parquet(&mut r, &tmp)?;
+                out.files += 1;
+                Some((tmp, final_path))
+            } else {
+                None
+            };
             {
                 let _guard = self.swap.write().unwrap_or_else(|e| e.into_inner());
-                fs::rename(&tmp, dir.join(&name)).map_err(|e| MetricsError::io(&tmp, e))?;
-                for f in &files {
+                fs::rename(&tmp, &path).map_err(|e| MetricsError::io(&tmp, e))?;
+                if let Some((tmp, final_path)) = &rollup {
+                    fs::rename(tmp, final_path).map_err(|e| MetricsError::io(tmp, e))?;
+                }
+                for f in files.iter().chain(&hour_files.all_rollups) {
                     fs::remove_file(f).map_err(|e| MetricsError::io(f, e))?;
                 }
             }
@@ -283,10 +410,68 @@ impl History {
     pub fn file_count(&self) -> Result<usize, MetricsError> {
         let mut n = 0;
         for (_, dir) in self.hours()? {
-            n += Self::files(&dir)?.len();
+            let f = Self::files(&dir)?;
+            n += f.raw.len() + f.all_rollups.len();
         }
         Ok(n)
     }
+}
+
+const ROLLUP: &str = "rollup1m-";
+
+/// The files of one hour.
+#[derive(Debug)]
+struct HourFiles {
+    /// Sample files (parts and compacted).
+    raw: Vec<PathBuf>,
+    /// The valid rollup: of the hour's only sample file.
+    rollup: Option<PathBuf>,
+    /// Every rollup file present (old ones are removed by the next compaction).
+    all_rollups: Vec<PathBuf>,
+}
+
+/// The rollup file of a compacted file.
+fn rollup_name(compacted: &Path) -> PathBuf {
+    let name = compacted
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("none.parquet");
+    compacted.with_file_name(format!("{ROLLUP}{name}"))
+}
+
+/// Per series and minute: `n`, `sum`, `min`, `max` of the (deduplicated) samples.
+fn rollup_frame(df: &DataFrame) -> Result<DataFrame, MetricsError> {
+    let ts = col("ts").cast(DataType::Int64);
+    let mut keys = vec![
+        col("metric"),
+        col("sid"),
+        (ts.clone() - ts % lit(60_000i64)).alias("minute"),
+    ];
+    keys.extend(Dim::ALL.iter().map(|d| col(d.as_str())));
+    Ok(df
+        .clone()
+        .lazy()
+        .group_by(keys)
+        .agg([
+            col("value").count().cast(DataType::Float64).alias("n"),
+            col("value").sum().alias("sum"),
+            col("value").min().alias("min"),
+            col("value").max().alias("max"),
+        ])
+        .with_column(
+            col("minute")
+                .cast(DataType::Datetime(TimeUnit::Milliseconds, None))
+                .alias("ts"),
+        )
+        .select(
+            [
+                "ts", "metric", "sid", "app", "instance", "node", "group", "host", "n", "sum",
+                "min", "max",
+            ]
+            .map(col),
+        )
+        .sort(["metric", "sid", "ts"], SortMultipleOptions::default())
+        .collect()?)
 }
 
 fn scan_files(files: &[PathBuf]) -> Result<LazyFrame, MetricsError> {
@@ -405,14 +590,61 @@ mod tests {
                 == 0
         );
 
-        // The first hour is over and has 3 files; the second (open) has 2 < 8.
+        // The first hour is over and has 3 files: one compacted file and its rollup; the
+        // second (open) has 2 < 8.
         let w = h.compact(H + HOUR_MS + 120_000, 8).unwrap();
-        assert_eq!((w.files, w.rows), (1, 7));
-        assert_eq!(h.file_count().unwrap(), 3);
+        assert_eq!((w.files, w.rows), (2, 7));
+        assert_eq!(h.file_count().unwrap(), 4);
         assert_eq!(all(&h).height(), 11);
+        let (raw, rollups) = h
+            .read_with_rollups(
+                Metric::CpuPct,
+                &Filter::default(),
+                H,
+                H + 2 * HOUR_MS,
+                &[Dim::App],
+            )
+            .unwrap();
+        assert_eq!(raw.unwrap().height(), 4);
+        assert_eq!(rollups.unwrap().height(), 7);
+        // Nothing to do for an hour already compacted with its rollup.
         let w = h.compact(H + 3 * HOUR_MS, 8).unwrap();
-        assert_eq!((w.files, w.rows), (1, 4));
+        assert_eq!((w.files, w.rows), (2, 4));
+        assert_eq!(h.compact(H + 3 * HOUR_MS, 8).unwrap(), Written::default());
         assert_eq!(all(&h).height(), 11);
+        let (raw, rollups) = h
+            .read_with_rollups(
+                Metric::CpuPct,
+                &Filter::default(),
+                H,
+                H + 2 * HOUR_MS,
+                &[Dim::App],
+            )
+            .unwrap();
+        assert!(raw.is_none());
+        let rollups = rollups.unwrap();
+        assert_eq!(rollups.height(), 11);
+        assert_eq!(
+            rollups.column("n").unwrap().f64().unwrap().sum(),
+            Some(11.0)
+        );
+        assert_eq!(
+            rollups.column("sum").unwrap().f64().unwrap().sum(),
+            Some(52.0)
+        );
+        // A range cutting an hour reads that hour raw.
+        let (raw, rollups) = h
+            .read_with_rollups(
+                Metric::CpuPct,
+                &Filter::default(),
+                H + 1,
+                H + 2 * HOUR_MS,
+                &[],
+            )
+            .unwrap();
+        // (the sample at H itself is before the range)
+        assert_eq!(raw.unwrap().height(), 6);
+        assert_eq!(rollups.unwrap().height(), 4);
 
         let reloaded = h.read_all(H, H + 2 * HOUR_MS).unwrap().unwrap();
         assert_eq!(reloaded.height(), 11);
@@ -425,4 +657,3 @@ mod tests {
             .is_none());
     }
 }
-

@@ -111,18 +111,28 @@ pub fn query_with(
 ) -> Result<QueryResponse, MetricsError> {
     let started = std::time::Instant::now();
     req.validate()?;
-    let frame = samples_frame(
-        store,
-        req.metric,
-        &req.filter,
-        req.from_ms,
-        req.to_ms,
-        &req.by,
-    )?;
-    let series = match frame {
-        None => Vec::new(),
-        Some(df) if df.height() == 0 => Vec::new(),
-        Some(df) => bucket(df, req, bucketing)?,
+    let partial = bucketing == Bucketing::Floor
+        && req.step_ms % 60_000 == 0
+        && matches!(
+            req.agg,
+            Agg::Mean | Agg::Sum | Agg::Min | Agg::Max | Agg::Count
+        );
+    let series = if partial {
+        partial_query(store, req)?
+    } else {
+        let frame = samples_frame(
+            store,
+            req.metric,
+            &req.filter,
+            req.from_ms,
+            req.to_ms,
+            &req.by,
+        )?;
+        match frame {
+            None => Vec::new(),
+            Some(df) if df.height() == 0 => Vec::new(),
+            Some(df) => bucket(df, req, bucketing)?,
+        }
     };
     Ok(QueryResponse {
         metric: req.metric,
@@ -169,6 +179,82 @@ pub fn samples_frame(
         1 => Ok(Some(frames.pop().expect("one").collect()?)),
         _ => Ok(Some(concat(frames, UnionArgs::default())?.collect()?)),
     }
+}
+
+/// Mean, sum, min, max and count at whole-minute steps: every source is reduced to partial
+/// aggregates (`n`, `sum`, `min`, `max`) — the 1-minute rollups of the hours history has
+/// compacted, and the raw samples elsewhere (one row each) — and those are combined per bucket.
+fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesOut>, MetricsError> {
+    let dims = &req.by;
+    let window = store.window();
+    let boundary = window.covers_from_ms();
+    let mut raw = Vec::new();
+    let mut parts = Vec::new();
+    let mut partial_cols = vec![col("ts"), col("n"), col("sum"), col("min"), col("max")];
+    partial_cols.extend(dims.iter().map(|d| col(d.as_str())));
+    if req.from_ms < boundary {
+        let (r, rollups) = store.history().read_with_rollups(
+            req.metric,
+            &req.filter,
+            req.from_ms,
+            req.to_ms.min(boundary),
+            dims,
+        )?;
+        raw.extend(r);
+        if let Some(r) = rollups {
+            parts.push(r.lazy().select(partial_cols.clone()));
+        }
+    }
+    if req.to_ms > boundary {
+        let mem = memory_frame(
+            &window,
+            req.metric,
+            &req.filter,
+            req.from_ms.max(boundary),
+            req.to_ms,
+            dims,
+        )?;
+        raw.push(mem);
+    }
+    drop(window);
+    for df in raw.into_iter().filter(|d| d.height() > 0) {
+        let mut cols = vec![
+            col("ts"),
+            lit(1.0f64).alias("n"),
+            col("value").alias("sum"),
+            col("value").alias("min"),
+            col("value").alias("max"),
+        ];
+        cols.extend(dims.iter().map(|d| col(d.as_str())));
+        parts.push(df.lazy().select(cols));
+    }
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let step = req.step_ms;
+    let mut by: Vec<Expr> = dims.iter().map(|d| col(d.as_str())).collect();
+    by.push(col("bucket"));
+    let value = match req.agg {
+        Agg::Sum => col("sum"),
+        Agg::Min => col("min"),
+        Agg::Max => col("max"),
+        Agg::Count => col("n"),
+        _ => col("sum") / col("n"),
+    };
+    let mut out_cols = vec![value.alias("value"), col("bucket")];
+    out_cols.extend(dims.iter().map(|d| col(d.as_str())));
+    let out = concat(parts, UnionArgs::default())?
+        .with_column((col("ts") - col("ts") % lit(step)).alias("bucket"))
+        .group_by(by)
+        .agg([
+            col("n").sum(),
+            col("sum").sum(),
+            col("min").min(),
+            col("max").max(),
+        ])
+        .select(out_cols)
+        .collect()?;
+    to_series(&out, req)
 }
 
 fn memory_frame(
@@ -255,7 +341,12 @@ fn bucket(
                 .rename(["ts"], ["bucket"], true)
         }
     };
-    let out = out.collect()?;
+    to_series(&out.collect()?, req)
+}
+
+/// The series of a bucketed frame (`bucket`, `value` and the `by` columns).
+fn to_series(out: &DataFrame, req: &QueryRequest) -> Result<Vec<SeriesOut>, MetricsError> {
+    let step = req.step_ms;
     let bucket_col = out.column("bucket")?.i64()?;
     let values = out.column("value")?.f64()?;
     let key_cols = req

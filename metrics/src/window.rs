@@ -386,8 +386,8 @@ impl Window {
         // Group IDs are computed once per series, so the frame holds only numbers.
         let mut groups: HashMap<Vec<&str>, u32> = HashMap::new();
         let mut group_labels: Vec<BTreeMap<String, String>> = Vec::new();
-        let (mut g, mut s, mut ts, mut value) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut series_no = 0u32;
+        let (mut g, mut ts, mut value, mut n) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let rate = q.agg == Agg::Rate;
         self.for_each_series(q.metric, &q.filter, from, now, |labels, points| {
             let key: Vec<&str> = q.by.iter().map(|d| labels.get(*d)).collect();
             let next = groups.len() as u32;
@@ -399,29 +399,45 @@ impl Window {
                 );
                 next
             });
+            if rate {
+                // Counters: the series' rate is computed here, in one pass over its samples
+                // (they are in time order); polars sums the rates of each group.
+                if let Some(r) = counter_rate(points) {
+                    g.push(gid);
+                    ts.push(0);
+                    value.push(r.0);
+                    n.push(r.1);
+                }
+                return;
+            }
             for &(t, v) in points {
                 g.push(gid);
-                s.push(series_no);
                 ts.push(t);
                 value.push(v);
             }
-            series_no += 1;
         });
         if g.is_empty() {
             return Ok(Vec::new());
         }
-        let df = DataFrame::new(
-            g.len(),
-            vec![
-                Column::new("g".into(), g),
-                Column::new("s".into(), s),
-                Column::new("ts".into(), ts),
-                Column::new("value".into(), value),
-            ],
-        )?;
-        let out = aggregate_frame(df.lazy(), &[col("g")], q.agg)?
-            .sort(["g"], SortMultipleOptions::default())
-            .collect()?;
+        let height = g.len();
+        let mut cols = vec![
+            Column::new("g".into(), g),
+            Column::new("ts".into(), ts),
+            Column::new("value".into(), value),
+        ];
+        let lf = if rate {
+            cols.push(Column::new("n".into(), n));
+            DataFrame::new(height, cols)?
+                .lazy()
+                .group_by([col("g")])
+                .agg([col("value").sum(), col("n").sum()])
+        } else {
+            DataFrame::new(height, cols)?
+                .lazy()
+                .group_by([col("g")])
+                .agg([q.agg.expr(), col("value").count().alias("n")])
+        };
+        let out = lf.collect()?;
         let gids = out.column("g")?.u32()?;
         let values = out.column("value")?.f64()?;
         let counts = out.column("n")?.cast(&DataType::UInt64)?;
@@ -442,40 +458,19 @@ impl Window {
     }
 }
 
-/// Reduce a frame of samples (`ts` ms, `value`, `s` the series, plus the `keys` columns) to
-/// one row per key: `value` (f64) and `n` (samples used).
-pub(crate) fn aggregate_frame(
-    lf: LazyFrame,
-    keys: &[Expr],
-    agg: Agg,
-) -> Result<LazyFrame, MetricsError> {
-    if agg != Agg::Rate {
-        return Ok(lf
-            .group_by(keys)
-            .agg([agg.expr(), col("value").count().alias("n")]));
+/// The per-second increase of a counter over its samples (a decrease is a reset: the new
+/// value is the increase since it), and the number of samples; `None` with fewer than two
+/// samples or no time between them.
+fn counter_rate(points: &mut dyn Iterator<Item = &(i64, f64)>) -> Option<(f64, u64)> {
+    let &(first_ts, mut prev) = points.next()?;
+    let (mut last_ts, mut increase, mut n) = (first_ts, 0.0, 1u64);
+    for &(t, v) in points {
+        increase += if v >= prev { v - prev } else { v };
+        prev = v;
+        last_ts = t;
+        n += 1;
     }
-    // Per series: increase over its samples in the window / time between its first and
-    // last sample; then the group's sum.
-    let mut per_series: Vec<Expr> = keys.to_vec();
-    per_series.push(col("s"));
-    Ok(with_increase(lf)?
-        .group_by(per_series)
-        .agg([
-            col("inc").sum().alias("inc"),
-            col("ts").max().alias("last_ts"),
-            col("prev_ts").min().alias("first_ts"),
-            col("inc").count().alias("n"),
-        ])
-        .with_column(
-            (col("inc").cast(DataType::Float64)
-                / ((col("last_ts") - col("first_ts")).cast(DataType::Float64) / lit(1000.0)))
-            .alias("rate"),
-        )
-        .group_by(keys)
-        .agg([
-            col("rate").sum().cast(DataType::Float64).alias("value"),
-            (col("n").sum() + col("n").count()).alias("n"),
-        ]))
+    (n >= 2 && last_ts > first_ts).then(|| (increase * 1000.0 / (last_ts - first_ts) as f64, n))
 }
 
 /// Adds `inc` (the increase since the series' previous sample, counter resets counted as
