@@ -155,9 +155,17 @@ pub fn samples_frame(
     to_ms: i64,
     dims: &[Dim],
 ) -> Result<Option<DataFrame>, MetricsError> {
+    // The window's part first, so its lock is not held while Parquet is read.
     let window = store.window();
     let boundary = window.covers_from_ms();
     let mut frames = Vec::new();
+    if to_ms > boundary {
+        let mem = memory_frame(&window, metric, filter, from_ms.max(boundary), to_ms, dims)?;
+        if mem.height() > 0 {
+            frames.push(mem.lazy());
+        }
+    }
+    drop(window);
     if from_ms < boundary {
         if let Some(df) =
             store
@@ -167,13 +175,6 @@ pub fn samples_frame(
             frames.push(df.lazy());
         }
     }
-    if to_ms > boundary {
-        let mem = memory_frame(&window, metric, filter, from_ms.max(boundary), to_ms, dims)?;
-        if mem.height() > 0 {
-            frames.push(mem.lazy());
-        }
-    }
-    drop(window);
     match frames.len() {
         0 => Ok(None),
         1 => Ok(Some(frames.pop().expect("one").collect()?)),
@@ -192,6 +193,19 @@ fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesO
     let mut parts = Vec::new();
     let mut partial_cols = vec![col("ts"), col("n"), col("sum"), col("min"), col("max")];
     partial_cols.extend(dims.iter().map(|d| col(d.as_str())));
+    if req.to_ms > boundary {
+        let mem = memory_frame(
+            &window,
+            req.metric,
+            &req.filter,
+            req.from_ms.max(boundary),
+            req.to_ms,
+            dims,
+        )?;
+        raw.push(mem);
+    }
+    // Not held while Parquet is read.
+    drop(window);
     if req.from_ms < boundary {
         let (r, rollups) = store.history().read_with_rollups(
             req.metric,
@@ -205,18 +219,6 @@ fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesO
             parts.push(r.lazy().select(partial_cols.clone()));
         }
     }
-    if req.to_ms > boundary {
-        let mem = memory_frame(
-            &window,
-            req.metric,
-            &req.filter,
-            req.from_ms.max(boundary),
-            req.to_ms,
-            dims,
-        )?;
-        raw.push(mem);
-    }
-    drop(window);
     for df in raw.into_iter().filter(|d| d.height() > 0) {
         let mut cols = vec![
             col("ts"),
