@@ -751,6 +751,64 @@ pub(crate) mod tests {
         assert_eq!(w.series_count(), 0);
     }
 
+    proptest::proptest! {
+        /// The polars aggregation agrees with a plain computation over the same samples
+        /// (duplicates: the first one wins; only the last 5 minutes count).
+        #[test]
+        fn aggregates_match_a_naive_computation(
+            samples in proptest::collection::vec((0usize..3, 0usize..3, 0i64..600, 0u32..1000), 0..200),
+            agg in proptest::sample::select(vec![Agg::Mean, Agg::Max, Agg::Min, Agg::Sum, Agg::Count, Agg::Rate]),
+        ) {
+            let (clock, mut w) = window();
+            let now = clock.now_ms();
+            let mut kept: BTreeMap<(usize, usize, i64), f64> = BTreeMap::new();
+            let metric = if agg == Agg::Rate { Metric::NetRxBytes } else { Metric::CpuPct };
+            for (a, i, back_s, v) in samples {
+                let ts = now - back_s * 1000;
+                w.insert(metric, &labels(&format!("a{a}"), &format!("i{i}"), "n"), ts, f64::from(v));
+                kept.entry((a, i, ts)).or_insert(f64::from(v));
+            }
+            let got = w.aggregate(&q(metric, &[Dim::App], agg)).unwrap();
+            let mut want: BTreeMap<String, f64> = BTreeMap::new();
+            for a in 0..3 {
+                let in_window = |&(&(x, _, ts), _): &(&(usize, usize, i64), &f64)| x == a && ts >= now - 300_000;
+                let values: Vec<f64> = kept.iter().filter(in_window).map(|(_, v)| *v).collect();
+                let value = match agg {
+                    Agg::Rate => {
+                        let mut total = None;
+                        for i in 0..3 {
+                            let pts: Vec<(i64, f64)> = kept
+                                .iter()
+                                .filter(in_window)
+                                .filter(|((_, x, _), _)| *x == i)
+                                .map(|((_, _, ts), v)| (*ts, *v))
+                                .collect();
+                            if pts.len() >= 2 && pts[pts.len() - 1].0 > pts[0].0 {
+                                let inc: f64 = pts.windows(2).map(|p| if p[1].1 >= p[0].1 { p[1].1 - p[0].1 } else { p[1].1 }).sum();
+                                *total.get_or_insert(0.0) += inc * 1000.0 / (pts[pts.len() - 1].0 - pts[0].0) as f64;
+                            }
+                        }
+                        total
+                    }
+                    _ if values.is_empty() => None,
+                    Agg::Mean => Some(values.iter().sum::<f64>() / values.len() as f64),
+                    Agg::Max => values.iter().copied().reduce(f64::max),
+                    Agg::Min => values.iter().copied().reduce(f64::min),
+                    Agg::Sum => Some(values.iter().sum()),
+                    _ => Some(values.len() as f64),
+                };
+                if let Some(v) = value {
+                    want.insert(format!("a{a}"), v);
+                }
+            }
+            let got: BTreeMap<String, f64> = got.into_iter().map(|g| (g.labels["app"].clone(), g.value)).collect();
+            proptest::prop_assert_eq!(got.len(), want.len(), "{:?} vs {:?}", got, want);
+            for (k, v) in &want {
+                proptest::prop_assert!((got[k] - v).abs() <= 1e-9 * v.abs().max(1.0), "{} {:?} vs {:?}", k, got, want);
+            }
+        }
+    }
+
     #[test]
     fn ranges_beyond_the_horizon_are_refused() {
         let (_, w) = window();
