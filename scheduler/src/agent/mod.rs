@@ -130,9 +130,10 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = every.tick() => {}
-            // Report finished launches and stops at once, but at most every 50 ms.
+            // Report finished launches and stops early, at most every 250 ms (more often only
+            // adds list calls competing with the launches on the engine).
             _ = agent.changed.notified() => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
             _ = stop.changed() => {
                 if *stop.borrow() {
