@@ -418,7 +418,7 @@ async fn a_rolling_update_never_drops_below_minimum_health_capacity() {
     .await;
     let app = c.app_id("roll");
     let hc = json!([{"protocol": "HTTP", "path": "/healthz", "portIndex": 0, "gracePeriodSeconds": 10,
-        "intervalSeconds": 0.2, "timeoutSeconds": 1, "maxConsecutiveFailures": 3}]);
+        "intervalSeconds": 0.3, "timeoutSeconds": 3, "maxConsecutiveFailures": 3}]);
     c.create_app(&json!({
         "id": app, "cpus": 0.1, "mem": 32, "instances": 4,
         "container": {"docker": {"image": DEMO_IMAGE}},
