@@ -698,20 +698,14 @@ impl State {
     /// Bring the cluster one step closer to what the apps ask for.
     pub fn tick(&mut self, now: DateTime<Utc>) {
         self.check_nodes(now);
-        // Tasks of drained/removed nodes and of deleted apps go.
+        // Tasks of deleted apps go. (Tasks of drained and removed nodes are replaced like
+        // those of an older version, in `reconcile_app`: new ones first, within
+        // upgradeStrategy.)
         let doomed: Vec<(String, &'static str)> = self
             .tasks
             .values()
-            .filter(|t| t.is_active())
-            .filter_map(|t| {
-                if !self.apps.contains_key(&t.spec.app_id) {
-                    Some((t.spec.task_id.clone(), "app deleted"))
-                } else if self.nodes.get(&t.node_id).is_none_or(|n| n.draining) {
-                    Some((t.spec.task_id.clone(), "node drained"))
-                } else {
-                    None
-                }
-            })
+            .filter(|t| t.is_active() && !self.apps.contains_key(&t.spec.app_id))
+            .map(|t| (t.spec.task_id.clone(), "app deleted"))
             .collect();
         for (t, why) in doomed {
             self.kill(&t, why, now);
@@ -882,9 +876,11 @@ impl State {
             .cloned()
             .collect();
         let n = def.instances.max(0) as usize;
-        let (current, old): (Vec<&Task>, Vec<&Task>) = active
-            .iter()
-            .partition(|t| t.spec.config_version == app.config_version);
+        // Tasks of an older configuration, or on a draining node, are replaced.
+        let (current, old): (Vec<&Task>, Vec<&Task>) = active.iter().partition(|t| {
+            t.spec.config_version == app.config_version
+                && self.nodes.get(&t.node_id).is_some_and(|n| !n.draining)
+        });
         let mut to_launch = 0usize;
         let mut to_kill: Vec<String> = Vec::new();
         if old.is_empty() {
@@ -915,12 +911,24 @@ impl State {
             let mut old_sorted = old.clone();
             // Unhealthy and youngest old tasks go first.
             old_sorted.sort_by_key(|t| (t.is_healthy(), std::cmp::Reverse(t.staged_at)));
-            for t in old_sorted {
+            for t in &old_sorted {
                 if !t.is_healthy() {
                     to_kill.push(t.spec.task_id.clone());
                 } else if healthy > min_healthy {
                     to_kill.push(t.spec.task_id.clone());
                     healthy -= 1;
+                }
+            }
+            // Neither may a new task start (maximumOverCapacity) nor an old one stop
+            // (minimumHealthCapacity), and no new task is on its way to healthy: replace one
+            // old task anyway, or nothing ever moves.
+            if to_launch == 0
+                && to_kill.is_empty()
+                && current.len() < n
+                && current.iter().all(|t| t.is_healthy())
+            {
+                if let Some(t) = old_sorted.first() {
+                    to_kill.push(t.spec.task_id.clone());
                 }
             }
         }
@@ -1370,6 +1378,31 @@ mod tests {
                     .collect::<Vec<_>>()
             );
             assert!(active <= 4, "active {active}");
+            // New tasks take a while to start: rounds where they are only STARTING, during
+            // which nothing more may be killed.
+            for _ in 0..2 {
+                let starting: Vec<TaskReport> = s
+                    .tasks
+                    .values()
+                    .filter(|t| t.is_active())
+                    .map(|t| {
+                        let mut r = running(&t.spec, Some(true));
+                        if matches!(t.state, TaskState::Staging | TaskState::Starting) {
+                            r.state = TaskState::Starting;
+                            r.healthy = None;
+                        }
+                        r
+                    })
+                    .collect();
+                s.heartbeat(report("n1", starting), false, now);
+                s.tick(now);
+                let healthy = s
+                    .tasks
+                    .values()
+                    .filter(|t| t.is_active() && t.is_healthy())
+                    .count();
+                assert!(healthy >= 2, "healthy {healthy} while new tasks start");
+            }
             // the agent kills what it is no longer given and runs what it is given
             all_running(&mut s, "n1", now);
             now += secs_f(1.0);
@@ -1409,14 +1442,30 @@ mod tests {
         );
         s.tick(t0());
         assert!(s.tasks.values().all(|t| t.node_id == "n2"));
+        all_running(&mut s, "n2", t0());
+        s.tick(t0());
         s.node_action("n1", NodeAction::Uncordon, t0()).unwrap();
         s.node_action("n2", NodeAction::Drain, t0()).unwrap();
+        // Replacements start on n1 first; the drained tasks stop once they are healthy.
         s.tick(at(1.0));
-        s.heartbeat(report("n2", vec![]), false, at(1.0));
-        s.tick(at(1.0));
+        let healthy = |s: &State| {
+            s.tasks
+                .values()
+                .filter(|t| t.is_active() && t.is_healthy())
+                .count()
+        };
+        assert_eq!(healthy(&s), 3, "the drained tasks still serve");
+        assert_eq!(s.tasks.values().filter(|t| t.node_id == "n1").count(), 3);
+        for i in 2..6 {
+            all_running(&mut s, "n1", at(i as f64));
+            all_running(&mut s, "n2", at(i as f64));
+            s.tick(at(i as f64));
+            assert!(healthy(&s) >= 3);
+        }
         let active: Vec<&Task> = s.tasks.values().filter(|t| t.is_active()).collect();
         assert_eq!(active.len(), 3);
         assert!(active.iter().all(|t| t.node_id == "n1"));
+        assert!(!s.tasks.values().any(|t| t.node_id == "n2"));
     }
 
     #[test]
@@ -1473,6 +1522,33 @@ mod tests {
             .unwrap();
         assert!(s.delete_deployment(&d.id, true, at(4.0)).unwrap().is_none());
         assert_eq!(s.apps["/a"].def.cmd.as_deref(), Some("v3"));
+        assert!(s.deployments.is_empty());
+    }
+
+    #[test]
+    fn a_stuck_upgrade_strategy_still_moves() {
+        // 1 instance, minimumHealthCapacity 1, maximumOverCapacity 0.5 (floors to 0 extra).
+        let mut s = state();
+        s.heartbeat(report("n1", vec![]), true, t0());
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "v1", "cpus": 0.1, "mem": 10,
+            "upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 0.5}}),
+            t0(),
+        );
+        s.tick(t0());
+        all_running(&mut s, "n1", t0());
+        s.tick(t0());
+        s.update_app("/a", json!({"cmd": "v2"}), false, at(1.0))
+            .unwrap();
+        for i in 1..6 {
+            s.tick(at(i as f64));
+            all_running(&mut s, "n1", at(i as f64));
+        }
+        s.tick(at(6.0));
+        let v = s.apps["/a"].config_version;
+        assert_eq!(s.tasks.len(), 1);
+        assert!(s.tasks.values().all(|t| t.spec.config_version == v));
         assert!(s.deployments.is_empty());
     }
 }
