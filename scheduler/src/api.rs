@@ -103,6 +103,7 @@ pub fn router(master: Master) -> Router {
     Router::new()
         .route("/ping", get(ping))
         .route("/v2/info", get(info))
+        .route("/v2/leader", get(leader))
         .route("/v2/apps", get(list_apps).post(create_app))
         .route(
             "/v2/apps/{*id}",
@@ -147,6 +148,15 @@ async fn info(State(m): State<Master>) -> Json<Value> {
         "zookeeper_config": {},
         "startedAt": ts(m.started_at()),
     }))
+}
+
+async fn leader(headers: HeaderMap) -> Json<Value> {
+    // One master: whoever answers leads.
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    Json(json!({ "leader": host }))
 }
 
 // === apps ===

@@ -291,6 +291,12 @@ pub fn validate_app(app: &AppDefinition, largest_node: Option<Resources>) -> Val
                 ),
             );
         }
+        if proto.ends_with("HTTPS") {
+            errs.add(
+                format!("{p}/protocol"),
+                "HTTPS health checks are not supported yet: use HTTP or TCP",
+            );
+        }
         if proto == "COMMAND" && hc.command.is_none() {
             errs.add(
                 format!("{p}/command"),
@@ -410,6 +416,10 @@ mod tests {
             (json!({"id": "/Bad_Id", "cmd": "x"}), "/id"),
             (
                 json!({"id": "/a", "cmd": "x", "healthChecks": [{"protocol": "SMOKE"}]}),
+                "/healthChecks/0/protocol",
+            ),
+            (
+                json!({"id": "/a", "cmd": "x", "healthChecks": [{"protocol": "HTTPS"}]}),
                 "/healthChecks/0/protocol",
             ),
             (
