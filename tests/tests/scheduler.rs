@@ -267,7 +267,7 @@ async fn cordon_drain_and_a_lost_agent_move_tasks_between_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn restarting_the_master_leaves_exactly_the_same_containers() {
+async fn restarting_the_master_or_an_agent_leaves_exactly_the_same_containers() {
     let mut c = Cluster::start(
         1,
         &[
@@ -313,6 +313,21 @@ async fn restarting_the_master_leaves_exactly_the_same_containers() {
         tasks.iter().all(|t| t["state"] == "TASK_RUNNING"),
         "{tasks:?}"
     );
+    // The agent restarting adopts its running containers: no duplicates, none stopped.
+    c.agents[0].process.terminate(Duration::from_secs(10));
+    c.agents[0].process.restart();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut adopted: Vec<String> = running_containers(&app)
+        .await
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    adopted.sort();
+    assert_eq!(before, adopted, "{}", c.all_logs());
+    assert!(c.agents[0]
+        .process
+        .logs()
+        .contains("registered with the master"));
     let _ = &mut c;
 }
 
