@@ -776,3 +776,45 @@ async fn bridge_port_mappings_and_command_health_checks() {
         panic!("{e}\n{}\n{}", c.debug(&cmd).await, c.all_logs());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn constraints_spread_over_agents_and_the_queue_says_why() {
+    let mut c = Cluster::start(0, &[]).await;
+    c.add_agent("ra", &["--attribute", "rack=r1"]).await;
+    c.add_agent("rb", &["--attribute", "rack=r2"]).await;
+    let (a, b) = (c.agents[0].node_id.clone(), c.agents[1].node_id.clone());
+    let app = c.app_id("uniq");
+    let mut def = sleeper(&app, 3);
+    def["constraints"] = json!([["hostname", "UNIQUE"]]);
+    c.create_app(&def).await;
+    let r = wait_for(T, "one task per node, one waiting", || async {
+        let running = running_containers(&app).await;
+        let queue = c.get("/v2/queue").await;
+        running.len() == 2
+            && running.iter().any(|x| x.node_id == a)
+            && running.iter().any(|x| x.node_id == b)
+            && queue["queue"].as_array().is_some_and(|q| {
+                q.iter().any(|e| {
+                    e["app"]["id"] == app.as_str()
+                        && e["count"] == 1
+                        && e["reason"]
+                            .as_str()
+                            .is_some_and(|r| r.contains("hostname:UNIQUE"))
+                })
+            })
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
+    }
+    // CLUSTER on an attribute: every task on rack r2.
+    let app2 = c.app_id("rack");
+    let mut def = sleeper(&app2, 2);
+    def["constraints"] = json!([["rack", "CLUSTER", "r2"]]);
+    c.create_app(&def).await;
+    wait_running(&c, &app2, 2).await;
+    assert!(running_containers(&app2)
+        .await
+        .iter()
+        .all(|x| x.node_id == b));
+}
