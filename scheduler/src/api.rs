@@ -138,7 +138,7 @@ async fn info(State(m): State<Master>) -> Json<Value> {
         "buildref": "drover",
         "elected": true,
         "leader": null,
-        "frameworkId": "drover",
+        "frameworkId": m.cluster_id(),
         "marathon_config": {
             "master": "drover",
             "task_launch_timeout": m.read(|s| s.cfg.launch_timeout.as_millis() as u64),
@@ -680,7 +680,8 @@ fn parse_report(body: &Bytes) -> Result<AgentReport, ApiError> {
 async fn agent_register(State(m): State<Master>, body: Bytes) -> ApiResult {
     let report = parse_report(&body)?;
     tracing::info!(node = %report.node_id, hostname = %report.hostname, cpus = report.resources.cpus, "agent registered");
-    let reply = m.write(|s, now| Ok(s.heartbeat(report, true, now)))?;
+    let mut reply = m.write(|s, now| Ok(s.heartbeat(report, true, now)))?;
+    reply.cluster_id = m.cluster_id().to_string();
     Ok(Json(reply).into_response())
 }
 
@@ -700,7 +701,8 @@ async fn agent_heartbeat(
         ));
     }
     m.metrics().heartbeats.inc();
-    let reply = m.write(|s, now| Ok(s.heartbeat(report, false, now)))?;
+    let mut reply = m.write(|s, now| Ok(s.heartbeat(report, false, now)))?;
+    reply.cluster_id = m.cluster_id().to_string();
     Ok(Json(reply).into_response())
 }
 

@@ -776,6 +776,9 @@ pub struct HeartbeatReply {
     /// The node was removed from the cluster: stop everything.
     #[serde(default)]
     pub removed: bool,
+    /// The cluster's ID: the agent manages only containers labelled with it.
+    #[serde(default)]
+    pub cluster_id: String,
 }
 
 // === helpers ===

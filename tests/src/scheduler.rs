@@ -172,6 +172,12 @@ impl Cluster {
     /// registered.
     pub async fn add_agent(&mut self, name: &str, extra: &[&str]) -> usize {
         let node_id = format!("{name}-{}", self.run);
+        self.add_agent_with_id(&node_id, extra).await
+    }
+
+    /// Start one more agent with exactly this node ID.
+    pub async fn add_agent_with_id(&mut self, node_id: &str, extra: &[&str]) -> usize {
+        let node_id = node_id.to_string();
         self.containers.0.push(node_id.clone());
         let ports = port_range();
         let http = format!("127.0.0.1:{}", free_port());

@@ -818,3 +818,36 @@ async fn constraints_spread_over_agents_and_the_queue_says_why() {
         .iter()
         .all(|x| x.node_id == b));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clusters_sharing_an_engine_and_a_node_id_leave_each_other_alone() {
+    let node = drover_tests::unique("shared").replace('-', "");
+    let mut one = Cluster::start(0, &[]).await;
+    one.add_agent_with_id(&node, &[]).await;
+    let mut two = Cluster::start(0, &[]).await;
+    two.add_agent_with_id(&node, &[]).await;
+    let (a, b) = (one.app_id("one"), two.app_id("two"));
+    one.create_app(&sleeper(&a, 2)).await;
+    two.create_app(&sleeper(&b, 1)).await;
+    wait_running(&one, &a, 2).await;
+    wait_running(&two, &b, 1).await;
+    let info = one.get("/v2/info").await;
+    let cluster = info["frameworkId"].as_str().unwrap().to_string();
+    let containers = running_containers(&a).await;
+    assert!(containers
+        .iter()
+        .all(|x| x.labels["drover.cluster"] == cluster));
+    let before: Vec<String> = containers.into_iter().map(|x| x.id).collect();
+    // Several heartbeats of both agents later, neither stopped the other's containers.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut after: Vec<String> = running_containers(&a)
+        .await
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    let mut before = before;
+    before.sort();
+    after.sort();
+    assert_eq!(before, after, "{}", one.all_logs());
+    assert_eq!(running_containers(&b).await.len(), 1, "{}", two.all_logs());
+}

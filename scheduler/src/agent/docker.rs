@@ -23,6 +23,8 @@ pub const LABEL_TASK: &str = "drover.task";
 pub const LABEL_GROUP: &str = "drover.group";
 /// Label: the node (agent) that owns the container.
 pub const LABEL_NODE: &str = "drover.node";
+/// Label: the cluster (master) the container belongs to.
+pub const LABEL_CLUSTER: &str = "drover.cluster";
 /// Label: the app configuration version the task runs.
 pub const LABEL_VERSION: &str = "drover.version";
 /// Label: seconds between SIGTERM and SIGKILL.
@@ -59,12 +61,19 @@ pub struct Owned {
     pub kill_grace: f64,
 }
 
-/// Every container labelled with this node ID, running or not.
+/// Every container labelled with this node ID and cluster ID, running or not.
 pub async fn list_owned(
     docker: &Docker,
     node_id: &str,
+    cluster_id: &str,
 ) -> Result<Vec<Owned>, bollard::errors::Error> {
-    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_NODE}={node_id}")])]);
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![
+            format!("{LABEL_NODE}={node_id}"),
+            format!("{LABEL_CLUSTER}={cluster_id}"),
+        ],
+    )]);
     let list = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default()
@@ -154,6 +163,7 @@ pub async fn launch(
     docker: &Docker,
     spec: &TaskSpec,
     node_id: &str,
+    cluster_id: &str,
     host: &str,
     default_image: &str,
 ) -> Result<String, String> {
@@ -189,6 +199,7 @@ pub async fn launch(
     labels.insert(LABEL_TASK.into(), spec.task_id.clone());
     labels.insert(LABEL_GROUP.into(), spec.group.clone());
     labels.insert(LABEL_NODE.into(), node_id.to_string());
+    labels.insert(LABEL_CLUSTER.into(), cluster_id.to_string());
     labels.insert(LABEL_VERSION.into(), crate::model::ts(spec.config_version));
     labels.insert(LABEL_KILL_GRACE.into(), spec.kill_grace_secs.to_string());
     let cmd = match (&spec.cmd, &spec.args) {

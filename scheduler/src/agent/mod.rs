@@ -88,6 +88,8 @@ struct Agent {
     launches: tokio::sync::Semaphore,
     /// Wakes the loop for an early heartbeat (a launch or stop finished).
     changed: tokio::sync::Notify,
+    /// The master's cluster ID (its `/v2/info` frameworkId), once known.
+    cluster: Mutex<String>,
 }
 
 /// Run the agent until `stop` turns true. Its containers keep running after it stops (a
@@ -117,6 +119,7 @@ pub async fn run(
             .build()?,
         launches: tokio::sync::Semaphore::new(cfg.max_parallel_launches.max(1)),
         changed: tokio::sync::Notify::new(),
+        cluster: Mutex::new(String::new()),
         cfg,
         docker,
         local: Mutex::new(Local::default()),
@@ -141,7 +144,25 @@ pub async fn run(
                 }
             }
         }
-        let owned = match docker::list_owned(&agent.docker, &agent.cfg.node_id).await {
+        // Which cluster's containers are ours: learnt from the master before anything else.
+        let cluster = agent.cluster.lock().expect("agent lock").clone();
+        if cluster.is_empty() {
+            match agent.fetch_cluster_id().await {
+                Ok(id) => {
+                    tracing::info!(cluster = %id, "joined the master's cluster");
+                    *agent.cluster.lock().expect("agent lock") = id;
+                }
+                Err(e) => {
+                    agent.metrics.heartbeat_failures.inc();
+                    if master_down_since.is_none() {
+                        tracing::warn!(error = %e, "cannot reach the master yet; retrying");
+                        master_down_since = Some(Instant::now());
+                    }
+                }
+            }
+            continue;
+        }
+        let owned = match docker::list_owned(&agent.docker, &agent.cfg.node_id, &cluster).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list this node's containers; skipping this heartbeat");
@@ -158,6 +179,11 @@ pub async fn run(
                     tracing::info!("the master answers again");
                 }
                 registered = true;
+                if !reply.cluster_id.is_empty() && reply.cluster_id != cluster {
+                    tracing::warn!(was = %cluster, now = %reply.cluster_id, "the master belongs to another cluster now (a new data dir?): managing that cluster's containers from now on");
+                    *agent.cluster.lock().expect("agent lock") = reply.cluster_id.clone();
+                    continue;
+                }
                 agent.apply(reply, owned);
             }
             Err(e) => {
@@ -200,6 +226,24 @@ impl Agent {
         resp.json()
             .await
             .map_err(|e| format!("the master's answer does not decode: {e}"))
+    }
+
+    async fn fetch_cluster_id(&self) -> Result<String, String> {
+        let base = self.cfg.master.trim_end_matches('/');
+        let v: serde_json::Value = self
+            .http
+            .get(format!("{base}/v2/info"))
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the master at {base}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("the master's /v2/info does not decode: {e}"))?;
+        v["frameworkId"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| format!("{base}/v2/info has no frameworkId: is it a Drover master?"))
     }
 
     /// What to tell the master.
@@ -373,11 +417,13 @@ impl Agent {
 
     async fn launch(self: Arc<Self>, spec: TaskSpec) {
         let _permit = self.launches.acquire().await;
+        let cluster = self.cluster.lock().expect("agent lock").clone();
         let started = Instant::now();
         let result = docker::launch(
             &self.docker,
             &spec,
             &self.cfg.node_id,
+            &cluster,
             &self.cfg.hostname,
             &self.cfg.default_image,
         )

@@ -33,6 +33,7 @@ struct Inner {
     closing: watch::Sender<bool>,
     metrics: MasterMetrics,
     started_at: DateTime<Utc>,
+    cluster_id: String,
 }
 
 impl Master {
@@ -50,6 +51,7 @@ impl Master {
             })
         })?;
         let store = Store::open(&dir.join("scheduler.redb"))?;
+        let cluster_id = cluster_id(dir)?;
         let snapshot = store.load()?;
         tracing::info!(
             apps = snapshot.apps.len(),
@@ -57,7 +59,14 @@ impl Master {
             nodes = snapshot.nodes.len(),
             "scheduler state loaded"
         );
-        Ok(Self::build(snapshot, Some(store), cfg, clock, metrics))
+        Ok(Self::build(
+            snapshot,
+            Some(store),
+            cfg,
+            clock,
+            metrics,
+            cluster_id,
+        ))
     }
 
     /// A master without a store (tests, benchmarks).
@@ -68,6 +77,7 @@ impl Master {
             cfg,
             clock,
             MasterMetrics::default(),
+            crate::model::uuid(),
         )
     }
 
@@ -77,6 +87,7 @@ impl Master {
         cfg: MasterConfig,
         clock: Arc<dyn Clock>,
         metrics: MasterMetrics,
+        cluster_id: String,
     ) -> Self {
         let now = clock.now();
         let (events, _) = broadcast::channel(1024);
@@ -90,6 +101,7 @@ impl Master {
                 closing,
                 metrics,
                 started_at: now,
+                cluster_id,
             }),
         }
     }
@@ -102,6 +114,13 @@ impl Master {
     /// When the master started.
     pub fn started_at(&self) -> DateTime<Utc> {
         self.inner.started_at
+    }
+
+    /// This cluster's ID (Marathon's `frameworkId`), made once per data dir. Agents put it on
+    /// their containers and manage only those, so two clusters sharing a Docker engine (and
+    /// a node ID) never touch each other's containers.
+    pub fn cluster_id(&self) -> &str {
+        &self.inner.cluster_id
     }
 
     /// The metrics.
@@ -226,6 +245,26 @@ impl Master {
             }
         }
     }
+}
+
+/// The cluster ID kept in `dir/cluster-id`, made on first use.
+fn cluster_id(dir: &Path) -> Result<String, MasterError> {
+    let path = dir.join("cluster-id");
+    let err = |e: std::io::Error| {
+        MasterError::Store(crate::store::StoreError::Db {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    };
+    if path.exists() {
+        let s = std::fs::read_to_string(&path).map_err(err)?;
+        if !s.trim().is_empty() {
+            return Ok(s.trim().to_string());
+        }
+    }
+    let id = crate::model::uuid();
+    std::fs::write(&path, format!("{id}\n")).map_err(err)?;
+    Ok(id)
 }
 
 #[cfg(test)]

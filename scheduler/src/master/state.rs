@@ -566,6 +566,7 @@ impl State {
             return HeartbeatReply {
                 tasks: Vec::new(),
                 removed: true,
+                cluster_id: String::new(),
             };
         }
         let mut seen = std::collections::HashSet::new();
@@ -650,6 +651,7 @@ impl State {
                 .map(|t| t.spec.clone())
                 .collect(),
             removed: false,
+            cluster_id: String::new(),
         }
     }
 
