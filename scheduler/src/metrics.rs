@@ -93,8 +93,10 @@ impl MasterMetrics {
 }
 
 /// An agent's metrics.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AgentMetrics {
+    /// Docker create+start time per container.
+    pub launch_seconds: Histogram,
     /// Containers started.
     pub containers_started: Counter,
     /// Containers stopped.
@@ -107,10 +109,29 @@ pub struct AgentMetrics {
     pub heartbeat_failures: Counter,
 }
 
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        Self {
+            launch_seconds: Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            containers_started: Counter::default(),
+            containers_stopped: Counter::default(),
+            launch_failures: Counter::default(),
+            health_checks: Family::default(),
+            heartbeat_failures: Counter::default(),
+        }
+    }
+}
+
 impl AgentMetrics {
     /// Register under `registry` (e.g. the `drover_agent` sub-registry).
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
+        registry.register_with_unit(
+            "launch",
+            "Docker create and start of a task's container",
+            Unit::Seconds,
+            m.launch_seconds.clone(),
+        );
         registry.register(
             "containers_started",
             "Task containers started",

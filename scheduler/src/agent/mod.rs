@@ -434,6 +434,9 @@ impl Agent {
         match result {
             Ok(id) => {
                 self.metrics.containers_started.inc();
+                self.metrics
+                    .launch_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 tracing::info!(task = %spec.task_id, app = %spec.app_id, container = %&id[..12.min(id.len())], ms = started.elapsed().as_millis() as u64, "task container started");
             }
             Err(message) => {
