@@ -851,3 +851,42 @@ async fn two_clusters_sharing_an_engine_and_a_node_id_leave_each_other_alone() {
     assert_eq!(before, after, "{}", one.all_logs());
     assert_eq!(running_containers(&b).await.len(), 1, "{}", two.all_logs());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_starts_a_task_container_left_created() {
+    let mut c = Cluster::start(1, &["--heartbeat-timeout", "10s"]).await;
+    let app = c.app_id("created");
+    c.create_app(&sleeper(&app, 1)).await;
+    let ct = wait_running(&c, &app, 1).await.remove(0);
+    // The agent stops mid-launch: its task's container exists but was never started.
+    c.agents[0].process.terminate(Duration::from_secs(10));
+    let rm = std::process::Command::new("docker")
+        .args(["rm", "-f", &ct.id])
+        .output()
+        .unwrap();
+    assert!(rm.status.success());
+    let mut args: Vec<String> = vec!["create".into()];
+    for (k, v) in &ct.labels {
+        args.push("--label".into());
+        args.push(format!("{k}={v}"));
+    }
+    args.extend([BUSYBOX_IMAGE.to_string(), "sleep".into(), "3600".into()]);
+    let created = std::process::Command::new("docker")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    c.agents[0].process.restart();
+    let r = wait_for(T, "the created container of the same task runs", || async {
+        let now = running_containers(&app).await;
+        now.len() == 1 && now[0].task_id == ct.task_id
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
+    }
+}

@@ -353,10 +353,17 @@ impl Agent {
             owned.iter().map(|c| (c.task_id.as_str(), c)).collect();
         let mut local = self.local.lock().expect("agent lock");
         for (id, spec) in &desired {
-            if owned_by_task.contains_key(id.as_str())
-                || local.launching.contains(id)
-                || local.failed.contains_key(id)
-            {
+            if local.launching.contains(id) || local.failed.contains_key(id) {
+                continue;
+            }
+            if let Some(c) = owned_by_task.get(id.as_str()) {
+                // Created but never started (an agent that stopped mid-launch): start it.
+                if c.state == ContainerSummaryStateEnum::CREATED {
+                    local.launching.insert(id.clone());
+                    let me = self.clone();
+                    let (task, container) = (id.clone(), c.id.clone());
+                    tokio::spawn(async move { me.start_created(task, container).await });
+                }
                 continue;
             }
             local.launching.insert(id.clone());
@@ -445,6 +452,35 @@ impl Agent {
                 local.failed.insert(
                     spec.task_id.clone(),
                     (spec.app_id.clone(), message, Instant::now()),
+                );
+            }
+        }
+    }
+
+    async fn start_created(self: Arc<Self>, task: String, container: String) {
+        let result = self.docker.start_container(&container, None).await;
+        if result.is_err() {
+            // Gone, so the failure is reported and the master places a replacement.
+            let _ = docker::remove(&self.docker, &container).await;
+        }
+        let mut local = self.local.lock().expect("agent lock");
+        local.launching.remove(&task);
+        self.changed.notify_one();
+        match result {
+            Ok(()) => {
+                self.metrics.containers_started.inc();
+                tracing::info!(task = %task, "started a task container left created");
+            }
+            Err(e) => {
+                self.metrics.launch_failures.inc();
+                tracing::warn!(task = %task, error = %e, "cannot start a task container left created");
+                local.failed.insert(
+                    task.clone(),
+                    (
+                        String::new(),
+                        format!("cannot start the container: {e}"),
+                        Instant::now(),
+                    ),
                 );
             }
         }
