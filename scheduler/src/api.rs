@@ -104,20 +104,27 @@ pub fn router(master: Master) -> Router {
         .route("/ping", get(ping))
         .route("/v2/info", get(info))
         .route("/v2/leader", get(leader))
-        .route("/v2/apps", get(list_apps).post(create_app))
+        .route("/v2/apps", get(list_apps).post(create_app).put(put_apps))
         .route(
             "/v2/apps/{*id}",
             get(app_get).put(app_put).delete(app_delete).post(app_post),
         )
         .route("/v2/tasks", get(list_tasks))
-        .route("/v2/groups", get(groups_root))
-        .route("/v2/groups/{*id}", get(group_get))
+        .route(
+            "/v2/groups",
+            get(groups_root).post(group_put).put(group_put),
+        )
+        .route(
+            "/v2/groups/{*id}",
+            get(group_get).put(group_put_at).delete(group_delete),
+        )
         .route("/v2/deployments", get(list_deployments))
         .route(
             "/v2/deployments/{id}",
             axum::routing::delete(delete_deployment),
         )
         .route("/v2/queue", get(queue))
+        .route("/v2/queue/{*id}", axum::routing::delete(queue_reset_delay))
         .route("/v2/events", get(events))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{id}", get(node_get).delete(node_remove))
@@ -455,6 +462,140 @@ async fn list_tasks(State(m): State<Master>, RawQuery(q): RawQuery) -> Json<Valu
             .collect::<Vec<_>>()
     });
     Json(json!({ "tasks": tasks }))
+}
+
+/// `{"version", "deploymentId"}` for the deployments of a multi-app change.
+fn deployments_reply(ds: &[crate::model::Deployment], status: StatusCode) -> Response {
+    let Some(first) = ds.first() else {
+        return (StatusCode::OK, Json(json!({}))).into_response();
+    };
+    (
+        status,
+        deployment_headers(&first.id),
+        Json(
+            json!({"version": ts(first.version), "deploymentId": first.id,
+                    "deployments": ds.iter().map(|d| json!({"id": d.id})).collect::<Vec<_>>()}),
+        ),
+    )
+        .into_response()
+}
+
+async fn put_apps(State(m): State<Master>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+    let body = parse_json(&body)?;
+    let Value::Array(defs) = body else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PUT /v2/apps takes a JSON array of app definitions",
+        ));
+    };
+    let force = query_flag(&q, "force");
+    let partial = !query_values(&q, "partialUpdate").contains(&"false");
+    let ds = m.write(|s, now| s.put_apps(defs, force, partial, now))?;
+    Ok(deployments_reply(&ds, StatusCode::OK))
+}
+
+/// The apps of a group definition (`{"id", "apps", "groups"}`), with absolute IDs.
+fn flatten_group(group: &Value, parent: &str, out: &mut Vec<Value>) -> Result<(), ApiError> {
+    let id = group["id"].as_str().unwrap_or("");
+    let base = if id.starts_with('/') {
+        id.trim_end_matches('/').to_string()
+    } else if id.is_empty() {
+        parent.trim_end_matches('/').to_string()
+    } else {
+        format!(
+            "{}/{}",
+            parent.trim_end_matches('/'),
+            id.trim_end_matches('/')
+        )
+    };
+    for app in group["apps"].as_array().into_iter().flatten() {
+        let mut app = app.clone();
+        let aid = app["id"].as_str().unwrap_or("").to_string();
+        if !aid.starts_with('/') {
+            app["id"] = json!(format!("{base}/{aid}"));
+        }
+        out.push(app);
+    }
+    for g in group["groups"].as_array().into_iter().flatten() {
+        flatten_group(g, &base, out)?;
+    }
+    for k in group.as_object().into_iter().flat_map(|o| o.keys()) {
+        if ![
+            "id",
+            "apps",
+            "groups",
+            "dependencies",
+            "version",
+            "pods",
+            "enforceRole",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                body: json!({"message": "Object is not valid",
+                    "details": [{"path": format!("/{k}"), "errors": [format!("unknown field `{k}` in a group: use id, apps, groups")]}]}),
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn group_put(State(m): State<Master>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+    group_deploy(m, "/", q, body, StatusCode::CREATED).await
+}
+
+async fn group_put_at(
+    State(m): State<Master>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    group_deploy(
+        m,
+        &format!("/{}", id.trim_matches('/')),
+        q,
+        body,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn group_deploy(
+    m: Master,
+    at: &str,
+    q: Option<String>,
+    body: Bytes,
+    status: StatusCode,
+) -> ApiResult {
+    let mut group = parse_json(&body)?;
+    if at != "/" && group["id"].as_str().is_none_or(str::is_empty) {
+        group["id"] = json!(at);
+    }
+    let mut apps = Vec::new();
+    flatten_group(&group, "/", &mut apps)?;
+    let force = query_flag(&q, "force");
+    let ds = m.write(|s, now| s.put_apps(apps, force, true, now))?;
+    Ok(deployments_reply(&ds, status))
+}
+
+async fn group_delete(
+    State(m): State<Master>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let force = query_flag(&q, "force");
+    let ds = m.write(|s, now| s.delete_group(&id, force, now))?;
+    Ok(deployments_reply(&ds, StatusCode::OK))
+}
+
+async fn queue_reset_delay(State(m): State<Master>, Path(rest): Path<String>) -> ApiResult {
+    let Some(id) = rest.trim_end_matches('/').strip_suffix("/delay") else {
+        return Err(not_found());
+    };
+    let id = id.to_string();
+    m.write(|s, _| s.reset_delay(&id))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // === groups ===
@@ -814,6 +955,51 @@ mod tests {
         let req = Request::post("/v2/apps").body(Body::from("{nope")).unwrap();
         let resp = r.clone().oneshot(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn groups_and_bulk_updates() {
+        let r = router(master());
+        let (st, v) = call(
+            &r,
+            "POST",
+            "/v2/groups",
+            json!({"id": "/shop", "apps": [{"id": "web", "cmd": "x"}],
+            "groups": [{"id": "back", "apps": [{"id": "db", "cmd": "y"}]}]}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let (_, v) = call(&r, "GET", "/v2/groups/shop", Value::Null).await;
+        assert_eq!(v["apps"][0]["id"], "/shop/web");
+        assert_eq!(v["groups"][0]["apps"][0]["id"], "/shop/back/db");
+        // all or nothing: the second app is invalid, the first is not changed
+        let (st, v) = call(
+            &r,
+            "PUT",
+            "/v2/apps?force=true",
+            json!([{"id": "/shop/web", "instances": 3}, {"id": "/shop/back/db", "instances": -1}]),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["details"][0]["path"], "/1/instances");
+        let (_, v) = call(&r, "GET", "/v2/apps/shop/web", Value::Null).await;
+        assert_eq!(v["app"]["instances"], 1);
+        let (st, _) = call(
+            &r,
+            "PUT",
+            "/v2/apps?force=true",
+            json!([{"id": "/shop/web", "instances": 3}]),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        let (_, v) = call(&r, "GET", "/v2/apps/shop/web", Value::Null).await;
+        assert_eq!(v["app"]["instances"], 3);
+        let (st, v) = call(&r, "DELETE", "/v2/groups/shop?force=true", Value::Null).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (_, v) = call(&r, "GET", "/v2/apps", Value::Null).await;
+        assert_eq!(v["apps"].as_array().unwrap().len(), 0);
+        let (st, _) = call(&r, "DELETE", "/v2/queue/nope/delay", Value::Null).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

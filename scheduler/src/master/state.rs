@@ -342,6 +342,102 @@ impl State {
         Ok(self.start_deployment(&id, action, now, Some(old), now))
     }
 
+    /// PUT /v2/apps (and group deployments): create or update several apps, all or none.
+    /// Returns the deployments started.
+    pub fn put_apps(
+        &mut self,
+        defs: Vec<Value>,
+        force: bool,
+        partial: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Deployment>, MasterError> {
+        let (apps, deployments, delays, n_events, dirty) = (
+            self.apps.clone(),
+            self.deployments.clone(),
+            self.delays.clone(),
+            self.events.len(),
+            self.dirty,
+        );
+        let mut out = Vec::new();
+        for (i, def) in defs.into_iter().enumerate() {
+            let id = def["id"].as_str().unwrap_or("").to_string();
+            let result = if id.trim().is_empty() {
+                let mut e = ValidationErrors::default();
+                e.details.push(crate::validate::FieldError {
+                    path: "/id".into(),
+                    errors: vec!["id is required, e.g. \"/shop/web\"".into()],
+                });
+                Err(MasterError::Invalid(e))
+            } else {
+                self.put_app(&id, def, force, partial, now)
+            };
+            match result {
+                Ok(d) => out.push(d),
+                Err(e) => {
+                    // All or nothing: put back what the earlier apps changed.
+                    self.apps = apps;
+                    self.deployments = deployments;
+                    self.delays = delays;
+                    self.events.truncate(n_events);
+                    self.dirty = dirty;
+                    return Err(match e {
+                        MasterError::Invalid(mut errs) => {
+                            for d in &mut errs.details {
+                                d.path =
+                                    format!("/{i}{}", if d.path == "/" { "" } else { &d.path });
+                            }
+                            MasterError::Invalid(errs)
+                        }
+                        other => other,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// DELETE /v2/groups/{id}: remove every app in the group.
+    pub fn delete_group(
+        &mut self,
+        group: &str,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Deployment>, MasterError> {
+        let group = normalize_id(group);
+        let prefix = if group == "/" {
+            "/".to_string()
+        } else {
+            format!("{group}/")
+        };
+        let ids: Vec<String> = self
+            .apps
+            .keys()
+            .filter(|id| id.starts_with(&prefix))
+            .cloned()
+            .collect();
+        if ids.is_empty() {
+            return Err(MasterError::AppNotFound(format!("{group} (group)")));
+        }
+        if !force {
+            if let Some(d) = self.deployments.values().find(|d| ids.contains(&d.app_id)) {
+                return Err(MasterError::Locked(d.id.clone()));
+            }
+        }
+        ids.iter()
+            .map(|id| self.delete_app(id, force, now))
+            .collect()
+    }
+
+    /// DELETE /v2/queue/{id}/delay: launch again now, forgetting the backoff.
+    pub fn reset_delay(&mut self, id: &str) -> Result<(), MasterError> {
+        let id = normalize_id(id);
+        if !self.apps.contains_key(&id) {
+            return Err(MasterError::AppNotFound(id));
+        }
+        self.delays.remove(&id);
+        Ok(())
+    }
+
     /// POST /v2/apps/{id}/restart: replace every task (rolling).
     pub fn restart_app(
         &mut self,
