@@ -686,7 +686,7 @@ pub async fn app(cmd: AppCommand, opts: ClientOpts) -> anyhow::Result<()> {
                 println!(
                     "waiting    {} task(s): {}",
                     w["count"],
-                    w["reason"].as_str().unwrap_or("")
+                    queue_reason(&w).unwrap_or_default()
                 );
             }
             if let Some(f) = a.get("lastTaskFailure").filter(|f| f.is_object()) {
@@ -758,6 +758,13 @@ pub async fn app(cmd: AppCommand, opts: ClientOpts) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Why a queued app waits (Drover puts it where Marathon reports declined offers).
+fn queue_reason(entry: &Value) -> Option<String> {
+    entry["processedOffersSummary"]["rejectSummaryLastOffers"][0]["reason"]
+        .as_str()
+        .map(str::to_string)
 }
 
 fn what_runs(a: &Value) -> String {
@@ -884,7 +891,7 @@ async fn finish(
         let reason = queue["queue"]
             .as_array()
             .and_then(|q| q.iter().find(|e| e["app"]["id"] == json!(id)))
-            .and_then(|e| e["reason"].as_str().map(str::to_string));
+            .and_then(|e| queue_reason(e));
         let line = match reason {
             Some(r) => format!("{id}: {progress}; waiting: {r}"),
             None => format!("{id}: {progress}"),

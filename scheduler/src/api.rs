@@ -153,7 +153,6 @@ async fn info(State(m): State<Master>) -> Json<Value> {
         "http_config": {},
         "event_subscriber": {"type": "sse"},
         "zookeeper_config": {},
-        "startedAt": ts(m.started_at()),
     }))
 }
 
@@ -679,6 +678,7 @@ async fn delete_deployment(
 async fn queue(State(m): State<Master>) -> Json<Value> {
     let now = m.now();
     let items = m.read(|s| {
+        let nodes = s.nodes.values().filter(|n| !n.removed).count();
         s.queue
             .iter()
             .filter_map(|(id, q)| {
@@ -687,13 +687,18 @@ async fn queue(State(m): State<Master>) -> Json<Value> {
                 let left = delay
                     .map(|d| ((d.until - now).num_milliseconds().max(0) as f64) / 1000.0)
                     .unwrap_or(0.0);
+                // Why the tasks wait goes where Marathon reports why offers were declined
+                // (Marathon's clients know no other field).
                 Some(json!({
                     "app": app_json(s, app, false, false),
                     "count": q.count,
                     "delay": {"timeLeftSeconds": left, "overdue": left == 0.0},
                     "since": ts(q.since),
-                    "reason": q.reason,
-                    "processedOffersSummary": {},
+                    "processedOffersSummary": {
+                        "processedOffersCount": nodes,
+                        "unusedOffersCount": nodes,
+                        "rejectSummaryLastOffers": [{"reason": q.reason, "declined": nodes, "processed": nodes}],
+                    },
                     "lastUnusedOffers": [],
                 }))
             })

@@ -48,6 +48,27 @@ assert all(t.state == "TASK_RUNNING" for t in tasks), [t.state for t in tasks]
 wait("the scale deployment finishes", lambda: not client.get_app(app_id).deployments)
 print("scaled to 2", flush=True)
 
+# An app no node can take waits in the queue, with the reason.
+stuck_id = app_id + "-stuck"
+# (more CPU than the node has left: its 4 less the 2 × 0.1 above)
+client.create_app(stuck_id, MarathonApp(cmd="sleep 3600", cpus=3.95, mem=16, instances=1))
+
+
+def stuck_reason():
+    for item in client.list_queue():
+        if item.app.id == stuck_id:
+            return item.processed_offers_summary["rejectSummaryLastOffers"][0]["reason"]
+    return None
+
+
+wait("the unplaceable app is queued", lambda: stuck_reason() is not None)
+assert "not enough free cpus" in stuck_reason(), stuck_reason()
+assert any(d.affected_apps == [stuck_id] for d in client.list_deployments())
+assert client.get_info().framework_id
+client.list_groups()
+client.delete_app(stuck_id, force=True)
+print("queue, deployments, info", flush=True)
+
 client.delete_app(app_id)
 wait("the app is gone", lambda: app_id not in [a.id for a in client.list_apps()])
 print("ok", flush=True)

@@ -797,7 +797,7 @@ async fn constraints_spread_over_agents_and_the_queue_says_why() {
                 q.iter().any(|e| {
                     e["app"]["id"] == app.as_str()
                         && e["count"] == 1
-                        && e["reason"]
+                        && e["processedOffersSummary"]["rejectSummaryLastOffers"][0]["reason"]
                             .as_str()
                             .is_some_and(|r| r.contains("hostname:UNIQUE"))
                 })
