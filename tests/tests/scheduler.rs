@@ -890,3 +890,42 @@ async fn an_agent_starts_a_task_container_left_created() {
         panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_node_stops_its_tasks_and_they_run_elsewhere() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (c.agents[0].node_id.clone(), c.agents[1].node_id.clone());
+    let app = c.app_id("rm");
+    c.create_app(&sleeper(&app, 2)).await;
+    let spread = wait_running(&c, &app, 2).await;
+    assert!(
+        spread.iter().any(|x| x.node_id == b),
+        "spread over both nodes"
+    );
+    let out = run_drover(
+        &["node", "rm", &b, "--master", &c.url("")],
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = wait_for(T, "both tasks run on A and B has none", || async {
+        let now = running_containers(&app).await;
+        now.len() == 2 && now.iter().all(|x| x.node_id == a)
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}\n{}", c.debug(&app).await, c.all_logs());
+    }
+    let nodes = c.get("/v1/nodes").await;
+    assert!(
+        !nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["id"] == b.as_str()),
+        "{nodes}"
+    );
+}
