@@ -826,6 +826,7 @@ fn parse_report(body: &Bytes) -> Result<AgentReport, ApiError> {
 async fn agent_register(State(m): State<Master>, body: Bytes) -> ApiResult {
     let report = parse_report(&body)?;
     tracing::info!(node = %report.node_id, hostname = %report.hostname, cpus = report.resources.cpus, "agent registered");
+    m.metrics().heartbeats.inc();
     let mut reply = m.write(|s, now| Ok(s.heartbeat(report, true, now)))?;
     reply.cluster_id = m.cluster_id().to_string();
     Ok(Json(reply).into_response())
