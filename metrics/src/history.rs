@@ -221,7 +221,8 @@ impl History {
 
     /// Like [`History::read`], but the hours that lie entirely in `[from_ms, to_ms)` and have a
     /// 1-minute rollup are read from it. Returns the raw samples (as `read`) and the rollup
-    /// rows: `ts` (minute start, i64 ms), `n`, `sum`, `min`, `max` and the `dims`.
+    /// rows: `ts` (minute start, i64 ms), the `partials` asked for (of `n`, `sum`, `min`,
+    /// `max`) and the `dims`.
     pub fn read_with_rollups(
         &self,
         metric: Metric,
@@ -229,6 +230,7 @@ impl History {
         from_ms: i64,
         to_ms: i64,
         dims: &[Dim],
+        partials: &[&str],
     ) -> Result<(Option<DataFrame>, Option<DataFrame>), MetricsError> {
         if from_ms >= to_ms {
             return Ok((None, None));
@@ -237,13 +239,8 @@ impl History {
         if let Some(f) = filter.expr() {
             predicate = predicate.and(f);
         }
-        let mut rollup_select = vec![
-            col("ts").cast(DataType::Int64),
-            col("n"),
-            col("sum"),
-            col("min"),
-            col("max"),
-        ];
+        let mut rollup_select = vec![col("ts").cast(DataType::Int64)];
+        rollup_select.extend(partials.iter().map(|c| col(*c)));
         rollup_select.extend(dims.iter().map(|d| col(d.as_str())));
         let _guard = self.swap.read().unwrap_or_else(|e| e.into_inner());
         let mut raw_hours = Vec::new();
@@ -603,6 +600,7 @@ mod tests {
                 H,
                 H + 2 * HOUR_MS,
                 &[Dim::App],
+                &["n", "sum"],
             )
             .unwrap();
         assert_eq!(raw.unwrap().height(), 4);
@@ -619,6 +617,7 @@ mod tests {
                 H,
                 H + 2 * HOUR_MS,
                 &[Dim::App],
+                &["n", "sum"],
             )
             .unwrap();
         assert!(raw.is_none());
@@ -640,6 +639,7 @@ mod tests {
                 H + 1,
                 H + 2 * HOUR_MS,
                 &[],
+                &["max"],
             )
             .unwrap();
         // (the sample at H itself is before the range)

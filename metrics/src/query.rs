@@ -3,7 +3,10 @@
 //! A range is read from history up to where the window is complete
 //! ([`crate::Window::covers_from_ms`]) and from the window after it, so a sample is counted
 //! once even while it is both in memory and on disk.
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
@@ -186,12 +189,22 @@ pub fn samples_frame(
 /// aggregates (`n`, `sum`, `min`, `max`) — the 1-minute rollups of the hours history has
 /// compacted, and the raw samples elsewhere (one row each) — and those are combined per bucket.
 fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesOut>, MetricsError> {
+    let started = std::time::Instant::now();
     let dims = &req.by;
     let window = store.window();
     let boundary = window.covers_from_ms();
     let mut raw = Vec::new();
     let mut parts = Vec::new();
-    let mut partial_cols = vec![col("ts"), col("n"), col("sum"), col("min"), col("max")];
+    // Only the partial aggregates this aggregation needs.
+    let needed: &[&str] = match req.agg {
+        Agg::Mean => &["n", "sum"],
+        Agg::Sum => &["sum"],
+        Agg::Min => &["min"],
+        Agg::Max => &["max"],
+        _ => &["n"],
+    };
+    let mut partial_cols = vec![col("ts")];
+    partial_cols.extend(needed.iter().map(|c| col(*c)));
     partial_cols.extend(dims.iter().map(|d| col(d.as_str())));
     if req.to_ms > boundary {
         let mem = memory_frame(
@@ -206,6 +219,7 @@ fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesO
     }
     // Not held while Parquet is read.
     drop(window);
+    let t_memory = started.elapsed();
     if req.from_ms < boundary {
         let (r, rollups) = store.history().read_with_rollups(
             req.metric,
@@ -213,6 +227,7 @@ fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesO
             req.from_ms,
             req.to_ms.min(boundary),
             dims,
+            needed,
         )?;
         raw.extend(r);
         if let Some(r) = rollups {
@@ -220,19 +235,18 @@ fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesO
         }
     }
     for df in raw.into_iter().filter(|d| d.height() > 0) {
-        let mut cols = vec![
-            col("ts"),
-            lit(1.0f64).alias("n"),
-            col("value").alias("sum"),
-            col("value").alias("min"),
-            col("value").alias("max"),
-        ];
+        let mut cols = vec![col("ts")];
+        cols.extend(needed.iter().map(|c| match *c {
+            "n" => lit(1.0f64).alias("n"),
+            other => col("value").alias(other),
+        }));
         cols.extend(dims.iter().map(|d| col(d.as_str())));
         parts.push(df.lazy().select(cols));
     }
     if parts.is_empty() {
         return Ok(Vec::new());
     }
+    let t_history = started.elapsed();
     let step = req.step_ms;
     let mut by: Vec<Expr> = dims.iter().map(|d| col(d.as_str())).collect();
     by.push(col("bucket"));
@@ -248,15 +262,28 @@ fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesO
     let out = concat(parts, UnionArgs::default())?
         .with_column((col("ts") - col("ts") % lit(step)).alias("bucket"))
         .group_by(by)
-        .agg([
-            col("n").sum(),
-            col("sum").sum(),
-            col("min").min(),
-            col("max").max(),
-        ])
+        .agg(
+            needed
+                .iter()
+                .map(|c| match *c {
+                    "min" => col("min").min(),
+                    "max" => col("max").max(),
+                    other => col(other).sum(),
+                })
+                .collect::<Vec<_>>(),
+        )
         .select(out_cols)
         .collect()?;
-    to_series(&out, req)
+    let t_grouped = started.elapsed();
+    let series = to_series(&out, req);
+    tracing::debug!(
+        memory_ms = t_memory.as_secs_f64() * 1000.0,
+        history_ms = (t_history - t_memory).as_secs_f64() * 1000.0,
+        group_ms = (t_grouped - t_history).as_secs_f64() * 1000.0,
+        series_ms = started.elapsed().saturating_sub(t_grouped).as_secs_f64() * 1000.0,
+        "partial query"
+    );
+    series
 }
 
 fn memory_frame(
@@ -356,7 +383,10 @@ fn to_series(out: &DataFrame, req: &QueryRequest) -> Result<Vec<SeriesOut>, Metr
         .iter()
         .map(|d| out.column(d.as_str()).and_then(|c| c.str()))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut series: BTreeMap<Vec<String>, Vec<(i64, f64)>> = BTreeMap::new();
+    // One lookup per row with a reused key buffer: a query by instance has ~a million rows.
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut series: Vec<(Vec<String>, Vec<(i64, f64)>)> = Vec::new();
+    let mut key = String::new();
     for i in 0..out.height() {
         let (Some(b), Some(v)) = (bucket_col.get(i), values.get(i)) else {
             continue;
@@ -364,16 +394,30 @@ fn to_series(out: &DataFrame, req: &QueryRequest) -> Result<Vec<SeriesOut>, Metr
         if b + step <= req.from_ms || b >= req.to_ms {
             continue;
         }
-        let key = key_cols
-            .iter()
-            .map(|c| c.get(i).unwrap_or("").to_string())
-            .collect();
-        series.entry(key).or_default().push((b, v));
+        key.clear();
+        for c in &key_cols {
+            key.push_str(c.get(i).unwrap_or(""));
+            key.push('\u{1f}');
+        }
+        let n = match index.get(key.as_str()) {
+            Some(n) => *n,
+            None => {
+                let labels = key_cols
+                    .iter()
+                    .map(|c| c.get(i).unwrap_or("").to_string())
+                    .collect();
+                series.push((labels, Vec::new()));
+                index.insert(key.clone(), series.len() - 1);
+                series.len() - 1
+            }
+        };
+        series[n].1.push((b, v));
     }
+    series.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(series
         .into_iter()
         .map(|(key, mut points)| {
-            points.sort_by_key(|p| p.0);
+            points.sort_unstable_by_key(|p| p.0);
             SeriesOut {
                 labels: req
                     .by
