@@ -19,6 +19,8 @@ use crate::{
     MetricsError,
 };
 
+type Points = Vec<(i64, f64)>;
+
 /// Most points one series of a query may have.
 pub const MAX_POINTS: i64 = 11_000;
 
@@ -385,7 +387,7 @@ fn to_series(out: &DataFrame, req: &QueryRequest) -> Result<Vec<SeriesOut>, Metr
         .collect::<Result<Vec<_>, _>>()?;
     // One lookup per row with a reused key buffer: a query by instance has ~a million rows.
     let mut index: HashMap<String, usize> = HashMap::new();
-    let mut series: Vec<(Vec<String>, Vec<(i64, f64)>)> = Vec::new();
+    let mut series: Vec<(Vec<String>, Points)> = Vec::new();
     let mut key = String::new();
     for i in 0..out.height() {
         let (Some(b), Some(v)) = (bucket_col.get(i), values.get(i)) else {
