@@ -74,6 +74,7 @@ struct Latency {
 struct Report {
     corpus_lines: u64,
     raw_tantivy: Indexing,
+    parse_and_schema_no_kafka: Indexing,
     logpipe_from_kafka: Indexing,
     ratio_per_core: f64,
     ratio_wall: f64,
@@ -291,6 +292,7 @@ pub async fn run(args: SearchBenchArgs) -> anyhow::Result<()> {
     println!("drover bench search — broker {label}");
     println!("indexing the same {} generated lines:", report.corpus_lines);
     show("raw tantivy (ceiling)", &report.raw_tantivy);
+    show("parse + schema, no kafka", &report.parse_and_schema_no_kafka);
     show("logpipe from kafka", &report.logpipe_from_kafka);
     println!(
         "  ratio: {:.2}x of raw per core, {:.2}x wall clock (target >= 0.70)",
@@ -324,6 +326,38 @@ async fn measure(
         .collect();
     let lines: Vec<String> = records.iter().map(|r| r.line.clone()).collect();
     let bytes: u64 = lines.iter().map(|l| l.len() as u64).sum();
+
+    // Where the time goes: Drover's parsing and schema on the same writer, without Kafka.
+    eprintln!("parse + schema without kafka: indexing {} records…", records.len());
+    let no_kafka = {
+        let store = LogStore::open(dir.join("nokafka"))?;
+        let recs = records.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Indexing> {
+            let cpu0 = cpu_seconds().unwrap_or_default();
+            let t0 = Instant::now();
+            let mut writers = std::collections::HashMap::new();
+            for rec in &recs {
+                let day = rec.ts.date_naive();
+                let part = store.open_partition(day, true)?.expect("created");
+                let w = match writers.entry(day) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                        part.index
+                            .writer_with_num_threads::<TantivyDocument>(1, 64 << 20)?,
+                    ),
+                };
+                let parsed = parse_line(&rec.line);
+                w.add_document(build_doc(store.fields(), rec, parsed.level, parsed.fields))?;
+            }
+            for (_, mut w) in writers {
+                w.commit()?;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let cpu = cpu_seconds().unwrap_or_default() - cpu0;
+            Ok(indexing(recs.len() as u64, bytes, secs, cpu))
+        })
+        .await??
+    };
 
     eprintln!("raw tantivy: indexing {} lines…", lines.len());
     let raw_dir = dir.join("raw");
@@ -414,6 +448,7 @@ async fn measure(
         ratio_per_core: e2e.mb_per_sec_per_core / raw.mb_per_sec_per_core,
         ratio_wall: e2e.mb_per_sec / raw.mb_per_sec,
         raw_tantivy: raw,
+        parse_and_schema_no_kafka: no_kafka,
         logpipe_from_kafka: e2e,
         search_index_lines: args.search_lines,
         latencies,
