@@ -1,372 +1,13 @@
-//! The scheduler's commands: the roles `drover master` and `drover agent`, the options
-//! `drover up` shares with them, and the clients `drover app …` and `drover node …`.
+//! `drover app …` and `drover node …`: clients of the master's API, with tables or
+//! `--json`, and waiting with progress while a deployment runs.
 use std::{
-    collections::BTreeMap,
-    net::SocketAddr,
     path::{Path, PathBuf},
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use drover_scheduler::{
-    agent::AgentConfig,
-    clock::SystemClock,
-    master::{Master, MasterConfig},
-    metrics::{AgentMetrics, MasterMetrics},
-    model::Resources,
-};
-use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
-use tokio::sync::watch;
-
-use crate::{
-    datadir,
-    http::{self, AppState},
-    telemetry::ProcessMetrics,
-    up::{bind_http, shutdown_signal},
-};
-
-// === options shared with `drover up` ===
-
-/// Master options (also of `drover up`).
-#[derive(Debug, Clone, Args)]
-pub struct MasterOpts {
-    /// A node whose agent has not sent a heartbeat for this long is UNREACHABLE.
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
-    pub heartbeat_timeout: Duration,
-    /// The tasks of an UNREACHABLE node are replaced on other nodes after this long.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub unreachable_replace_after: Duration,
-    /// How often the master reconciles (places missing tasks, kills surplus ones).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
-    pub reconcile_interval: Duration,
-    /// A placed task its agent has not reported within this long is lost (and replaced).
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
-    pub launch_timeout: Duration,
-}
-
-impl MasterOpts {
-    /// The master's config.
-    pub fn config(&self) -> MasterConfig {
-        MasterConfig {
-            heartbeat_timeout: self.heartbeat_timeout,
-            unreachable_replace_after: self.unreachable_replace_after,
-            launch_timeout: self.launch_timeout,
-            ..MasterConfig::default()
-        }
-    }
-
-    /// Open the master's store under `data_dir/scheduler` and register its metrics.
-    pub fn open(&self, data_dir: &Path, registry: &mut Registry) -> anyhow::Result<Master> {
-        let metrics = MasterMetrics::register(
-            registry
-                .sub_registry_with_prefix("drover")
-                .sub_registry_with_prefix("scheduler"),
-        );
-        Master::open(
-            &data_dir.join("scheduler"),
-            self.config(),
-            Arc::new(SystemClock),
-            metrics,
-        )
-        .context("cannot open the scheduler's store (is another drover using this --data-dir?)")
-    }
-}
-
-/// Agent options (also of `drover up`, for its local agent).
-#[derive(Debug, Clone, Args)]
-pub struct AgentOpts {
-    /// This node's ID, unique in the cluster (default: the machine's hostname). Also the
-    /// `hostname` field of constraints.
-    #[arg(long, value_name = "ID", env = "DROVER_NODE_ID")]
-    pub node_id: Option<String>,
-    /// Address tasks on this node are reached at, given to them as HOST (default: the
-    /// machine's hostname).
-    #[arg(long, value_name = "ADDR")]
-    pub advertise_host: Option<String>,
-    /// CPUs offered to tasks (default: this machine's).
-    #[arg(long, value_name = "N")]
-    pub cpus: Option<f64>,
-    /// Memory offered to tasks, MiB (default: this machine's).
-    #[arg(long, value_name = "MIB")]
-    pub mem: Option<f64>,
-    /// Disk offered to tasks, MiB (accounted, not enforced).
-    #[arg(long, value_name = "MIB", default_value_t = 10240.0)]
-    pub disk: f64,
-    /// Host ports tasks may use.
-    #[arg(long, value_name = "LO-HI", default_value = "31000-32000", value_parser = parse_range)]
-    pub port_range: (u16, u16),
-    /// Node attribute for constraints, e.g. rack=r1 (repeat for several).
-    #[arg(long = "attribute", value_name = "KEY=VALUE", value_parser = parse_attribute)]
-    pub attributes: Vec<(String, String)>,
-    /// Time between the agent's heartbeats.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub heartbeat_interval: Duration,
-    /// Image for apps that give only `cmd` (no container.docker.image). It must be on the
-    /// Docker engine: Drover does not pull.
-    #[arg(long, value_name = "IMAGE", default_value = "busybox:latest")]
-    pub default_image: String,
-}
-
-fn parse_range(s: &str) -> Result<(u16, u16), String> {
-    let (lo, hi) = s
-        .split_once('-')
-        .ok_or_else(|| format!("{s:?} is not a port range: use LO-HI, e.g. 31000-32000"))?;
-    let lo: u16 = lo
-        .trim()
-        .parse()
-        .map_err(|_| format!("{lo:?} is not a port"))?;
-    let hi: u16 = hi
-        .trim()
-        .parse()
-        .map_err(|_| format!("{hi:?} is not a port"))?;
-    if lo == 0 || hi < lo {
-        return Err(format!("{s:?}: use LO-HI with 0 < LO <= HI"));
-    }
-    Ok((lo, hi))
-}
-
-fn parse_attribute(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
-    if k.trim().is_empty() {
-        return Err(format!("{s:?}: the key is empty"));
-    }
-    Ok((k.trim().to_string(), v.trim().to_string()))
-}
-
-fn machine_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-fn machine_mem_mib() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| (kb / 1024.0).floor())
-        .unwrap_or(1024.0)
-}
-
-impl AgentOpts {
-    /// The agent's config for this master and Docker engine.
-    pub fn config(&self, master: &str, docker: &str) -> AgentConfig {
-        let hostname = machine_hostname();
-        AgentConfig {
-            master: master.to_string(),
-            node_id: self.node_id.clone().unwrap_or_else(|| hostname.clone()),
-            hostname: self.advertise_host.clone().unwrap_or(hostname),
-            resources: Resources {
-                cpus: self.cpus.unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get() as f64)
-                        .unwrap_or(1.0)
-                }),
-                mem: self.mem.unwrap_or_else(machine_mem_mib),
-                disk: self.disk,
-            },
-            port_range: self.port_range,
-            attributes: self.attributes.iter().cloned().collect::<BTreeMap<_, _>>(),
-            docker: docker.to_string(),
-            heartbeat_interval: self.heartbeat_interval,
-            default_image: self.default_image.clone(),
-            max_parallel_launches: 8,
-        }
-    }
-}
-
-/// Start the agent in the background.
-pub fn spawn_agent(
-    cfg: AgentConfig,
-    registry: &mut Registry,
-    stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    let metrics = AgentMetrics::register(
-        registry
-            .sub_registry_with_prefix("drover")
-            .sub_registry_with_prefix("agent"),
-    );
-    tokio::spawn(async move {
-        if let Err(e) = drover_scheduler::agent::run(cfg, metrics, stop).await {
-            tracing::error!(error = %e, "the agent stopped");
-        }
-    })
-}
-
-/// Publish the master's events to Kafka (`drover.events.v1`, keyed by app or node) until
-/// `stop` turns true.
-pub fn spawn_event_forwarder(
-    master: &Master,
-    brokers: &str,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-    let producer: FutureProducer = drover_kafka::config::producer(brokers, "drover-scheduler")
-        .create()
-        .context("cannot create the scheduler's Kafka producer")?;
-    let mut rx = master.subscribe();
-    Ok(tokio::spawn(async move {
-        loop {
-            let v = tokio::select! {
-                r = rx.recv() => match r {
-                    Ok(v) => v,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "scheduler events not published: the forwarder fell behind");
-                        continue;
-                    }
-                    Err(_) => break,
-                },
-                _ = stop.changed() => break,
-            };
-            let Some(event) = drover_scheduler::events::to_schema_event(&v) else {
-                continue;
-            };
-            let key = drover_scheduler::events::key(&event);
-            let Ok(payload) = serde_json::to_vec(&event) else {
-                continue;
-            };
-            let record = FutureRecord::to(drover_schema::topics::EVENTS)
-                .key(&key)
-                .payload(&payload);
-            if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
-                tracing::warn!(error = %e, kind = %event.kind, "cannot publish a scheduler event");
-            }
-        }
-        let _ = producer.flush(Duration::from_secs(5));
-    }))
-}
-
-// === drover master ===
-
-/// Options of `drover master`.
-#[derive(Debug, Args)]
-pub struct MasterArgs {
-    /// Address of the API (Marathon's /v2, Drover's /v1, /healthz, /metrics).
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "127.0.0.1:8080",
-        env = "DROVER_HTTP"
-    )]
-    pub http: SocketAddr,
-    /// Directory for the scheduler's store (`scheduler/scheduler.redb` inside).
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "./drover-data",
-        env = "DROVER_DATA_DIR"
-    )]
-    pub data_dir: PathBuf,
-    #[command(flatten)]
-    pub opts: MasterOpts,
-}
-
-/// Run the master until Ctrl-C or SIGTERM.
-pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
-    let dir = datadir::prepare(&args.data_dir)?;
-    let listener = bind_http(args.http).await?;
-    let mut registry = Registry::default();
-    let process = ProcessMetrics::register(&mut registry);
-    let master = args.opts.open(&dir, &mut registry)?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let looped = tokio::spawn(master.clone().run(args.opts.reconcile_interval, stop_rx));
-    let state = AppState {
-        registry: Arc::new(registry),
-        process,
-        kafka: "(not used by the master)".into(),
-        broker: None,
-    };
-    println!("drover master is up");
-    println!("  api       http://{}/v2/apps", args.http);
-    println!(
-        "  agents    drover agent --master http://{} --node-id ID",
-        args.http
-    );
-    println!("  store     {}", dir.join("scheduler").display());
-    let closer = master.clone();
-    let served = axum::serve(
-        listener,
-        http::app_with(state, drover_scheduler::api::router(master)),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        closer.close_event_streams();
-    })
-    .await
-    .context("the HTTP server failed");
-    let _ = stop_tx.send(true);
-    let _ = looped.await;
-    served
-}
-
-// === drover agent ===
-
-/// Options of `drover agent`.
-#[derive(Debug, Args)]
-pub struct AgentArgs {
-    /// The master's URL.
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8080",
-        env = "DROVER_MASTER"
-    )]
-    pub master: String,
-    /// Docker engine: unix:///PATH or tcp://HOST:PORT (default: $DOCKER_HOST or the local
-    /// socket).
-    #[arg(
-        long,
-        value_name = "URI",
-        default_value = "",
-        hide_default_value = true
-    )]
-    pub docker: String,
-    /// Address of the agent's /healthz and /metrics.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8083")]
-    pub http: SocketAddr,
-    #[command(flatten)]
-    pub opts: AgentOpts,
-}
-
-/// Run an agent until Ctrl-C or SIGTERM. Its containers keep running when it stops.
-pub async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
-    let listener = bind_http(args.http).await?;
-    let mut registry = Registry::default();
-    let process = ProcessMetrics::register(&mut registry);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let cfg = args.opts.config(&args.master, &args.docker);
-    println!("drover agent {} → master {}", cfg.node_id, args.master);
-    println!(
-        "  offers   {} cpus, {} MiB, ports {}-{}",
-        cfg.resources.cpus, cfg.resources.mem, cfg.port_range.0, cfg.port_range.1
-    );
-    println!("  metrics  http://{}/metrics", args.http);
-    let agent = spawn_agent(cfg, &mut registry, stop_rx);
-    let state = AppState {
-        registry: Arc::new(registry),
-        process,
-        kafka: "(not used by the agent)".into(),
-        broker: None,
-    };
-    let served = axum::serve(listener, http::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed");
-    let _ = stop_tx.send(true);
-    let _ = agent.await;
-    served
-}
 
 // === clients ===
 
@@ -891,7 +532,7 @@ async fn finish(
         let reason = queue["queue"]
             .as_array()
             .and_then(|q| q.iter().find(|e| e["app"]["id"] == json!(id)))
-            .and_then(|e| queue_reason(e));
+            .and_then(queue_reason);
         let line = match reason {
             Some(r) => format!("{id}: {progress}; waiting: {r}"),
             None => format!("{id}: {progress}"),
@@ -1023,30 +664,6 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_and_attributes() {
-        assert_eq!(parse_range("31000-32000").unwrap(), (31000, 32000));
-        assert!(parse_range("5-1").is_err());
-        assert!(parse_range("x").is_err());
-        assert_eq!(
-            parse_attribute("rack=r1").unwrap(),
-            ("rack".into(), "r1".into())
-        );
-        assert!(parse_attribute("rack").is_err());
-    }
-
-    #[test]
-    fn explains_422_by_field() {
-        let v = json!({"message": "Object is not valid", "details": [{"path": "/instances", "errors": ["got -1"]}]});
-        let s = explain(422, &v);
-        assert!(s.contains("/instances: got -1"), "{s}");
-    }
-}
-
 /// `drover app` with its client options.
 #[derive(Debug, Args)]
 pub struct AppArgs {
@@ -1075,12 +692,14 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     node(args.cmd, args.client).await
 }
 
-/// The URL the local agent of `drover up` reaches the master at.
-pub fn local_master_url(http: SocketAddr) -> String {
-    let ip = if http.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
-    } else {
-        http.ip()
-    };
-    format!("http://{}", SocketAddr::new(ip, http.port()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explains_422_by_field() {
+        let v = json!({"message": "Object is not valid", "details": [{"path": "/instances", "errors": ["got -1"]}]});
+        let s = explain(422, &v);
+        assert!(s.contains("/instances: got -1"), "{s}");
+    }
 }

@@ -1,0 +1,136 @@
+//! `drover master` and `drover agent`: the scheduler's roles alone, for many hosts.
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use clap::Args;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use super::{spawn_agent, AgentOpts, MasterOpts};
+use crate::{
+    datadir,
+    http::{self, AppState},
+    telemetry::ProcessMetrics,
+    up::{bind_http, shutdown_signal},
+};
+
+// === drover master ===
+
+/// Options of `drover master`.
+#[derive(Debug, Args)]
+pub struct MasterArgs {
+    /// Address of the API (Marathon's /v2, Drover's /v1, /healthz, /metrics).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        env = "DROVER_HTTP"
+    )]
+    pub http: SocketAddr,
+    /// Directory for the scheduler's store (`scheduler/scheduler.redb` inside).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./drover-data",
+        env = "DROVER_DATA_DIR"
+    )]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub opts: MasterOpts,
+}
+
+/// Run the master until Ctrl-C or SIGTERM.
+pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
+    let dir = datadir::prepare(&args.data_dir)?;
+    let listener = bind_http(args.http).await?;
+    let mut registry = Registry::default();
+    let process = ProcessMetrics::register(&mut registry);
+    let master = args.opts.open(&dir, &mut registry)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let looped = tokio::spawn(master.clone().run(args.opts.reconcile_interval, stop_rx));
+    let state = AppState {
+        registry: Arc::new(registry),
+        process,
+        kafka: "(not used by the master)".into(),
+        broker: None,
+    };
+    println!("drover master is up");
+    println!("  api       http://{}/v2/apps", args.http);
+    println!(
+        "  agents    drover agent --master http://{} --node-id ID",
+        args.http
+    );
+    println!("  store     {}", dir.join("scheduler").display());
+    let closer = master.clone();
+    let served = axum::serve(
+        listener,
+        http::app_with(state, drover_scheduler::api::router(master)),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        closer.close_event_streams();
+    })
+    .await
+    .context("the HTTP server failed");
+    let _ = stop_tx.send(true);
+    let _ = looped.await;
+    served
+}
+
+// === drover agent ===
+
+/// Options of `drover agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The master's URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080",
+        env = "DROVER_MASTER"
+    )]
+    pub master: String,
+    /// Docker engine: unix:///PATH or tcp://HOST:PORT (default: $DOCKER_HOST or the local
+    /// socket).
+    #[arg(
+        long,
+        value_name = "URI",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub docker: String,
+    /// Address of the agent's /healthz and /metrics.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8083")]
+    pub http: SocketAddr,
+    #[command(flatten)]
+    pub opts: AgentOpts,
+}
+
+/// Run an agent until Ctrl-C or SIGTERM. Its containers keep running when it stops.
+pub async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    let listener = bind_http(args.http).await?;
+    let mut registry = Registry::default();
+    let process = ProcessMetrics::register(&mut registry);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let cfg = args.opts.config(&args.master, &args.docker);
+    println!("drover agent {} → master {}", cfg.node_id, args.master);
+    println!(
+        "  offers   {} cpus, {} MiB, ports {}-{}",
+        cfg.resources.cpus, cfg.resources.mem, cfg.port_range.0, cfg.port_range.1
+    );
+    println!("  metrics  http://{}/metrics", args.http);
+    let agent = spawn_agent(cfg, &mut registry, stop_rx);
+    let state = AppState {
+        registry: Arc::new(registry),
+        process,
+        kafka: "(not used by the agent)".into(),
+        broker: None,
+    };
+    let served = axum::serve(listener, http::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed");
+    let _ = stop_tx.send(true);
+    let _ = agent.await;
+    served
+}
