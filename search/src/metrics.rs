@@ -65,9 +65,7 @@ impl LogpipeMetrics {
             filtered: Family::default(),
             dead_lettered: Family::default(),
             commits: Counter::default(),
-            commit_seconds: Histogram::new(
-                [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
-            ),
+            commit_seconds: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             kafka_errors: Counter::default(),
             lag: Family::default(),
             partitions: Gauge::default(),

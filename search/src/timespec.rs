@@ -31,13 +31,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::from_std(d).map_err(|_| format!("the duration {s:?} is too long"))
 }
 
+/// A time range; `None` is open on that side.
+pub type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// Resolves `from`/`to`/`since` into a range; `since` counts back from now.
 pub fn range(
     from: Option<&str>,
     to: Option<&str>,
     since: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), String> {
+) -> Result<Range, String> {
     if since.is_some() && from.is_some() {
         return Err("give either since or from, not both".into());
     }

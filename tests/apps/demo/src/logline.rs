@@ -95,9 +95,9 @@ pub enum Level {
 impl Level {
     /// Every 50th line is an error, every other 10th a warning, the rest info.
     pub fn for_seq(seq: u64) -> Self {
-        if seq % 50 == 0 {
+        if seq.is_multiple_of(50) {
             Self::Error
-        } else if seq % 10 == 0 {
+        } else if seq.is_multiple_of(10) {
             Self::Warn
         } else {
             Self::Info
@@ -157,7 +157,7 @@ impl Tick<'_> {
         let json = match format {
             LogFormat::Plain => false,
             LogFormat::Json => true,
-            LogFormat::Mixed => self.seq % 2 == 0,
+            LogFormat::Mixed => self.seq.is_multiple_of(2),
         };
         if json {
             self.json()
@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn civil_from_days_matches_counting_day_by_day() {
         let days_in = |y: u64, m: u32| match m {
-            2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+            2 if y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400)) => 29,
             2 => 28,
             4 | 6 | 9 | 11 => 30,
             _ => 31,
