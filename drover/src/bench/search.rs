@@ -292,7 +292,10 @@ pub async fn run(args: SearchBenchArgs) -> anyhow::Result<()> {
     println!("drover bench search — broker {label}");
     println!("indexing the same {} generated lines:", report.corpus_lines);
     show("raw tantivy (ceiling)", &report.raw_tantivy);
-    show("parse + schema, no kafka", &report.parse_and_schema_no_kafka);
+    show(
+        "parse + schema, no kafka",
+        &report.parse_and_schema_no_kafka,
+    );
     show("logpipe from kafka", &report.logpipe_from_kafka);
     println!(
         "  ratio: {:.2}x of raw per core, {:.2}x wall clock (target >= 0.70)",
@@ -328,7 +331,10 @@ async fn measure(
     let bytes: u64 = lines.iter().map(|l| l.len() as u64).sum();
 
     // Where the time goes: Drover's parsing and schema on the same writer, without Kafka.
-    eprintln!("parse + schema without kafka: indexing {} records…", records.len());
+    eprintln!(
+        "parse + schema without kafka: indexing {} records…",
+        records.len()
+    );
     let no_kafka = {
         let store = LogStore::open(dir.join("nokafka"))?;
         let recs = records.clone();
