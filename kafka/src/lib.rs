@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod deadletter;
 pub mod embedded;
 mod error;
 

@@ -20,8 +20,8 @@ use std::{
 use drover_schema::{MetricRecord, SchemaError};
 use rdkafka::{
     consumer::{BaseConsumer, CommitMode, Consumer},
-    message::{BorrowedMessage, Header, OwnedHeaders},
-    producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer},
+    message::BorrowedMessage,
+    producer::{DefaultProducerContext, Producer, ThreadedProducer},
     Message, Offset, TopicPartitionList,
 };
 
@@ -238,26 +238,16 @@ impl State {
             detail,
             "bad metrics sample dropped: sent to the dead-letter topic"
         );
-        let source = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "drover-error",
-                value: Some(reason),
-            })
-            .insert(Header {
-                key: "drover-detail",
-                value: Some(detail),
-            })
-            .insert(Header {
-                key: "drover-source",
-                value: Some(&source),
-            });
-        let record = BaseRecord::to(&ingest.cfg.dead_letter_topic)
-            .payload(msg.payload().unwrap_or_default())
-            .key(msg.key().unwrap_or_default())
-            .headers(headers);
-        if let Err((e, _)) = self.dead_letters.send(record) {
-            tracing::error!(error = %e, source, "cannot queue the dead letter");
+        if let Err(e) = drover_kafka::deadletter::send(
+            &self.dead_letters,
+            &ingest.cfg.dead_letter_topic,
+            msg,
+            reason,
+            detail,
+        ) {
+            // The queue is full or the message too large: it still is not stored; the count
+            // above and this log say so.
+            tracing::error!(error = %e, partition = msg.partition(), offset = msg.offset(), "cannot queue the dead letter");
         }
     }
 

@@ -20,8 +20,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use drover_schema::LogRecord;
 use rdkafka::{
     consumer::{BaseConsumer, CommitMode, Consumer},
-    message::{BorrowedMessage, Header, OwnedHeaders},
-    producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer},
+    message::BorrowedMessage,
+    producer::{DefaultProducerContext, Producer, ThreadedProducer},
     Message, Offset, TopicPartitionList,
 };
 use serde_json::{Map, Value};
@@ -396,30 +396,16 @@ impl State {
             detail,
             "malformed message: sent to the dead-letter topic"
         );
-        let source = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "drover-error",
-                value: Some(reason),
-            })
-            .insert(Header {
-                key: "drover-detail",
-                value: Some(detail),
-            })
-            .insert(Header {
-                key: "drover-source",
-                value: Some(&source),
-            });
-        let payload = msg.payload().unwrap_or_default();
-        let key = msg.key().unwrap_or_default();
-        let record = BaseRecord::to(&pipe.cfg.dead_letter_topic)
-            .payload(payload)
-            .key(key)
-            .headers(headers);
-        if let Err((e, _)) = self.dead_letters.send(record) {
-            // The queue is full or the message too large: it still is not indexed; the count
+        if let Err(e) = drover_kafka::deadletter::send(
+            &self.dead_letters,
+            &pipe.cfg.dead_letter_topic,
+            msg,
+            reason,
+            detail,
+        ) {
+            // The queue is full or the message too large: it still is not stored; the count
             // above and this log say so.
-            tracing::error!(error = %e, source, "cannot queue the dead letter");
+            tracing::error!(error = %e, partition = msg.partition(), offset = msg.offset(), "cannot queue the dead letter");
         }
     }
 
