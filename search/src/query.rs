@@ -858,11 +858,7 @@ impl SegmentCollector for LevelHistogramSegment {
         let Some(ts) = self.ts.as_ref().and_then(|c| c.first(doc)) else {
             return;
         };
-        let level = self
-            .level
-            .as_ref()
-            .and_then(|c| c.first(doc))
-            .unwrap_or(0);
+        let level = self.level.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
         self.add(ts.into_timestamp_nanos(), level);
     }
 
