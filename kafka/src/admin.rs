@@ -115,3 +115,40 @@ pub fn default_topics(partitions: i32) -> Vec<TopicSpec> {
         })
         .collect()
 }
+
+/// Blocks until `topic` exists and returns its partition IDs, retrying every second while
+/// the broker is down or the topic is missing (each failure is passed to `on_error`, then
+/// logged). Returns `None` as soon as `stop` is set. For consumers that assign partitions
+/// themselves (the logpipe, the metrics store).
+pub fn wait_for_partitions(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+    stop: &std::sync::atomic::AtomicBool,
+    mut on_error: impl FnMut(),
+) -> Option<Vec<i32>> {
+    use rdkafka::consumer::Consumer;
+    loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(md) => {
+                let ids: Vec<i32> = md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+                    .unwrap_or_default();
+                if !ids.is_empty() {
+                    return Some(ids);
+                }
+                tracing::warn!(topic, "the topic does not exist yet; waiting");
+            }
+            Err(e) => {
+                on_error();
+                tracing::warn!(error = %e, topic, "cannot read Kafka metadata; retrying");
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

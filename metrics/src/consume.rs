@@ -142,29 +142,12 @@ impl State {
         let dead_letters: ThreadedProducer<DefaultProducerContext> =
             drover_kafka::config::producer(&cfg.brokers, "drover-metrics-store-deadletter")
                 .create()?;
-        let partitions = loop {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(None);
-            }
-            match consumer.fetch_metadata(Some(&cfg.topic), Duration::from_secs(5)) {
-                Ok(md) => {
-                    let ids: Vec<i32> = md
-                        .topics()
-                        .iter()
-                        .find(|t| t.name() == cfg.topic)
-                        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-                        .unwrap_or_default();
-                    if !ids.is_empty() {
-                        break ids;
-                    }
-                    tracing::warn!(topic = %cfg.topic, "the metrics topic does not exist yet; waiting");
-                }
-                Err(e) => {
-                    ingest.metrics.kafka_errors.inc();
-                    tracing::warn!(error = %e, brokers = %cfg.brokers, "cannot read Kafka metadata; retrying");
-                }
-            }
-            std::thread::sleep(Duration::from_secs(1));
+        let Some(partitions) =
+            drover_kafka::admin::wait_for_partitions(&consumer, &cfg.topic, stop, || {
+                ingest.metrics.kafka_errors.inc();
+            })
+        else {
+            return Ok(None); // stopped before the topic appeared
         };
         // Every partition, from the group's committed offsets (the acknowledged position).
         let mut tpl = TopicPartitionList::new();

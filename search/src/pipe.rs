@@ -172,29 +172,12 @@ impl State {
             drover_kafka::config::producer(&cfg.brokers, "drover-logpipe-deadletter").create()?;
 
         // Wait for the topic (the broker may be starting, or down).
-        let partitions = loop {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(None);
-            }
-            match consumer.fetch_metadata(Some(&cfg.topic), Duration::from_secs(5)) {
-                Ok(md) => {
-                    let n = md
-                        .topics()
-                        .iter()
-                        .find(|t| t.name() == cfg.topic)
-                        .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
-                        .unwrap_or_default();
-                    if !n.is_empty() {
-                        break n;
-                    }
-                    tracing::warn!(topic = %cfg.topic, "the logs topic does not exist yet; waiting");
-                }
-                Err(e) => {
-                    pipe.metrics.kafka_errors.inc();
-                    tracing::warn!(error = %e, brokers = %cfg.brokers, "cannot read Kafka metadata; retrying");
-                }
-            }
-            std::thread::sleep(Duration::from_secs(1));
+        let Some(partitions) =
+            drover_kafka::admin::wait_for_partitions(&consumer, &cfg.topic, stop, || {
+                pipe.metrics.kafka_errors.inc();
+            })
+        else {
+            return Ok(None); // stopped before the topic appeared
         };
 
         let mut part_cps = HashMap::new();
