@@ -51,13 +51,7 @@ impl Cursor {
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{:x}", self.ts_nsv(), self.uid)
-    }
-}
-
-impl Cursor {
-    fn ts_nsv(&self) -> i64 {
-        self.ts_ns
+        write!(f, "{}-{:x}", self.ts_ns, self.uid)
     }
 }
 
