@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what Drover needs and is missing on this machine; quick when nothing is.
-#  - Debian packages: promtool (prometheus), busybox-static (test image), build tools
+#  - Debian packages: promtool (prometheus), busybox-static (test image), build tools,
+#    chromium + chromium-driver (the dashboards' headless browser tests)
 #  - tansu, the embedded Kafka-protocol broker, into $DROVER_TOOLS (outside the clone)
 #  - Python's confluent-kafka (benchmark baseline and third-party client tests) and marathon
-#    (a third-party Marathon client the scheduler's tests drive)
+#    (a third-party Marathon client the scheduler's tests drive), selenium (browser tests)
 # The Docker engine must already be running (it is on this machine kind).
 set -euo pipefail
 TOOLS="${DROVER_TOOLS:-$HOME/.cache/drover/tools}"
@@ -12,7 +13,8 @@ say() { echo "==> $*" >&2; }
 
 # --- Debian packages ---------------------------------------------------------------------
 need=()
-for pkg in prometheus busybox-static gcc g++ make perl pkg-config python3 curl; do
+for pkg in prometheus busybox-static gcc g++ make perl pkg-config python3 curl \
+  chromium chromium-driver fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -46,6 +48,12 @@ if ! python3 -c 'import marathon' >/dev/null 2>&1; then
   say "installing Python marathon (third-party Marathon client for the scheduler's tests)"
   python3 -m pip install --quiet --disable-pip-version-check marathon \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages marathon
+fi
+
+if ! python3 -c 'import selenium' >/dev/null 2>&1; then
+  say "installing Python selenium (drives chromium in the dashboards' browser tests)"
+  python3 -m pip install --quiet --disable-pip-version-check selenium \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages selenium
 fi
 
 # --- Docker ------------------------------------------------------------------------------

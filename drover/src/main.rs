@@ -4,7 +4,9 @@
 mod bench;
 mod broker_cmd;
 mod collector_cmd;
+mod dashboards_cmd;
 mod datadir;
+mod demo;
 mod http;
 mod logs_cmd;
 mod metrics_cmd;
@@ -61,6 +63,9 @@ enum Command {
     App(scheduler_cmd::AppArgs),
     /// List, cordon, uncordon, drain and remove nodes (client of the master).
     Node(scheduler_cmd::NodeArgs),
+    /// Serve only the web UI, its pages backed by the APIs of other hosts' roles (a proxy to
+    /// --search, --metrics and --master), for a multi-host setup.
+    Dashboards(dashboards_cmd::DashboardsArgs),
     /// Measure Drover's components on this machine and print the figures (and the baseline
     /// the issue names, measured in the same run).
     #[command(subcommand)]
@@ -94,6 +99,7 @@ fn main() -> ExitCode {
             Command::Logs(cmd) => logs_cmd::client(cmd).await,
             Command::MetricsStore(args) => metrics_cmd::run(args).await,
             Command::Metrics(cmd) => metrics_cmd::client(cmd).await,
+            Command::Dashboards(args) => dashboards_cmd::run(args).await,
         }
     });
     match result {

@@ -80,6 +80,10 @@ pub struct UpArgs {
     pub no_metrics_store: bool,
     #[command(flatten)]
     pub metrics: MetricsOpts,
+    /// Deploy the demo app (/demo: two instances of drover-demo:latest logging and serving a
+    /// little generated traffic), to see live logs and charts without writing any config.
+    #[arg(long, conflicts_with = "no_scheduler")]
+    pub demo: bool,
 }
 
 /// Run `drover up` until Ctrl-C or SIGTERM.
@@ -87,6 +91,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Bad config files are reported before anything starts.
     if !args.no_logpipe {
         args.logpipe.config("")?;
+    }
+    if args.demo {
+        crate::demo::check_image(&args.collector.docker).await?;
     }
     let data_dir = datadir::prepare(&args.data_dir)?;
     let listener = bind_http(args.http).await?;
@@ -205,6 +212,13 @@ async fn serve(
         extra = extra.merge(drover_scheduler::api::router(master.clone()));
         Some((looped, agent, node_id, master))
     };
+    // The web UI at /, told which parts this server has.
+    extra = extra.merge(drover_dashboards::router(drover_dashboards::UiConfig {
+        logs: true,
+        metrics: !args.no_metrics_store,
+        scheduler: !args.no_scheduler,
+        ..drover_dashboards::UiConfig::all()
+    }));
     let state = AppState {
         registry: Arc::new(registry),
         process,
@@ -216,7 +230,10 @@ async fn serve(
         None => format!("{kafka} (external cluster)"),
     };
     println!("drover is up");
-    println!("  ui and api  http://{}/", args.http);
+    println!(
+        "  ui          http://{}/   (logs, apps, nodes, events)",
+        args.http
+    );
     println!("  kafka       {broker_line}");
     println!("  data dir    {}", data_dir.display());
     if !args.no_collector {
@@ -243,6 +260,17 @@ async fn serve(
             args.http
         );
     }
+    let demo = args.demo.then(|| {
+        let base = scheduler_cmd::local_master_url(args.http);
+        println!(
+            "  demo        deploying {} ({}) with a little traffic: open http://{}/#/app{}",
+            crate::demo::APP_ID,
+            crate::demo::IMAGE,
+            args.http,
+            crate::demo::APP_ID
+        );
+        crate::demo::spawn(base, stop_tx.subscribe())
+    });
     println!("press Ctrl-C to stop");
     let served = axum::serve(listener, http::app_with(state, extra))
         .with_graceful_shutdown({
@@ -258,6 +286,9 @@ async fn serve(
         .await
         .context("the HTTP server failed");
     let _ = stop_tx.send(true);
+    if let Some(d) = demo {
+        let _ = d.await;
+    }
     if let Some(c) = collector {
         let _ = c.await;
     }

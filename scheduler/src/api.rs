@@ -126,6 +126,7 @@ pub fn router(master: Master) -> Router {
         .route("/v2/queue", get(queue))
         .route("/v2/queue/{*id}", axum::routing::delete(queue_reset_delay))
         .route("/v2/events", get(events))
+        .route("/v1/events", get(recent_events))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{id}", get(node_get).delete(node_remove))
         .route("/v1/nodes/{id}/{action}", post(node_action))
@@ -737,6 +738,37 @@ async fn events(
     Sse::new(first.chain(rest).take_until(m.closing())).keep_alive(KeepAlive::default())
 }
 
+/// `GET /v1/events?limit=N&event_type=T`: the latest events (the master keeps 1,000),
+/// newest first — a timeline for the dashboards, where `/v2/events` only streams what comes.
+async fn recent_events(State(m): State<Master>, RawQuery(q): RawQuery) -> ApiResult {
+    let limit = match query_values(&q, "limit").first() {
+        None => 200,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=crate::master::RECENT_EVENTS).contains(&n) => n,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "limit must be a number from 1 to {}, not {v:?}",
+                        crate::master::RECENT_EVENTS
+                    ),
+                ))
+            }
+        },
+    };
+    let wanted = query_values(&q, "event_type");
+    let events: Vec<Value> = m
+        .recent_events(crate::master::RECENT_EVENTS)
+        .into_iter()
+        .filter(|e| {
+            wanted.is_empty() || wanted.contains(&e["eventType"].as_str().unwrap_or_default())
+        })
+        .take(limit)
+        .map(|e| (*e).clone())
+        .collect();
+    Ok(Json(json!({ "events": events })).into_response())
+}
+
 fn attached_event(v: Value) -> Result<Event, Infallible> {
     Ok(Event::default()
         .event("event_stream_attached")
@@ -934,6 +966,32 @@ mod tests {
         let (st, v) = call(&r, "GET", "/v2/apps/shop/web", Value::Null).await;
         assert_eq!(st, StatusCode::NOT_FOUND);
         assert_eq!(v["message"], "App '/shop/web' does not exist");
+    }
+
+    #[tokio::test]
+    async fn recent_events_newest_first_with_limit_and_type() {
+        let r = router(master());
+        for id in ["/e1", "/e2"] {
+            let (st, v) = call(&r, "POST", "/v2/apps", json!({"id": id, "cmd": "x"})).await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+        }
+        let (st, v) = call(&r, "GET", "/v1/events", Value::Null).await;
+        assert_eq!(st, StatusCode::OK);
+        let evs = v["events"].as_array().unwrap();
+        assert!(evs.len() >= 2, "{v}");
+        let (_, v) = call(
+            &r,
+            "GET",
+            "/v1/events?event_type=api_post_event&limit=1",
+            Value::Null,
+        )
+        .await;
+        let evs = v["events"].as_array().unwrap();
+        assert_eq!(evs.len(), 1, "{v}");
+        assert_eq!(evs[0]["appDefinition"]["id"], "/e2", "newest first: {v}");
+        let (st, v) = call(&r, "GET", "/v1/events?limit=0", Value::Null).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(v["message"].as_str().unwrap().contains("limit"), "{v}");
     }
 
     #[tokio::test]

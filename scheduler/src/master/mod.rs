@@ -18,6 +18,9 @@ use crate::{
     store::{Snapshot, Store},
 };
 
+/// How many events [`Master::recent_events`] keeps.
+pub const RECENT_EVENTS: usize = 1000;
+
 /// The master: cheap to clone, shared by the API handlers and the loop.
 #[derive(Debug, Clone)]
 pub struct Master {
@@ -30,6 +33,8 @@ struct Inner {
     store: Option<Store>,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<Arc<Value>>,
+    /// The latest events, oldest first, for timelines (`/v1/events`).
+    recent: std::sync::Mutex<std::collections::VecDeque<Arc<Value>>>,
     closing: watch::Sender<bool>,
     metrics: MasterMetrics,
     started_at: DateTime<Utc>,
@@ -98,6 +103,9 @@ impl Master {
                 store,
                 clock,
                 events,
+                recent: std::sync::Mutex::new(std::collections::VecDeque::with_capacity(
+                    RECENT_EVENTS,
+                )),
                 closing,
                 metrics,
                 started_at: now,
@@ -155,10 +163,24 @@ impl Master {
             }
             (result, std::mem::take(&mut s.events))
         };
-        for e in events {
-            let _ = self.inner.events.send(Arc::new(e));
+        if !events.is_empty() {
+            let mut recent = self.inner.recent.lock().expect("recent events lock");
+            for e in events {
+                let e = Arc::new(e);
+                if recent.len() == RECENT_EVENTS {
+                    recent.pop_front();
+                }
+                recent.push_back(Arc::clone(&e));
+                let _ = self.inner.events.send(e);
+            }
         }
         result
+    }
+
+    /// The latest `limit` events (at most the last 1,000 kept in memory), newest first.
+    pub fn recent_events(&self, limit: usize) -> Vec<Arc<Value>> {
+        let recent = self.inner.recent.lock().expect("recent events lock");
+        recent.iter().rev().take(limit).cloned().collect()
     }
 
     /// Events as they happen (Marathon event JSON with `eventType`).

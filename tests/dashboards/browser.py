@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Clicks through Drover's web UI in headless Chromium (Debian's chromium + chromium-driver)
+against a running `drover up --demo`, asserting what a user would see, saving a screenshot
+of each page, and printing the figures as one JSON line prefixed `RESULT `.
+
+Run by tests/tests/dashboards.rs, which starts drover up, waits for the demo app, and
+afterwards checks on the Docker engine that the scale click changed the running containers.
+
+    browser.py --base http://127.0.0.1:PORT --app /demo --echo HOST:PORT \
+               --token TOKEN --printed-ms EPOCH_MS --shots DIR
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = os.environ.get("DROVER_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("DROVER_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+def log(*a):
+    print("browser:", *a, file=sys.stderr, flush=True)
+
+
+def driver():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
+        opts.add_argument(arg)
+    d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    d.set_page_load_timeout(30)
+    return d
+
+
+def wait(d, what, cond, timeout=20.0):
+    try:
+        return WebDriverWait(d, timeout, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(lambda _: cond())
+    except TimeoutException:
+        shot(d, "failed-" + what.replace(" ", "-")[:40])
+        banner = d.find_elements(By.ID, "error")
+        err = banner[0].text if banner and banner[0].is_displayed() else ""
+        raise AssertionError(f"timed out waiting for {what} (url {d.current_url}; error banner: {err!r})")
+
+
+SHOTS = "."
+
+
+def shot(d, name):
+    path = os.path.join(SHOTS, name + ".png")
+    d.save_screenshot(path)
+    log("screenshot", path)
+    return path
+
+
+def css(d, sel):
+    return d.find_elements(By.CSS_SELECTOR, sel)
+
+
+def echo(endpoint, line):
+    urllib.request.urlopen(f"http://{endpoint}/echo?line={urllib.parse.quote(line)}", timeout=5).read()
+
+
+def open_page(d, url):
+    # A hash change alone does not reload the page: go through about:blank so each visit
+    # is a fresh page load.
+    d.get("about:blank")
+    d.get(url)
+
+
+def main():
+    global SHOTS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--app", required=True)
+    ap.add_argument("--echo", required=True, help="host:port of one demo instance")
+    ap.add_argument("--token", required=True)
+    ap.add_argument("--printed-ms", type=int, required=True)
+    ap.add_argument("--shots", required=True)
+    ap.add_argument("--scale-to", type=int, default=3)
+    a = ap.parse_args()
+    SHOTS = a.shots
+    os.makedirs(SHOTS, exist_ok=True)
+    base = a.base.rstrip("/")
+    result = {}
+    d = driver()
+    try:
+        # --- the logs page finds the token -----------------------------------------------
+        found_after = None
+        deadline = a.printed_ms / 1000 + 30
+        while time.time() < deadline:
+            open_page(d, f"{base}/#/logs?q={a.token}&since=15m")
+            wait(d, "search results", lambda: css(d, "#results[data-state]"))
+            rows = [r for r in css(d, "#results .log-row") if a.token in r.text]
+            if rows:
+                found_after = time.time() * 1000 - a.printed_ms
+                break
+            time.sleep(0.3)
+        assert found_after is not None, f"token {a.token} not found within 30 s of being printed"
+        result["token_found_after_ms"] = round(found_after)
+        log(f"token found {found_after:.0f} ms after it was printed")
+        marks = css(d, "#results .log-row mark")
+        assert any(a.token.lower() in m.text.lower() for m in marks), "the token is highlighted"
+
+        # --- page load: the logs page with 100 results -----------------------------------
+        loads = []
+        for _ in range(5):
+            open_page(d, f"{base}/#/logs?since=1h")
+            ready = wait(d, "logs ready", lambda: d.execute_script("return document.body.dataset.logsReadyMs"))
+            n = len(css(d, "#results .log-row"))
+            assert n >= 100, f"the first page shows 100 lines, not {n}"
+            loads.append(float(ready))
+        result["logs_page_load_ms"] = {"runs": loads, "median": statistics.median(loads)}
+        log(f"logs page with 100 results: median {statistics.median(loads):.0f} ms {loads}")
+
+        # --- histogram, line details, filters, context ------------------------------------
+        open_page(d, f"{base}/#/logs?app={a.app}&since=15m")
+        wait(d, "histogram bars", lambda: css(d, "#histogram svg rect.bar"))
+        bars = len(css(d, "#histogram svg rect.bar"))
+        wait(d, "results", lambda: css(d, "#results .log-row"))
+        summary = d.find_element(By.ID, "summary").text
+        assert "lines" in summary, summary
+        first = css(d, "#results .log-row")[0]
+        first.click()
+        wait(d, "line details", lambda: css(d, "#results .details tr[data-field]"))
+        fields = [r.get_attribute("data-field") for r in css(d, "#results .details tr[data-field]")]
+        for f in ("ts", "app", "host", "container_name", "stream", "seq"):
+            assert f in fields, f"details show {f}: {fields}"
+        result["detail_fields"] = len(fields)
+        css(d, "#results .details .show-context")[0].click()
+        wait(d, "context lines", lambda: css(d, "#results .details .context .log-row.here"))
+        result["context_lines"] = len(css(d, "#results .details .context .log-row"))
+        shot(d, "logs")
+        # Filter out by stream (a value every line has): the query gains -stream:"...".
+        row = [r for r in css(d, "#results .details tr[data-field]") if r.get_attribute("data-field") == "stream"][0]
+        stream = row.find_elements(By.CSS_SELECTOR, "td.v")[0].text
+        row.find_element(By.CSS_SELECTOR, ".filter-out").click()
+        wait(d, "filter-out in the URL", lambda: "stream%3A" in d.current_url or "stream:" in d.current_url)
+        wait(d, "filtered results", lambda: css(d, "#results[data-state]"))
+        assert d.find_element(By.ID, "q").get_attribute("value") == f'-stream:"{stream}"', d.find_element(By.ID, "q").get_attribute("value")
+        # Drag across the histogram to zoom: the view gets an absolute from/to.
+        open_page(d, f"{base}/#/logs?app={a.app}&since=15m")
+        svg = wait(d, "histogram", lambda: css(d, "#histogram svg"))[0]
+        w = svg.size["width"]
+        ActionChains(d).move_to_element_with_offset(svg, int(-w * 0.2), 0).click_and_hold() \
+            .move_by_offset(int(w * 0.3), 0).release().perform()
+        wait(d, "zoomed URL", lambda: "from=" in d.current_url and "to=" in d.current_url)
+        wait(d, "zoomed results", lambda: css(d, "#results[data-state]"))
+        assert d.find_element(By.ID, "range").get_attribute("value") == "custom"
+        result["histogram_bars"] = bars
+
+        # --- live tail with pause/resume --------------------------------------------------
+        open_page(d, f"{base}/#/logs?app={a.app}&since=15m")
+        wait(d, "results", lambda: css(d, "#results[data-state]"))
+        d.find_element(By.ID, "live").click()
+        time.sleep(1.0)  # the stream is open
+        live_token = a.token + "-live"
+        echo(a.echo, live_token)
+        wait(d, "the live line", lambda: any(live_token in r.text for r in css(d, "#tail .log-row")), 20)
+        d.find_element(By.ID, "pause").click()
+        paused_token = a.token + "-paused"
+        echo(a.echo, paused_token)
+        wait(d, "the paused counter", lambda: "new" in d.find_element(By.ID, "pause").text, 20)
+        assert not any(paused_token in r.text for r in css(d, "#tail .log-row")), "paused: no new rows"
+        d.find_element(By.ID, "pause").click()
+        wait(d, "the held line after resume", lambda: any(paused_token in r.text for r in css(d, "#tail .log-row")))
+        shot(d, "logs-live")
+        d.find_element(By.ID, "live").click()
+
+        # --- apps and an app ----------------------------------------------------------------
+        open_page(d, f"{base}/#/apps")
+        wait(d, "apps table", lambda: css(d, f'#apps tr[data-app="{a.app}"]'))
+        shot(d, "apps")
+        open_page(d, f"{base}/#/app{a.app}")
+        wait(d, "tasks", lambda: len(css(d, "#tasks tr[data-task]")) >= 2)
+        before = int(d.find_element(By.ID, "tasks").get_attribute("data-running"))
+        # Charts with data (stats come every few seconds; the page refreshes them).
+        wait(d, "a CPU chart with data",
+             lambda: any(int(s.get_attribute("data-points") or 0) > 0
+                         for s in css(d, '.chart-panel[data-metric="cpu_pct"] svg')), 60)
+        wait(d, "an RSS chart with data",
+             lambda: any(int(s.get_attribute("data-points") or 0) > 0
+                         for s in css(d, '.chart-panel[data-metric="rss_pct"] svg')), 30)
+        result["cpu_chart_points"] = int(css(d, '.chart-panel[data-metric="cpu_pct"] svg')[0].get_attribute("data-points"))
+        wait(d, "recent logs", lambda: css(d, "#app-logs .log-row"))
+        shot(d, "app")
+        # Scale with the dialog.
+        d.find_element(By.ID, "scale").click()
+        box = wait(d, "scale dialog", lambda: [e for e in css(d, "#dialog #instances") if e.is_displayed()])[0]
+        box.clear()
+        box.send_keys(str(a.scale_to))
+        shot(d, "app-scale-dialog")
+        d.find_element(By.ID, "dialog-ok").click()
+        wait(d, f"{a.scale_to} running tasks",
+             lambda: d.find_element(By.ID, "tasks").get_attribute("data-running") == str(a.scale_to), 60)
+        result["running_before_scale"] = before
+        result["running_after_scale"] = a.scale_to
+        shot(d, "app-scaled")
+
+        # --- nodes and events ---------------------------------------------------------------
+        open_page(d, f"{base}/#/nodes")
+        wait(d, "nodes", lambda: css(d, "#nodes tr[data-node]"))
+        node_text = css(d, "#nodes tr[data-node]")[0].text
+        assert "free" in node_text and "ACTIVE" in node_text, node_text
+        shot(d, "nodes")
+        open_page(d, f"{base}/#/events")
+        wait(d, "events", lambda: css(d, '#events .ev[data-type="status_update_event"]'))
+        result["events"] = len(css(d, "#events .ev"))
+        shot(d, "events")
+        # The browser reported no JavaScript errors.
+        try:
+            errors = [e for e in d.get_log("browser") if e.get("level") == "SEVERE"]
+        except Exception:  # noqa: BLE001 - not every driver keeps the log
+            errors = []
+        result["console_errors"] = [e.get("message") for e in errors]
+    finally:
+        d.quit()
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
