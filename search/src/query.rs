@@ -657,7 +657,15 @@ fn parse_query(part: &Partition, f: &LogFields, text: &str) -> Result<Box<dyn Qu
     let mut parser = QueryParser::for_index(&part.index, vec![f.message]);
     parser.set_conjunction_by_default();
     parser.allow_regexes();
-    parser.parse_query(&rewritten).map_err(|e| {
+    let parsed = match parser.parse_query(&rewritten) {
+        // Only exclusions (`-stream:stdout`, `NOT healthz`): everything but those, as
+        // Lucene users expect, instead of Tantivy's refusal.
+        Err(tantivy::query::QueryParserError::AllButQueryForbidden) => {
+            parser.parse_query(&format!("* {rewritten}"))
+        }
+        other => other,
+    };
+    parsed.map_err(|e| {
         SearchError::Query(format!(
             "{e} in {text:?}; examples: timeout, \"connection refused\", level:error AND app:shop, status:[500 TO 599], NOT healthz"
         ))

@@ -116,6 +116,9 @@ fn query_semantics_table() {
         ("NOT level:error AND connection", &["c3#1", "c2#3"]),
         ("container:c3", &["c3#3", "c3#2", "c3#1"]),
         ("stream:stderr", &["c2#4"]),
+        // Only exclusions (the UI's "filter out" on an empty query): everything else.
+        ("-stream:stdout", &["c2#4"]),
+        ("NOT stream:stdout", &["c2#4"]),
         ("nothingmatchesthis", &[]),
         (
             "ts:[2026-11-22T00:00:02Z TO *]",
