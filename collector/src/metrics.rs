@@ -24,6 +24,20 @@ pub struct ErrorLabel {
     pub kind: String,
 }
 
+/// The kinds of [`CollectorMetrics::errors`].
+pub const ERROR_KINDS: [&str; 10] = [
+    "docker_events",
+    "docker_out_of_order",
+    "docker_replay",
+    "docker_stream",
+    "frame",
+    "kafka_delivery",
+    "kafka_producer_renewed",
+    "kafka_send",
+    "kafka_stats",
+    "stats",
+];
+
 /// Counters and gauges of one collector.
 #[derive(Debug, Clone, Default)]
 pub struct CollectorMetrics {
@@ -93,6 +107,10 @@ impl CollectorMetrics {
             Unit::Seconds,
             m.lag.clone(),
         );
+        // Every kind starts at 0, so dashboards and alerts see the series from the start.
+        for kind in ERROR_KINDS {
+            m.errors(kind);
+        }
         m
     }
 

@@ -410,11 +410,12 @@
     const tbody = h('tbody');
     const tasks = h('table', { id: 'tasks' }, h('thead', {}, h('tr', {},
       h('th', {}, 'Task'), h('th', {}, 'Node'), h('th', {}, 'Host:ports'), h('th', {}, 'State'), h('th', {}, 'Health'), h('th', { class: 'num' }, 'Uptime'))), tbody);
+    // [key, title, unit, [[metric, agg, series suffix], ...]]
     const chartDefs = [
-      ['cpu_pct', 'CPU %', '%', 'mean'],
-      ['rss_pct', 'RSS % of memory limit', '%', 'mean'],
-      ['blkio_write_bytes', 'Block I/O written', 'bytes/s', 'rate'],
-      ['blkio_read_bytes', 'Block I/O read', 'bytes/s', 'rate'],
+      ['cpu_pct', 'CPU %', '%', [['cpu_pct', 'mean', '']]],
+      ['rss_pct', 'RSS % of memory limit', '%', [['rss_pct', 'mean', '']]],
+      ['blkio', 'Block I/O (read, write)', 'bytes/s', [['blkio_read_bytes', 'rate', ' read'], ['blkio_write_bytes', 'rate', ' write']]],
+      ['net', 'Network (rx, tx)', 'bytes/s', [['net_rx_bytes', 'rate', ' rx'], ['net_tx_bytes', 'rate', ' tx']]],
     ];
     const chartEls = chartDefs.map(([m, label]) => h('div', { class: 'panel chart-panel', dataset: { metric: m } }, h('h3', {}, label), h('div', { class: 'chart-box' })));
     const since = h('select', { id: 'chart-range' }, ['15m', '1h', '6h', '24h'].map(v => h('option', { value: v }, 'last ' + v)));
@@ -450,13 +451,13 @@
 
     async function loadCharts() {
       if (!config.metrics) { chartEls.forEach(c => { c.lastChild.textContent = 'No metrics store on this server.'; }); return; }
-      await Promise.all(chartDefs.map(async ([metric, , unit, agg], i) => {
+      await Promise.all(chartDefs.map(async ([, , unit, queries], i) => {
         const box = chartEls[i].lastChild;
         try {
-          const res = await api('/api/metrics/query?' + qs({ metric, app: id, by: 'instance', since: since.value, agg }));
+          const answers = await Promise.all(queries.map(([metric, agg]) => api('/api/metrics/query?' + qs({ metric, app: id, by: 'instance', since: since.value, agg }))));
+          const series = answers.flatMap((res, j) => res.series.map(s => ({ name: (s.labels.instance || '(app)') + queries[j][2], points: s.points })));
           const now = Date.now();
-          charts.line(box, res.series.map(s => ({ name: s.labels.instance || '(app)', points: s.points })),
-            { unit, from: Date.parse(res.from) || now - 900e3, to: Date.parse(res.to) || now });
+          charts.line(box, series, { unit, from: Date.parse(answers[0].from) || now - 900e3, to: Date.parse(answers[0].to) || now });
           chartEls[i].dataset.state = 'ready';
         } catch (e) { box.textContent = e.message; }
       }));
@@ -470,7 +471,7 @@
         if (!page.hits.length) logs.append(h('div', { class: 'empty' }, 'No lines in the last hour.'));
         for (const hit of page.hits) {
           logs.append(h('a', { class: 'log-row', href: logsHash({ q: '', since: '', from: new Date(Date.parse(hit.ts) - 60e3).toISOString(), to: new Date(Date.parse(hit.ts) + 60e3).toISOString(), app: id, host: '', level: '', stream: '', container: '' }) },
-            h('span', {}, fmtTs(hit.ts)), h('span', {}, hit.level ? h('span', { class: 'badge ' + hit.level }, hit.level) : ''),
+            h('span', { class: 'ts' }, fmtTs(hit.ts)), h('span', {}, hit.level ? h('span', { class: 'badge ' + hit.level }, hit.level) : ''),
             h('span', { class: 'app' }, hit.container_name), h('span', { class: 'msg' }, hit.line)));
         }
       } catch (e) { logs.textContent = e.message; }

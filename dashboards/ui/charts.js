@@ -71,7 +71,9 @@
     const t0 = opts.from || Math.min(...all.map(p => p[0]));
     const t1 = opts.to || Math.max(...all.map(p => p[0]));
     const span = Math.max(t1 - t0, 1);
-    const { max, step } = niceScale(Math.max(...all.map(p => p[1])), 4);
+    // Byte scales start at 4 B so a flat zero line gets distinct tick labels.
+    const floor = String(opts.unit || '').startsWith('bytes') ? 4 : 0;
+    const { max, step } = niceScale(Math.max(floor, ...all.map(p => p[1])), 4);
     const x = t => m.l + (t - t0) / span * (W - m.l - m.r);
     const y = v => H - m.b - v / max * (H - m.t - m.b);
     for (let v = 0; v <= max + 1e-9; v += step) {

@@ -123,7 +123,8 @@ async fn traffic(client: &reqwest::Client, base: &str) {
     }
 }
 
-/// `host:port` of each running task in a `/v2/apps/{id}/tasks` answer.
+/// `127.0.0.1:port` of each running task in a `/v2/apps/{id}/tasks` answer (the demo runs
+/// on `drover up`'s own agent, so on this machine, whatever its hostname resolves to).
 fn running_endpoints(tasks: &Value) -> Vec<String> {
     tasks["tasks"]
         .as_array()
@@ -132,9 +133,7 @@ fn running_endpoints(tasks: &Value) -> Vec<String> {
                 .filter(|t| t["state"] == "TASK_RUNNING")
                 .filter_map(|t| {
                     let port = t["ports"].as_array()?.first()?.as_u64()?;
-                    let host = t["host"].as_str().unwrap_or("127.0.0.1");
-                    let host = if host.is_empty() { "127.0.0.1" } else { host };
-                    Some(format!("{host}:{port}"))
+                    Some(format!("127.0.0.1:{port}"))
                 })
                 .collect()
         })
@@ -162,7 +161,7 @@ mod tests {
         ]});
         assert_eq!(
             running_endpoints(&v),
-            vec!["10.0.0.5:31001", "127.0.0.1:31003"]
+            vec!["127.0.0.1:31001", "127.0.0.1:31003"]
         );
     }
 }

@@ -128,6 +128,15 @@ impl StoreMetrics {
             "Samples not yet written to Parquet",
             m.pending.clone(),
         );
+        // Known reasons start at 0: the series exist before the first bad message.
+        for reason in drover_schema::SchemaError::REASONS
+            .iter()
+            .chain(crate::sample::Invalid::REASONS.iter())
+        {
+            let _ = m.dropped.get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            });
+        }
         m
     }
 }

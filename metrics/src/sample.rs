@@ -239,6 +239,9 @@ pub enum Invalid {
 }
 
 impl Invalid {
+    /// Every reason label.
+    pub const REASONS: [&'static str; 4] = ["nan", "negative_value", "bad_histogram", "no_app"];
+
     /// The reason label.
     pub fn reason(&self) -> &'static str {
         match self {

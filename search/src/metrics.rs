@@ -120,6 +120,12 @@ impl LogpipeMetrics {
             "Index partitions removed by retention",
             m.retention_dropped.clone(),
         );
+        // Known reasons start at 0: the series exist before the first bad message.
+        for reason in drover_schema::SchemaError::REASONS {
+            let _ = m.dead_lettered.get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            });
+        }
         m
     }
 }
