@@ -10,17 +10,18 @@ use tokio::sync::watch;
 
 /// The demo app's ID.
 pub const APP_ID: &str = "/demo";
-/// The image the demo app runs (built by `tests/images/build.sh demo`, which `./dev up` runs).
+/// The image the demo app runs by default (built by `tests/images/build.sh demo`, which
+/// `./dev up --demo` runs).
 pub const IMAGE: &str = "drover-demo:latest";
 
-/// The demo app's definition (Marathon JSON).
-pub fn definition() -> Value {
+/// The demo app's definition (Marathon JSON) running `image`.
+pub fn definition(image: &str) -> Value {
     json!({
         "id": APP_ID,
         "instances": 2,
         "cpus": 0.1,
         "mem": 64,
-        "container": {"type": "DOCKER", "docker": {"image": IMAGE}},
+        "container": {"type": "DOCKER", "docker": {"image": image}},
         "env": {
             "LOG_RATE": "2", "LOG_FORMAT": "mixed", "ERROR_RATE": "0.05",
             "LATENCY_MS": "5", "LATENCY_JITTER_MS": "60"
@@ -34,28 +35,44 @@ pub fn definition() -> Value {
     })
 }
 
-/// Fails with what to do when the demo image is not on the Docker engine.
-pub async fn check_image(docker_addr: &str) -> anyhow::Result<()> {
+/// Fails with what to do when the Docker engine cannot be reached or lacks `image`.
+pub async fn check_image(docker_addr: &str, image: &str) -> anyhow::Result<()> {
     let docker = drover_scheduler::agent::docker::connect(docker_addr)
-        .with_context(|| format!("cannot connect to Docker at {docker_addr}"))?;
-    docker.inspect_image(IMAGE).await.map_err(|_| {
-        anyhow::anyhow!(
-            "--demo needs the image {IMAGE}, which this Docker engine does not have: build it with `tests/images/build.sh demo` (./dev up does it for you)"
-        )
-    })?;
-    Ok(())
+        .with_context(|| {
+            format!("--demo: cannot connect to Docker at {docker_addr:?}; is dockerd running? (--docker URI picks another engine)")
+        })?;
+    match docker.inspect_image(image).await {
+        Ok(_) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {
+            let build = if image == IMAGE {
+                "build it with `tests/images/build.sh demo` (./dev up --demo does it for you)"
+            } else {
+                "load or build it first, or leave out --demo-image to use drover-demo:latest"
+            };
+            anyhow::bail!("--demo needs the image {image}, which this Docker engine does not have: {build}")
+        }
+        Err(e) => anyhow::bail!(
+            "--demo: cannot ask the Docker engine for the image {image} ({e}); is dockerd running? (--docker URI picks another engine)"
+        ),
+    }
 }
 
 /// Deploy the demo app through the server's own Marathon API at `base` (unless it is
 /// already there) and send it traffic until `stop`.
-pub fn spawn(base: String, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    base: String,
+    image: String,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .build()
             .expect("HTTP client");
         tokio::select! {
-            r = deploy(&client, &base) => if let Err(e) = r {
+            r = deploy(&client, &base, &image) => if let Err(e) = r {
                 eprintln!("warning: could not deploy the demo app: {e:#}");
                 return;
             },
@@ -68,7 +85,7 @@ pub fn spawn(base: String, mut stop: watch::Receiver<bool>) -> tokio::task::Join
     })
 }
 
-async fn deploy(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+async fn deploy(client: &reqwest::Client, base: &str, image: &str) -> anyhow::Result<()> {
     let url = format!("{base}/v2/apps{APP_ID}");
     // The server starts accepting as this runs: retry for a few seconds.
     let mut last = None;
@@ -81,7 +98,7 @@ async fn deploy(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
             Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
                 let r = client
                     .post(format!("{base}/v2/apps"))
-                    .json(&definition())
+                    .json(&definition(image))
                     .send()
                     .await?;
                 if !r.status().is_success() {
@@ -146,7 +163,7 @@ mod tests {
 
     #[test]
     fn the_definition_is_valid() {
-        let app = drover_scheduler::validate::parse_app(definition()).expect("parses");
+        let app = drover_scheduler::validate::parse_app(definition(IMAGE)).expect("parses");
         let errs = drover_scheduler::validate::validate_app(&app, None);
         assert!(errs.is_empty(), "{errs}");
     }

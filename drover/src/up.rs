@@ -84,6 +84,9 @@ pub struct UpArgs {
     /// little generated traffic), to see live logs and charts without writing any config.
     #[arg(long, conflicts_with = "no_scheduler")]
     pub demo: bool,
+    /// The image of the demo app (with --demo).
+    #[arg(long, value_name = "IMAGE", default_value = crate::demo::IMAGE, requires = "demo")]
+    pub demo_image: String,
 }
 
 /// Run `drover up` until Ctrl-C or SIGTERM.
@@ -93,7 +96,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.logpipe.config("")?;
     }
     if args.demo {
-        crate::demo::check_image(&args.collector.docker).await?;
+        crate::demo::check_image(&args.collector.docker, &args.demo_image).await?;
     }
     let data_dir = datadir::prepare(&args.data_dir)?;
     let listener = bind_http(args.http).await?;
@@ -265,11 +268,11 @@ async fn serve(
         println!(
             "  demo        deploying {} ({}) with a little traffic: open http://{}/#/app{}",
             crate::demo::APP_ID,
-            crate::demo::IMAGE,
+            args.demo_image,
             args.http,
             crate::demo::APP_ID
         );
-        crate::demo::spawn(base, stop_tx.subscribe())
+        crate::demo::spawn(base, args.demo_image.clone(), stop_tx.subscribe())
     });
     println!("press Ctrl-C to stop");
     let served = axum::serve(listener, http::app_with(state, extra))

@@ -10,8 +10,8 @@ use std::{
 
 use drover_tests::{
     docker::ensure_images,
-    drover::DroverUp,
-    repo_root,
+    drover::{DroverProcess, DroverUp},
+    free_port, repo_root,
     scheduler::{port_range, wait_for, NodeContainers},
     unique,
 };
@@ -188,6 +188,65 @@ async fn the_ui_in_a_real_browser_against_drover_up_demo() {
         );
     }
 
+    // `drover dashboards`, the UI alone for a multi-host setup, passes the page's calls
+    // through to the roles (here all in the drover up above).
+    let front = format!("127.0.0.1:{}", free_port());
+    let base = up.url("");
+    let mut role = DroverProcess::start(&[
+        "dashboards",
+        "--http",
+        &front,
+        "--search",
+        &base,
+        "--metrics",
+        &base,
+        "--master",
+        &base,
+    ]);
+    let config_url = format!("http://{front}/ui/config.json");
+    if let Err(e) = wait_for(
+        Duration::from_secs(20),
+        "drover dashboards serves",
+        || async { get_json(&config_url).await.is_some() },
+    )
+    .await
+    {
+        panic!("{e}\n{}", role.logs());
+    }
+    let config = get_json(&config_url).await.unwrap();
+    assert_eq!(config["scheduler"], true, "{config}");
+    let page = reqwest::get(format!("http://{front}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("/ui/app.js"));
+    let apps = get_json(&format!("http://{front}/v2/apps")).await.unwrap();
+    assert_eq!(apps["apps"][0]["id"], APP, "{apps}");
+    let found = get_json(&format!(
+        "http://{front}/api/logs/search?q={token}&since=1h"
+    ))
+    .await
+    .unwrap();
+    // The token, and the -live and -paused lines the browser test printed.
+    assert_eq!(found["total"], 3, "the token through the proxy: {found}");
+    assert!(
+        found["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["line"] == token.as_str()),
+        "{found}"
+    );
+    let cpu = get_json(&format!(
+        "http://{front}/api/metrics/query?metric=cpu_pct&app={APP}&since=15m"
+    ))
+    .await
+    .unwrap();
+    assert!(!cpu["series"].as_array().unwrap().is_empty(), "{cpu}");
+    role.terminate(Duration::from_secs(10));
+
     // Every metric the Grafana dashboards use is exported by this drover up.
     let metrics = reqwest::get(up.url("/metrics"))
         .await
@@ -211,4 +270,56 @@ async fn the_ui_in_a_real_browser_against_drover_up_demo() {
         missing.is_empty(),
         "the Grafana dashboards use metrics drover up does not export: {missing:?}"
     );
+}
+
+#[test]
+fn drover_dashboards_refuses_a_bad_setup_with_what_to_do() {
+    let out = drover_tests::drover::run_drover(&["dashboards"], Duration::from_secs(10));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--search URL"), "{err}");
+    let out = drover_tests::drover::run_drover(
+        &["dashboards", "--master", "localhost:8080"],
+        Duration::from_secs(10),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--master") && err.contains("http://"), "{err}");
+}
+
+#[test]
+fn drover_up_demo_says_what_to_do_without_its_image_or_engine() {
+    // Checked before anything starts.
+    let http = format!("127.0.0.1:{}", free_port());
+    let out = drover_tests::drover::run_drover(
+        &[
+            "up",
+            "--demo",
+            "--demo-image",
+            "drover-no-such-image:latest",
+            "--http",
+            &http,
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("drover-no-such-image:latest") && err.contains("does not have"),
+        "{err}"
+    );
+    let out = drover_tests::drover::run_drover(
+        &[
+            "up",
+            "--demo",
+            "--docker",
+            "unix:///nonexistent/docker.sock",
+            "--http",
+            &http,
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is dockerd running"), "{err}");
 }
