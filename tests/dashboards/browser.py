@@ -123,6 +123,11 @@ def main():
             assert n >= 100, f"the first page shows 100 lines, not {n}"
             loads.append(float(ready))
         result["logs_page_load_ms"] = {"runs": loads, "median": statistics.median(loads)}
+        # Endless scrolling: the next page arrives when the end of the list is reached.
+        shown = len(css(d, "#results .log-row"))
+        d.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+        wait(d, "the next page on scrolling", lambda: len(css(d, "#results .log-row")) > shown)
+        result["rows_after_scroll"] = len(css(d, "#results .log-row"))
         log(f"logs page with 100 results: median {statistics.median(loads):.0f} ms {loads}")
 
         # --- histogram, line details, filters, context ------------------------------------
@@ -143,6 +148,20 @@ def main():
         wait(d, "context lines", lambda: css(d, "#results .details .context .log-row.here"))
         result["context_lines"] = len(css(d, "#results .details .context .log-row"))
         shot(d, "logs")
+        # Filter in by level: a filter chip, and every line shown has that level.
+        row = [r for r in css(d, "#results .details tr[data-field]") if r.get_attribute("data-field") == "level"]
+        if row:
+            level = row[0].find_elements(By.CSS_SELECTOR, "td.v")[0].text
+            row[0].find_element(By.CSS_SELECTOR, ".filter-in").click()
+            wait(d, "the level filter chip", lambda: any(f"level: {level}" in c.text for c in css(d, "#filters .chip")))
+            wait(d, "level-filtered results", lambda: css(d, "#results[data-state=ready] .log-row"))
+            levels = {b.text for b in css(d, "#results .log-row .badge")}
+            assert levels == {level}, f"only {level} lines: {levels}"
+            d.back()
+            wait(d, "back to the unfiltered view", lambda: not css(d, "#filters .chip") or all("level" not in c.text for c in css(d, "#filters .chip")))
+            wait(d, "results", lambda: css(d, "#results[data-state=ready] .log-row"))
+            css(d, "#results .log-row")[0].click()
+            wait(d, "line details again", lambda: css(d, "#results .details tr[data-field]"))
         # Filter out by stream (a value every line has): the query gains -stream:"...".
         row = [r for r in css(d, "#results .details tr[data-field]") if r.get_attribute("data-field") == "stream"][0]
         stream = row.find_elements(By.CSS_SELECTOR, "td.v")[0].text
