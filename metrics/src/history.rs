@@ -30,6 +30,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use polars::prelude::*;
 
 use crate::{
+    partials::{HourCache, Partials, Shape},
     sample::{Dim, Labels, Metric},
     window::Filter,
     MetricsError,
@@ -69,7 +70,13 @@ pub struct History {
     /// it exclusively while they swap or remove files.
     swap: RwLock<()>,
     seq: AtomicU64,
+    /// Closed hours' partials per query shape (see [`crate::partials`]).
+    cache: HourCache,
 }
+
+/// Points the hour cache keeps (24 bytes each: about 100 MB), enough for a 24-hour chart of
+/// 2,000 series at 1-minute steps.
+pub const CACHE_POINTS: usize = 4_000_000;
 
 impl History {
     /// Opens (creating) the history in `dir`; removes temporary files a crash left behind.
@@ -79,6 +86,7 @@ impl History {
             dir: dir.to_path_buf(),
             swap: RwLock::new(()),
             seq: AtomicU64::new(0),
+            cache: HourCache::new(CACHE_POINTS),
         };
         for (_, hour_dir) in h.hours()? {
             for f in fs::read_dir(&hour_dir).map_err(|e| MetricsError::io(&hour_dir, e))? {
@@ -277,6 +285,95 @@ impl History {
             Some(concat(rollup_frames, UnionArgs::default())?.collect()?)
         };
         Ok((raw, rollups))
+    }
+
+    /// Like [`History::read_with_rollups`], but the rollup hours come back as partials
+    /// grouped by `dims` and `step_ms` buckets for this `shape`, from the cache when a query
+    /// of the same shape read them before (a rollup file never changes: a recompaction
+    /// writes a new one). Returns the raw samples and each rollup hour's partials.
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_partials(
+        &self,
+        metric: Metric,
+        filter: &Filter,
+        from_ms: i64,
+        to_ms: i64,
+        dims: &[Dim],
+        shape: Shape,
+        step_ms: i64,
+    ) -> Result<(Option<DataFrame>, Vec<Arc<Partials>>), MetricsError> {
+        if from_ms >= to_ms {
+            return Ok((None, Vec::new()));
+        }
+        let needed = shape.needed();
+        let mut predicate = col("metric").eq(lit(metric.as_str()));
+        if let Some(f) = filter.expr() {
+            predicate = predicate.and(f);
+        }
+        let dim_names: Vec<&str> = dims.iter().map(|d| d.as_str()).collect();
+        let _guard = self.swap.read().unwrap_or_else(|e| e.into_inner());
+        let mut raw_hours = Vec::new();
+        let mut hours = Vec::new();
+        for (hour, dir) in self.hours()? {
+            if hour + HOUR_MS <= from_ms || hour >= to_ms {
+                continue;
+            }
+            let files = Self::files(&dir)?;
+            match &files.rollup {
+                Some(r) if hour >= from_ms && hour + HOUR_MS <= to_ms => {
+                    let key = format!(
+                        "{}|{metric:?}|{filter:?}|{dims:?}|{:?}|{step_ms}",
+                        r.display(),
+                        shape.agg
+                    );
+                    if let Some(p) = self.cache.get(&key) {
+                        hours.push(p);
+                        continue;
+                    }
+                    let mut keys: Vec<Expr> = dims.iter().map(|d| col(d.as_str())).collect();
+                    keys.push(col("bucket"));
+                    let ts = col("ts").cast(DataType::Int64);
+                    let mut select = vec![(ts.clone() - ts % lit(step_ms)).alias("bucket")];
+                    select.extend(needed.iter().map(|c| col(*c)));
+                    select.extend(dims.iter().map(|d| col(d.as_str())));
+                    let grouped = scan_files(std::slice::from_ref(r))?
+                        .filter(predicate.clone())
+                        .select(select)
+                        .group_by(keys)
+                        .agg(
+                            needed
+                                .iter()
+                                .map(|c| match *c {
+                                    "min" => col("min").min(),
+                                    "max" => col("max").max(),
+                                    other => col(other).sum(),
+                                })
+                                .collect::<Vec<_>>(),
+                        )
+                        .collect()?;
+                    let p = Arc::new(Partials::from_frame(&grouped, &dim_names, needed)?);
+                    self.cache.put(key, Arc::clone(&p));
+                    hours.push(p);
+                }
+                _ => raw_hours.push((hour, dir, files)),
+            }
+        }
+        let raw_predicate = predicate
+            .and(col("ts").cast(DataType::Int64).gt_eq(lit(from_ms)))
+            .and(col("ts").cast(DataType::Int64).lt(lit(to_ms)));
+        let mut select = vec![
+            col("ts").cast(DataType::Int64),
+            col("sid").alias("s"),
+            col("value"),
+        ];
+        select.extend(dims.iter().map(|d| col(d.as_str())));
+        let raw = Self::collect_raw(raw_hours, &raw_predicate, &select)?;
+        Ok((raw, hours))
+    }
+
+    /// Points held by the hour cache.
+    pub fn cached_points(&self) -> usize {
+        self.cache.points()
     }
 
     /// Every sample in `[from_ms, to_ms)`, all columns (`ts` as i64 ms): for reloading the

@@ -13,6 +13,7 @@ pub mod api;
 pub mod consume;
 pub mod history;
 pub mod metrics;
+pub mod partials;
 pub mod query;
 pub mod sample;
 pub mod store;

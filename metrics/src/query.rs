@@ -13,6 +13,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::{
+    partials::{Merger, Partials, Shape},
     sample::{Dim, Labels, Metric},
     store::MetricsStore,
     window::{with_increase, Agg, Filter, GroupValue, WindowQuery},
@@ -188,26 +189,18 @@ pub fn samples_frame(
 }
 
 /// Mean, sum, min, max and count at whole-minute steps: every source is reduced to partial
-/// aggregates (`n`, `sum`, `min`, `max`) — the 1-minute rollups of the hours history has
-/// compacted, and the raw samples elsewhere (one row each) — and those are combined per bucket.
+/// aggregates per group and bucket (see [`crate::partials`]) — the compacted hours from their
+/// 1-minute rollups, through the hour cache, and the raw samples (the open hours and the
+/// window) by a polars `group_by` — and the partials are merged per bucket.
 fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesOut>, MetricsError> {
     let started = std::time::Instant::now();
     let dims = &req.by;
+    let shape = Shape { agg: req.agg };
+    let needed = shape.needed();
+    let step = req.step_ms;
     let window = store.window();
     let boundary = window.covers_from_ms();
     let mut raw = Vec::new();
-    let mut parts = Vec::new();
-    // Only the partial aggregates this aggregation needs.
-    let needed: &[&str] = match req.agg {
-        Agg::Mean => &["n", "sum"],
-        Agg::Sum => &["sum"],
-        Agg::Min => &["min"],
-        Agg::Max => &["max"],
-        _ => &["n"],
-    };
-    let mut partial_cols = vec![col("ts")];
-    partial_cols.extend(needed.iter().map(|c| col(*c)));
-    partial_cols.extend(dims.iter().map(|d| col(d.as_str())));
     if req.to_ms > boundary {
         let mem = memory_frame(
             &window,
@@ -222,70 +215,76 @@ fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesO
     // Not held while Parquet is read.
     drop(window);
     let t_memory = started.elapsed();
+    let mut merger = Merger::new(shape);
     if req.from_ms < boundary {
-        let (r, rollups) = store.history().read_with_rollups(
+        let (r, hours) = store.history().read_partials(
             req.metric,
             &req.filter,
             req.from_ms,
             req.to_ms.min(boundary),
             dims,
-            needed,
+            shape,
+            step,
         )?;
         raw.extend(r);
-        if let Some(r) = rollups {
-            parts.push(r.lazy().select(partial_cols.clone()));
+        for h in &hours {
+            merger.add(h);
         }
     }
-    for df in raw.into_iter().filter(|d| d.height() > 0) {
-        let mut cols = vec![col("ts")];
-        cols.extend(needed.iter().map(|c| match *c {
-            "n" => lit(1.0f64).alias("n"),
-            other => col("value").alias(other),
-        }));
-        cols.extend(dims.iter().map(|d| col(d.as_str())));
-        parts.push(df.lazy().select(cols));
-    }
-    if parts.is_empty() {
-        return Ok(Vec::new());
-    }
     let t_history = started.elapsed();
-    let step = req.step_ms;
-    let mut by: Vec<Expr> = dims.iter().map(|d| col(d.as_str())).collect();
-    by.push(col("bucket"));
-    let value = match req.agg {
-        Agg::Sum => col("sum"),
-        Agg::Min => col("min"),
-        Agg::Max => col("max"),
-        Agg::Count => col("n"),
-        _ => col("sum") / col("n"),
-    };
-    let mut out_cols = vec![value.alias("value"), col("bucket")];
-    out_cols.extend(dims.iter().map(|d| col(d.as_str())));
-    let out = concat(parts, UnionArgs::default())?
-        .with_column((col("ts") - col("ts") % lit(step)).alias("bucket"))
-        .group_by(by)
-        .agg(
-            needed
-                .iter()
-                .map(|c| match *c {
-                    "min" => col("min").min(),
-                    "max" => col("max").max(),
-                    other => col(other).sum(),
-                })
-                .collect::<Vec<_>>(),
-        )
-        .select(out_cols)
-        .collect()?;
+    let parts: Vec<LazyFrame> = raw
+        .into_iter()
+        .filter(|d| d.height() > 0)
+        .map(|df| {
+            let mut cols = vec![(col("ts") - col("ts") % lit(step)).alias("bucket")];
+            cols.extend(needed.iter().map(|c| match *c {
+                "n" => lit(1.0f64).alias("n"),
+                other => col("value").alias(other),
+            }));
+            cols.extend(dims.iter().map(|d| col(d.as_str())));
+            df.lazy().select(cols)
+        })
+        .collect();
+    if !parts.is_empty() {
+        let mut by: Vec<Expr> = dims.iter().map(|d| col(d.as_str())).collect();
+        by.push(col("bucket"));
+        let grouped = concat(parts, UnionArgs::default())?
+            .group_by(by)
+            .agg(
+                needed
+                    .iter()
+                    .map(|c| match *c {
+                        "min" => col("min").min(),
+                        "max" => col("max").max(),
+                        other => col(other).sum(),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .collect()?;
+        let names: Vec<&str> = dims.iter().map(|d| d.as_str()).collect();
+        merger.add(&Partials::from_frame(&grouped, &names, needed)?);
+    }
     let t_grouped = started.elapsed();
-    let series = to_series(&out, req);
+    let series = merger
+        .finish(step, req.from_ms, req.to_ms)
+        .into_iter()
+        .map(|(key, points)| SeriesOut {
+            labels: dims
+                .iter()
+                .map(|d| d.as_str().to_string())
+                .zip(key)
+                .collect(),
+            points,
+        })
+        .collect();
     tracing::debug!(
         memory_ms = t_memory.as_secs_f64() * 1000.0,
         history_ms = (t_history - t_memory).as_secs_f64() * 1000.0,
-        group_ms = (t_grouped - t_history).as_secs_f64() * 1000.0,
-        series_ms = started.elapsed().saturating_sub(t_grouped).as_secs_f64() * 1000.0,
+        raw_group_ms = (t_grouped - t_history).as_secs_f64() * 1000.0,
+        merge_ms = started.elapsed().saturating_sub(t_grouped).as_secs_f64() * 1000.0,
         "partial query"
     );
-    series
+    Ok(series)
 }
 
 fn memory_frame(
@@ -600,6 +599,20 @@ mod tests {
                 assert!((p.1 - 200.0 / 60.0).abs() < 1e-9, "{bucketing:?} {p:?}");
             }
         }
+        // The closed hour's partials were cached by the first query; the same query answers
+        // the same from the cache, and another filter is not answered from that entry.
+        assert!(s.history().cached_points() > 0);
+        let q = req(&[Dim::App, Dim::Instance], Agg::Mean, Metric::CpuPct);
+        let first = query(&s, &q).unwrap().series;
+        let again = query(&s, &q).unwrap().series;
+        assert_eq!(first, again);
+        let dynamic = query_with(&s, &q, Bucketing::Dynamic).unwrap().series;
+        assert_eq!(first, dynamic, "cached partials agree with the raw samples");
+        let mut only_a = q.clone();
+        only_a.filter.app = vec!["a".into()];
+        let a = query(&s, &only_a).unwrap().series;
+        assert_eq!(a.len(), 2);
+        assert!(a.iter().all(|x| x.labels["app"] == "a"));
     }
 
     #[test]
