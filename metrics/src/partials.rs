@@ -120,6 +120,13 @@ impl Shape {
     }
 }
 
+/// One finished series: its group's label values and its `(bucket, value)` points.
+pub type GroupSeries = (Vec<String>, Vec<(i64, f64)>);
+
+/// A group's partial points, as tests write them.
+#[cfg(test)]
+type GroupPoints<'a> = (&'a str, &'a [(i64, [f64; 2])]);
+
 /// Merges partials from several sources (cached hours, raw samples) into series.
 #[derive(Debug)]
 pub struct Merger {
@@ -157,14 +164,9 @@ impl Merger {
     }
 
     /// The series: labels sorted, points by time, one value per bucket in `[from, to)`.
-    pub fn finish(
-        self,
-        step_ms: i64,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Vec<(Vec<String>, Vec<(i64, f64)>)> {
+    pub fn finish(self, step_ms: i64, from_ms: i64, to_ms: i64) -> Vec<GroupSeries> {
         let shape = self.shape;
-        let mut out: Vec<(Vec<String>, Vec<(i64, f64)>)> = self
+        let mut out: Vec<GroupSeries> = self
             .groups
             .into_iter()
             .zip(self.points)
@@ -261,7 +263,7 @@ impl HourCache {
 mod tests {
     use super::*;
 
-    fn partials(groups: &[(&str, &[(i64, [f64; 2])])]) -> Partials {
+    fn partials(groups: &[GroupPoints<'_>]) -> Partials {
         Partials {
             groups: groups.iter().map(|(g, _)| vec![g.to_string()]).collect(),
             points: groups.iter().map(|(_, p)| p.to_vec()).collect(),
