@@ -228,69 +228,10 @@ impl History {
     }
 
     /// Like [`History::read`], but the hours that lie entirely in `[from_ms, to_ms)` and have a
-    /// 1-minute rollup are read from it. Returns the raw samples (as `read`) and the rollup
-    /// rows: `ts` (minute start, i64 ms), the `partials` asked for (of `n`, `sum`, `min`,
-    /// `max`) and the `dims`.
-    pub fn read_with_rollups(
-        &self,
-        metric: Metric,
-        filter: &Filter,
-        from_ms: i64,
-        to_ms: i64,
-        dims: &[Dim],
-        partials: &[&str],
-    ) -> Result<(Option<DataFrame>, Option<DataFrame>), MetricsError> {
-        if from_ms >= to_ms {
-            return Ok((None, None));
-        }
-        let mut predicate = col("metric").eq(lit(metric.as_str()));
-        if let Some(f) = filter.expr() {
-            predicate = predicate.and(f);
-        }
-        let mut rollup_select = vec![col("ts").cast(DataType::Int64)];
-        rollup_select.extend(partials.iter().map(|c| col(*c)));
-        rollup_select.extend(dims.iter().map(|d| col(d.as_str())));
-        let _guard = self.swap.read().unwrap_or_else(|e| e.into_inner());
-        let mut raw_hours = Vec::new();
-        let mut rollup_frames = Vec::new();
-        for (hour, dir) in self.hours()? {
-            if hour + HOUR_MS <= from_ms || hour >= to_ms {
-                continue;
-            }
-            let files = Self::files(&dir)?;
-            match files.rollup {
-                Some(r) if hour >= from_ms && hour + HOUR_MS <= to_ms => {
-                    rollup_frames.push(
-                        scan_files(&[r])?
-                            .filter(predicate.clone())
-                            .select(rollup_select.clone()),
-                    );
-                }
-                _ => raw_hours.push((hour, dir, files)),
-            }
-        }
-        let raw_predicate = predicate
-            .and(col("ts").cast(DataType::Int64).gt_eq(lit(from_ms)))
-            .and(col("ts").cast(DataType::Int64).lt(lit(to_ms)));
-        let mut select = vec![
-            col("ts").cast(DataType::Int64),
-            col("sid").alias("s"),
-            col("value"),
-        ];
-        select.extend(dims.iter().map(|d| col(d.as_str())));
-        let raw = Self::collect_raw(raw_hours, &raw_predicate, &select)?;
-        let rollups = if rollup_frames.is_empty() {
-            None
-        } else {
-            Some(concat(rollup_frames, UnionArgs::default())?.collect()?)
-        };
-        Ok((raw, rollups))
-    }
-
-    /// Like [`History::read_with_rollups`], but the rollup hours come back as partials
-    /// grouped by `dims` and `step_ms` buckets for this `shape`, from the cache when a query
-    /// of the same shape read them before (a rollup file never changes: a recompaction
-    /// writes a new one). Returns the raw samples and each rollup hour's partials.
+    /// 1-minute rollup come back as partials grouped by `dims` and `step_ms` buckets for this
+    /// `shape` (see [`crate::partials`]), from the cache when a query of the same shape read
+    /// them before (a rollup file never changes: a recompaction writes a new one). Returns the
+    /// raw samples (as `read`) and each rollup hour's partials.
     #[allow(clippy::too_many_arguments)]
     pub fn read_partials(
         &self,
@@ -340,16 +281,7 @@ impl History {
                         .filter(predicate.clone())
                         .select(select)
                         .group_by(keys)
-                        .agg(
-                            needed
-                                .iter()
-                                .map(|c| match *c {
-                                    "min" => col("min").min(),
-                                    "max" => col("max").max(),
-                                    other => col(other).sum(),
-                                })
-                                .collect::<Vec<_>>(),
-                        )
+                        .agg(shape.combine_exprs())
                         .collect()?;
                     let p = Arc::new(Partials::from_frame(&grouped, &dim_names, needed)?);
                     self.cache.put(key, Arc::clone(&p));
@@ -625,6 +557,15 @@ fn sync_dir(dir: &Path) -> Result<(), MetricsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::Agg;
+
+    /// Sums of the two partials over every point of these hours.
+    fn totals(hours: &[Arc<Partials>]) -> (f64, f64) {
+        hours
+            .iter()
+            .flat_map(|h| h.points.iter().flatten())
+            .fold((0.0, 0.0), |(a, b), (_, p)| (a + p[0], b + p[1]))
+    }
 
     fn sample(app: &str, ts_ms: i64, value: f64) -> PendingSample {
         PendingSample {
@@ -690,58 +631,69 @@ mod tests {
         assert_eq!((w.files, w.rows), (2, 7));
         assert_eq!(h.file_count().unwrap(), 4);
         assert_eq!(all(&h).height(), 11);
-        let (raw, rollups) = h
-            .read_with_rollups(
+        let mean = Shape { agg: Agg::Mean };
+        let (raw, hours) = h
+            .read_partials(
                 Metric::CpuPct,
                 &Filter::default(),
                 H,
                 H + 2 * HOUR_MS,
                 &[Dim::App],
-                &["n", "sum"],
+                mean,
+                60_000,
             )
             .unwrap();
         assert_eq!(raw.unwrap().height(), 4);
-        assert_eq!(rollups.unwrap().height(), 7);
+        assert_eq!(hours.len(), 1);
+        assert_eq!(totals(&hours).0, 7.0, "n over the rollup hour");
         // Nothing to do for an hour already compacted with its rollup.
         let w = h.compact(H + 3 * HOUR_MS, 8).unwrap();
         assert_eq!((w.files, w.rows), (2, 4));
         assert_eq!(h.compact(H + 3 * HOUR_MS, 8).unwrap(), Written::default());
         assert_eq!(all(&h).height(), 11);
-        let (raw, rollups) = h
-            .read_with_rollups(
+        let (raw, hours) = h
+            .read_partials(
                 Metric::CpuPct,
                 &Filter::default(),
                 H,
                 H + 2 * HOUR_MS,
                 &[Dim::App],
-                &["n", "sum"],
+                mean,
+                60_000,
             )
             .unwrap();
         assert!(raw.is_none());
-        let rollups = rollups.unwrap();
-        assert_eq!(rollups.height(), 11);
-        assert_eq!(
-            rollups.column("n").unwrap().f64().unwrap().sum(),
-            Some(11.0)
-        );
-        assert_eq!(
-            rollups.column("sum").unwrap().f64().unwrap().sum(),
-            Some(52.0)
-        );
+        assert_eq!(hours.len(), 2);
+        assert_eq!(totals(&hours), (11.0, 52.0));
+        // The same shape again: from the cache.
+        let cached = h.cached_points();
+        assert!(cached > 0);
+        h.read_partials(
+            Metric::CpuPct,
+            &Filter::default(),
+            H,
+            H + 2 * HOUR_MS,
+            &[Dim::App],
+            mean,
+            60_000,
+        )
+        .unwrap();
+        assert_eq!(h.cached_points(), cached);
         // A range cutting an hour reads that hour raw.
-        let (raw, rollups) = h
-            .read_with_rollups(
+        let (raw, hours) = h
+            .read_partials(
                 Metric::CpuPct,
                 &Filter::default(),
                 H + 1,
                 H + 2 * HOUR_MS,
                 &[],
-                &["max"],
+                Shape { agg: Agg::Max },
+                60_000,
             )
             .unwrap();
         // (the sample at H itself is before the range)
         assert_eq!(raw.unwrap().height(), 6);
-        assert_eq!(rollups.unwrap().height(), 4);
+        assert_eq!(hours.len(), 1);
 
         let reloaded = h.read_all(H, H + 2 * HOUR_MS).unwrap().unwrap();
         assert_eq!(reloaded.height(), 11);

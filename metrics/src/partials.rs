@@ -102,6 +102,18 @@ impl Shape {
         }
     }
 
+    /// The polars aggregations that combine rows of these partials (sums; min; max).
+    pub fn combine_exprs(self) -> Vec<Expr> {
+        self.needed()
+            .iter()
+            .map(|c| match *c {
+                "min" => col("min").min(),
+                "max" => col("max").max(),
+                other => col(other).sum(),
+            })
+            .collect()
+    }
+
     /// Two partials of the same group and bucket combined.
     fn combine(self, x: [f64; 2], y: [f64; 2]) -> [f64; 2] {
         match self.agg {

@@ -250,16 +250,7 @@ fn partial_query(store: &MetricsStore, req: &QueryRequest) -> Result<Vec<SeriesO
         by.push(col("bucket"));
         let grouped = concat(parts, UnionArgs::default())?
             .group_by(by)
-            .agg(
-                needed
-                    .iter()
-                    .map(|c| match *c {
-                        "min" => col("min").min(),
-                        "max" => col("max").max(),
-                        other => col(other).sum(),
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            .agg(shape.combine_exprs())
             .collect()?;
         let names: Vec<&str> = dims.iter().map(|d| d.as_str()).collect();
         merger.add(&Partials::from_frame(&grouped, &names, needed)?);
