@@ -287,7 +287,7 @@
         results.append(frag);
         shown += page.hits.length;
         cursor = page.next_cursor || undefined;
-        summary.textContent = `${page.total.toLocaleString()} lines · showing ${shown.toLocaleString()} · newest first · ${page.took_ms.toFixed(0)} ms`;
+        summary.textContent = `${page.total.toLocaleString()}${page.total_relation === 'gte' ? '+' : ''} lines · showing ${shown.toLocaleString()} · newest first · ${page.took_ms.toFixed(0)} ms`;
         sentinel.textContent = cursor ? '' : shown ? 'End of results.' : '';
         if (!shown) results.append(h('div', { class: 'empty' }, 'No lines match. Widen the time range or loosen the query.'));
         if (!document.body.dataset.logsReadyMs) document.body.dataset.logsReadyMs = String(Math.round(performance.now()));

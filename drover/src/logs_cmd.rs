@@ -310,8 +310,13 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
     }
     let shown = body["hits"].as_array().map_or(0, Vec::len);
     eprintln!(
-        "{shown} of {} matching lines ({:.1} ms){}",
+        "{shown} of {}{} matching lines ({:.1} ms){}",
         body["total"],
+        if body["total_relation"] == "gte" {
+            "+"
+        } else {
+            ""
+        },
         body["took_ms"].as_f64().unwrap_or_default(),
         if body["next_cursor"].is_string() {
             "; --limit N for more"

@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /api/logs/search` | a page of lines, newest first (`q`, `from`, `to`, `since`, `app`, `host`, `level`, `stream`, `container`, `limit`, `cursor`, `snippets`) |
+//! | `GET /api/logs/search` | a page of lines, newest first (`q`, `from`, `to`, `since`, `app`, `host`, `level`, `stream`, `container`, `limit`, `cursor`, `snippets`, `track_total`) |
 //! | `GET /api/logs/histogram` | counts per time bucket split by level (same filters, `buckets`) |
 //! | `GET /api/logs/context` | lines around one line of a container (`container`, `seq`, `before`, `after`) |
 //! | `GET /api/logs/fields` | top values of a field for the query (`field`, `size`, same filters) |
@@ -27,7 +27,7 @@ use futures::Stream;
 use serde::Deserialize;
 
 use crate::{
-    query::{Cursor, Hit, Search, SearchRequest},
+    query::{Cursor, Hit, Search, SearchRequest, TrackTotal},
     timespec, SearchError,
 };
 
@@ -71,6 +71,9 @@ pub struct Params {
     pub before: Option<u64>,
     /// Context: lines after.
     pub after: Option<u64>,
+    /// Search: `true` counts every match; a number counts exactly up to it (default 10000,
+    /// past which `total` is a lower bound and `total_relation` is `gte`).
+    pub track_total: Option<String>,
 }
 
 impl Params {
@@ -112,6 +115,15 @@ impl Params {
             limit,
             cursor: self.cursor.as_deref().map(Cursor::parse).transpose()?,
             snippets: self.snippets.unwrap_or(true),
+            track_total: match self.track_total.as_deref() {
+                None => TrackTotal::default(),
+                Some("true") => TrackTotal::Exact,
+                Some(n) => TrackTotal::UpTo(n.parse().map_err(|_| {
+                    SearchError::BadRequest(format!(
+                        "track_total must be true or a number of matches, not {n:?}"
+                    ))
+                })?),
+            },
         })
     }
 }

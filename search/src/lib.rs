@@ -22,7 +22,7 @@ use std::path::Path;
 
 pub use index::{Level, LogFields};
 pub use pipe::{Logpipe, LogpipeConfig};
-pub use query::{Search, SearchRequest};
+pub use query::{Search, SearchRequest, TrackTotal};
 pub use store::LogStore;
 
 /// Errors of the log index and search.

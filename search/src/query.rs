@@ -11,7 +11,9 @@ use tantivy::{
     },
     collector::{Collector, Count, SegmentCollector, TopDocs},
     columnar::{Column, ColumnIndex},
-    query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery},
+    query::{
+        AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, TermQuery,
+    },
     schema::{IndexRecordOption, Value},
     snippet::SnippetGenerator,
     DateTime as TDateTime, DocAddress, DocId, Order, Score, SegmentOrdinal, SegmentReader,
@@ -80,6 +82,28 @@ pub struct SearchRequest {
     pub cursor: Option<Cursor>,
     /// Add highlighted snippets.
     pub snippets: bool,
+    /// How far `total` counts exactly.
+    pub track_total: TrackTotal,
+}
+
+/// How far a search counts its matches exactly (Elasticsearch's `track_total_hits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackTotal {
+    /// Count every match (every segment of the range is searched).
+    Exact,
+    /// Count exactly up to this many; past it `total` is a lower bound (`total_relation`
+    /// `gte`), and segments that can neither add a newer line to the page nor are needed
+    /// for the count are skipped.
+    UpTo(u64),
+}
+
+/// The default of [`TrackTotal`]: like Elasticsearch, exact up to 10,000 matches.
+pub const TRACK_TOTAL_DEFAULT: u64 = 10_000;
+
+impl Default for TrackTotal {
+    fn default() -> Self {
+        TrackTotal::UpTo(TRACK_TOTAL_DEFAULT)
+    }
 }
 
 /// One log line found.
@@ -129,8 +153,11 @@ pub struct Hit {
 /// A page of results.
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchResult {
-    /// How many lines match in the time range (all pages).
+    /// How many lines match in the time range (all pages); a lower bound when
+    /// `total_relation` is `gte` (see [`TrackTotal`]).
     pub total: u64,
+    /// `eq`: `total` is exact; `gte`: at least `total`.
+    pub total_relation: &'static str,
     /// This page, newest first.
     pub hits: Vec<Hit>,
     /// Cursor for the next page, when there may be one.
@@ -299,34 +326,84 @@ impl Search {
             (a, b) => a.or(b),
         };
         let parts = self.store.partitions_between(req.from, req.to);
+        let cap = match req.track_total {
+            TrackTotal::Exact => u64::MAX,
+            TrackTotal::UpTo(n) => n,
+        };
         let mut hits = Vec::new();
         let mut total = 0u64;
+        let mut exact = true;
+        let cursor = req.cursor;
+        // Partitions are days, newest first; within one, segments newest first (by their
+        // newest line), so the page fills from the first segments and the rest are only
+        // counted — or skipped once the count reached `cap`.
         for part in &parts {
+            let after_cursor = to.is_none_or(|t| part.day <= t.date_naive());
+            let want = if after_cursor { limit - hits.len() } else { 0 };
+            if want == 0 && total >= cap {
+                exact = false;
+                break;
+            }
             let searcher = part.reader.searcher();
+            let scoring = EnableScoring::disabled_from_searcher(&searcher);
             // The total counts every match in the range, not only after the cursor.
             let counted = self.build_query(part, req, None)?;
-            total += searcher.search(&*counted, &Count)? as u64;
-            let after_cursor = to.is_none_or(|t| part.day <= t.date_naive());
-            if hits.len() >= limit || !after_cursor {
+            let counted_w = counted.weight(scoring)?;
+            let top_w = match upper {
+                Some(_) => Some(self.build_query(part, req, upper)?.weight(scoring)?),
+                None => None,
+            };
+            let mut segments: Vec<(u32, &SegmentReader, i64)> = searcher
+                .segment_readers()
+                .iter()
+                .enumerate()
+                .map(|(ord, seg)| {
+                    let newest = sort_columns(seg)
+                        .map(|(ts, _)| ts.max_value().into_timestamp_nanos())
+                        .unwrap_or(i64::MAX);
+                    (ord as u32, seg, newest)
+                })
+                .collect();
+            segments.sort_by_key(|s| std::cmp::Reverse(s.2));
+            let collector = top_collector(want, cursor);
+            let mut top: Vec<((i64, u64), DocAddress)> = Vec::new();
+            for (ord, seg, newest) in segments {
+                // Could this segment put a line on the page? Only if the page is not full or
+                // its newest line is at least as new as the page's oldest.
+                let useful = want > 0
+                    && (top.len() < want || top.last().is_some_and(|(k, _)| newest >= k.0));
+                if !useful {
+                    if total >= cap {
+                        exact = false;
+                        continue;
+                    }
+                    total += counted_w.count(seg)? as u64;
+                    continue;
+                }
+                let fruit = match &top_w {
+                    // No cursor: one pass counts and collects.
+                    None => {
+                        let (n, fruit) = (Count, top_collector(want, cursor)).collect_segment(
+                            &*counted_w,
+                            ord,
+                            seg,
+                        )?;
+                        total += n as u64;
+                        collector.merge_fruits(vec![fruit])?
+                    }
+                    Some(w) => {
+                        total += counted_w.count(seg)? as u64;
+                        let fruit = collector.collect_segment(&**w, ord, seg)?;
+                        collector.merge_fruits(vec![fruit])?
+                    }
+                };
+                top.extend(fruit.into_iter().filter_map(|(k, a)| Some((k?, a))));
+                top.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
+                top.truncate(want);
+            }
+            if top.is_empty() {
                 continue;
             }
-            let query = self.build_query(part, req, upper)?;
-            let want = limit - hits.len();
-            let cursor = req.cursor;
-            let top = searcher.search(
-                &*query,
-                &TopDocs::with_limit(want).order_by(move |seg: &SegmentReader| {
-                    let cols = sort_columns(seg);
-                    move |doc: DocId| -> Option<(i64, u64)> {
-                        let (ts, uid) = cols.as_ref()?;
-                        let key = (ts.first(doc)?.into_timestamp_nanos(), uid.first(doc)?);
-                        match cursor {
-                            Some(c) if key >= (c.ts_ns, c.uid) => None,
-                            _ => Some(key),
-                        }
-                    }
-                }),
-            )?;
             let snippets = if req.snippets && !req.q.trim().is_empty() && req.q.trim() != "*" {
                 let parsed = parse_query(part, self.fields(), req.q.trim())?;
                 let mut g = SnippetGenerator::create(&searcher, &*parsed, self.fields().message)?;
@@ -335,10 +412,7 @@ impl Search {
             } else {
                 None
             };
-            for (key, addr) in top {
-                if key.is_none() {
-                    continue;
-                }
+            for (_, addr) in top {
                 let mut hit = self.hit(&searcher, addr)?;
                 if let Some(g) = &snippets {
                     let s = g.snippet(&hit.line);
@@ -354,6 +428,7 @@ impl Search {
             .flatten();
         Ok(SearchResult {
             total,
+            total_relation: if exact { "eq" } else { "gte" },
             hits,
             next_cursor,
             partitions: parts.len(),
@@ -644,6 +719,24 @@ impl Search {
 }
 
 type SortColumns = Option<(Column<TDateTime>, Column<u64>)>;
+
+/// The newest `want` lines by (ts, uid), strictly before `cursor` when there is one.
+fn top_collector(
+    want: usize,
+    cursor: Option<Cursor>,
+) -> impl Collector<Fruit = Vec<(Option<(i64, u64)>, DocAddress)>> {
+    TopDocs::with_limit(want.max(1)).order_by(move |seg: &SegmentReader| {
+        let cols = sort_columns(seg);
+        move |doc: DocId| -> Option<(i64, u64)> {
+            let (ts, uid) = cols.as_ref()?;
+            let key = (ts.first(doc)?.into_timestamp_nanos(), uid.first(doc)?);
+            match cursor {
+                Some(c) if key >= (c.ts_ns, c.uid) => None,
+                _ => Some(key),
+            }
+        }
+    })
+}
 
 fn sort_columns(seg: &SegmentReader) -> SortColumns {
     let ff = seg.fast_fields();

@@ -8,7 +8,7 @@ use drover_schema::{LogRecord, Source, Stream};
 use crate::{
     parse::parse_line,
     pipe::build_doc,
-    query::{Cursor, Search, SearchRequest},
+    query::{Cursor, Search, SearchRequest, TrackTotal},
     LogStore,
 };
 
@@ -136,6 +136,46 @@ fn query_semantics_table() {
         want.sort();
         assert_eq!(got, want, "query {text:?}");
     }
+}
+
+#[test]
+fn totals_are_exact_up_to_the_cap_and_pages_stay_the_same() {
+    let (_dir, s) = store();
+    let all = LINES.len() as u64;
+    // The cap below the number of matches: a lower bound, and the same newest page.
+    let mut capped = q("");
+    capped.limit = 2;
+    capped.track_total = TrackTotal::UpTo(3);
+    let mut exact = capped.clone();
+    exact.track_total = TrackTotal::Exact;
+    let c = s.search(&capped).unwrap();
+    let e = s.search(&exact).unwrap();
+    assert_eq!((e.total, e.total_relation), (all, "eq"));
+    assert!(c.total >= 3 && c.total <= all, "{}", c.total);
+    assert_eq!(c.total_relation, if c.total < all { "gte" } else { "eq" });
+    let keys = |r: &crate::query::SearchResult| -> Vec<String> {
+        r.hits.iter().map(|h| h.cursor.clone()).collect()
+    };
+    assert_eq!(keys(&c), keys(&e));
+    // Paging with a capped total still visits every line once.
+    let mut seen = Vec::new();
+    let mut req = capped.clone();
+    loop {
+        let page = s.search(&req).unwrap();
+        seen.extend(keys(&page));
+        match page.next_cursor {
+            Some(c) => req.cursor = Some(Cursor::parse(&c).unwrap()),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len() as u64, unique.len() as u64), (all, all));
+    // A cap above the number of matches is exact.
+    let mut high = q("");
+    high.track_total = TrackTotal::UpTo(all + 1);
+    assert_eq!(s.search(&high).unwrap().total_relation, "eq");
 }
 
 #[test]

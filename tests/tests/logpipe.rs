@@ -54,7 +54,11 @@ impl Pipe {
     }
 
     async fn total(&self) -> Option<u64> {
-        self.get("/api/logs/search?limit=1").await?.1["total"].as_u64()
+        // Exact, however many (the default counts exactly up to 10,000).
+        self.get("/api/logs/search?limit=1&track_total=true")
+            .await?
+            .1["total"]
+            .as_u64()
     }
 
     async fn metrics(&self) -> String {
@@ -391,6 +395,7 @@ async fn search_api_answers_and_rejects_bad_input() {
         ("/api/logs/search?limit=0", "limit must be"),
         ("/api/logs/search?colour=red", "unknown field `colour`"),
         ("/api/logs/search?cursor=zzz", "invalid cursor"),
+        ("/api/logs/search?track_total=lots", "track_total must be"),
         ("/api/logs/context?seq=1", "needs container and seq"),
     ] {
         let (code, body) = pipe.get(path).await.unwrap();

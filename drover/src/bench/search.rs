@@ -562,6 +562,17 @@ async fn search_latencies(
             .collect(),
         ),
         (
+            "phrase, exact total (track_total=true)",
+            ["\"connection refused\"", "\"cache miss\""]
+                .iter()
+                .map(|w| {
+                    let mut r = q(w);
+                    r.track_total = drover_search::TrackTotal::Exact;
+                    r
+                })
+                .collect(),
+        ),
+        (
             "time-ranged (1h)",
             WORDS
                 .iter()
