@@ -445,6 +445,9 @@ impl History {
 
 const ROLLUP: &str = "rollup1m-";
 
+/// Rows per Parquet row group.
+const ROW_GROUP_ROWS: usize = 16_384;
+
 /// The files of one hour.
 #[derive(Debug)]
 struct HourFiles {
@@ -540,7 +543,11 @@ fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<u64, MetricsError> {
         path.with_extension("parquet.tmp")
     };
     let mut file = File::create(&tmp).map_err(|e| MetricsError::io(&tmp, e))?;
-    let bytes = ParquetWriter::new(&mut file).finish(df)?;
+    // Small row groups: files are sorted by metric, so a query's metric filter skips the
+    // row groups of the other metrics by their statistics instead of decoding them.
+    let bytes = ParquetWriter::new(&mut file)
+        .with_row_group_size(Some(ROW_GROUP_ROWS))
+        .finish(df)?;
     file.sync_all().map_err(|e| MetricsError::io(&tmp, e))?;
     if tmp != path {
         fs::rename(&tmp, path).map_err(|e| MetricsError::io(path, e))?;

@@ -49,6 +49,17 @@ pub struct LogStore {
     dir: PathBuf,
     fields: LogFields,
     parts: RwLock<BTreeMap<NaiveDate, Arc<Partition>>>,
+    executor: SearchPool,
+}
+
+/// The search threads every day's index shares (one per core).
+#[derive(Clone)]
+struct SearchPool(tantivy::Executor);
+
+impl std::fmt::Debug for SearchPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SearchPool")
+    }
 }
 
 impl LogStore {
@@ -56,10 +67,16 @@ impl LogStore {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, SearchError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| SearchError::io(&dir, e))?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let executor = match threads {
+            1 => tantivy::Executor::single_thread(),
+            n => tantivy::Executor::multi_thread(n, "drover-search-")?,
+        };
         let store = Self {
             dir,
             fields: LogFields::new(),
             parts: RwLock::new(BTreeMap::new()),
+            executor: SearchPool(executor),
         };
         store.refresh()?;
         Ok(store)
@@ -126,7 +143,10 @@ impl LogStore {
         std::fs::create_dir_all(&path).map_err(|e| SearchError::io(&path, e))?;
         let directory = MmapDirectory::open(&path)
             .map_err(|e| SearchError::Index(format!("cannot open {}: {e}", path.display())))?;
-        let index = Index::open_or_create(directory, self.fields.schema.clone())?;
+        let mut index = Index::open_or_create(directory, self.fields.schema.clone())?;
+        // Searches that visit every segment (counts, histograms, field values) run them on
+        // all cores; one pool for every day.
+        index.set_executor(self.executor.0.clone());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
