@@ -234,6 +234,20 @@ def main():
         node_text = css(d, "#nodes tr[data-node]")[0].text
         assert "free" in node_text and "ACTIVE" in node_text, node_text
         shot(d, "nodes")
+        # Cordon through the confirmation dialog, then uncordon.
+        for button, status in (("Cordon", "CORDONED"), ("Uncordon", "ACTIVE")):
+            def press(label=button):
+                # The table re-renders every 3 s: find and click in one retried step.
+                for b in css(d, "#nodes tr[data-node] button"):
+                    if b.text == label:
+                        b.click()
+                        return True
+                return False
+            wait(d, f"the {button} button", press)
+            wait(d, f"the {button} dialog", lambda: d.find_element(By.ID, "dialog").is_displayed())
+            d.find_element(By.ID, "dialog-ok").click()
+            wait(d, f"node {status}", lambda: css(d, f'#nodes tr[data-status="{status}"]'))
+        result["node_cordoned_and_uncordoned"] = True
         open_page(d, f"{base}/#/events")
         wait(d, "events", lambda: css(d, '#events .ev[data-type="status_update_event"]'))
         result["events"] = len(css(d, "#events .ev"))
