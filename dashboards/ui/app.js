@@ -106,6 +106,7 @@
   const RANGES = [['5m', 'Last 5 minutes'], ['15m', 'Last 15 minutes'], ['1h', 'Last hour'], ['6h', 'Last 6 hours'], ['24h', 'Last 24 hours'], ['7d', 'Last 7 days'], ['custom', 'Custom range…']];
   const FILTER_KEYS = ['app', 'host', 'level', 'stream', 'container'];
   const HISTORY_KEY = 'drover.queryHistory';
+  const TOP_FIELDS = ['app', 'host', 'level', 'stream', 'container', 'node', 'group'];
 
   function logsState(params) {
     const s = { q: params.get('q') || '', since: params.get('since') || '', from: params.get('from') || '', to: params.get('to') || '' };
@@ -231,10 +232,13 @@
       const add = (k, v, filterKey) => {
         if (v == null || v === '') return;
         const fk = filterKey || k;
-        rows.push(h('tr', { dataset: { field: k } }, h('td', { class: 'k' }, k), h('td', { class: 'v' }, String(v)),
+        const tr = h('tr', { dataset: { field: k } }, h('td', { class: 'k' }, k), h('td', { class: 'v' }, String(v)),
           h('td', { style: 'white-space:nowrap' },
             h('button', { class: 'small filter-in', type: 'button', title: `Only lines with ${k} = ${v}`, onclick: () => filter(fk, v, true) }, '+'),
-            h('button', { class: 'small filter-out', type: 'button', title: `Hide lines with ${k} = ${v}`, onclick: () => filter(fk, v, false) }, '−'))));
+            h('button', { class: 'small filter-out', type: 'button', title: `Hide lines with ${k} = ${v}`, onclick: () => filter(fk, v, false) }, '−'),
+            TOP_FIELDS.includes(k) || k.startsWith('fields.')
+              ? h('button', { class: 'small top-btn', type: 'button', title: `The most frequent values of ${k} in these results`, onclick: () => topValues(tr, k, fk) }, 'top 5') : null));
+        rows.push(tr);
       };
       add('ts', hit.ts); add('app', hit.app); add('level', hit.level); add('host', hit.host); add('node', hit.node);
       add('task', hit.task); add('group', hit.group); add('container_name', hit.container_name); add('container', hit.container);
@@ -253,6 +257,27 @@
           h('a', { href: logsHash({ q: '', since: '', from: new Date(Date.parse(hit.ts) - 60e3).toISOString(), to: new Date(Date.parse(hit.ts) + 60e3).toISOString(), app: '', host: '', level: '', stream: '', container: hit.container }) }, 'this container ±1 min')),
         ctxBox);
       el.after(box);
+    }
+
+    // The most frequent values of a field among the matching lines (Kibana's field summary).
+    async function topValues(tr, key, filterKey) {
+      const next = tr.nextSibling;
+      if (next && next.classList && next.classList.contains('top-values')) { next.remove(); return; }
+      const cell = h('td', { colspan: 3 }, 'Counting…');
+      tr.after(h('tr', { class: 'top-values' }, cell));
+      try {
+        const res = await api('/api/logs/fields?' + qs(Object.assign({}, params, { field: key, size: 5 })));
+        cell.textContent = '';
+        if (!res.values.length) cell.append(h('span', { class: 'muted' }, 'No values.'));
+        for (const v of res.values) {
+          const pct = res.total ? (v.count / res.total * 100).toFixed(1) : '0';
+          cell.append(h('div', { class: 'row top-value' },
+            h('div', { class: 'bar', style: 'min-width:80px;width:80px' }, h('span', { style: `width:${pct}%` })),
+            h('span', {}, v.value), h('span', { class: 'muted' }, `${v.count.toLocaleString()} (${pct} %)`),
+            h('button', { class: 'small', type: 'button', onclick: () => filter(filterKey, v.value, true) }, '+'),
+            h('button', { class: 'small', type: 'button', onclick: () => filter(filterKey, v.value, false) }, '−')));
+        }
+      } catch (e) { cell.textContent = e.message; }
     }
 
     function filter(key, value, include) {

@@ -144,6 +144,13 @@ def main():
         for f in ("ts", "app", "host", "container_name", "stream", "seq"):
             assert f in fields, f"details show {f}: {fields}"
         result["detail_fields"] = len(fields)
+        # Top values of a field among the results.
+        level_row = [r for r in css(d, "#results .details tr[data-field]") if r.get_attribute("data-field") == "app"][0]
+        level_row.find_element(By.CSS_SELECTOR, "button.top-btn").click()
+        wait(d, "top values", lambda: css(d, "#results .details .top-values .top-value"))
+        tops = [t.text for t in css(d, "#results .details .top-values .top-value")]
+        assert any(a.app in t and "%" in t for t in tops), tops
+        result["top_values"] = len(tops)
         css(d, "#results .details .show-context")[0].click()
         wait(d, "context lines", lambda: css(d, "#results .details .context .log-row.here"))
         result["context_lines"] = len(css(d, "#results .details .context .log-row"))
