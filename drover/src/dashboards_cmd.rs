@@ -17,9 +17,9 @@ use clap::Args;
 use prometheus_client::registry::Registry;
 
 use crate::{
-    http::{self, ApiError, AppState},
+    http::{self, ApiError},
     telemetry::ProcessMetrics,
-    up::{bind_http, shutdown_signal},
+    up::bind_http,
 };
 
 /// Options of `drover dashboards`.
@@ -102,12 +102,6 @@ pub async fn run(args: DashboardsArgs) -> anyhow::Result<()> {
     }
     let mut registry = Registry::default();
     let process = ProcessMetrics::register(&mut registry);
-    let state = AppState {
-        registry: Arc::new(registry),
-        process,
-        kafka: String::new(),
-        broker: None,
-    };
     println!("drover dashboards on http://{}/", args.http);
     for (name, url) in [
         ("logs", &args.search),
@@ -118,10 +112,7 @@ pub async fn run(args: DashboardsArgs) -> anyhow::Result<()> {
             println!("  {name:<8} {u}");
         }
     }
-    axum::serve(listener, http::app_with(state, extra))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed")
+    http::serve_role(listener, registry, process, "", extra).await
 }
 
 fn proxy_routes(paths: &[&str], up: Upstream) -> Router {

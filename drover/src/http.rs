@@ -44,6 +44,27 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
         .fallback(not_found)
 }
 
+/// Serve a single role (`drover logpipe`, `drover metrics-store`, `drover dashboards`):
+/// `/healthz`, `/metrics` of `registry`, and the role's `routes`, until Ctrl-C or SIGTERM.
+pub async fn serve_role(
+    listener: tokio::net::TcpListener,
+    registry: Registry,
+    process: ProcessMetrics,
+    kafka: &str,
+    routes: Router,
+) -> anyhow::Result<()> {
+    let state = AppState {
+        registry: Arc::new(registry),
+        process,
+        kafka: kafka.to_string(),
+        broker: None,
+    };
+    axum::serve(listener, app_with(state, routes))
+        .with_graceful_shutdown(crate::up::shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("the HTTP server failed: {e}"))
+}
+
 #[derive(Debug, Serialize)]
 struct Health {
     status: &'static str,

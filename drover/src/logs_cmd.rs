@@ -4,7 +4,7 @@ use std::{
     io::Write,
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{atomic::AtomicBool, Arc},
+    sync::Arc,
     time::Duration,
 };
 
@@ -17,10 +17,10 @@ use drover_search::{
 use prometheus_client::registry::Registry;
 
 use crate::{
-    datadir,
-    http::{self, AppState},
+    datadir, http,
     telemetry::ProcessMetrics,
     up::{bind_http, shutdown_signal},
+    worker::Worker,
 };
 
 /// Logpipe options shared by `drover logpipe` and `drover up`.
@@ -65,8 +65,7 @@ impl LogpipeOpts {
 pub struct RunningLogpipe {
     /// Search over the same store.
     pub search: Search,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl RunningLogpipe {
@@ -80,30 +79,17 @@ impl RunningLogpipe {
         let cfg = opts.config(brokers)?;
         let store = Arc::new(LogStore::open(dir).context("cannot open the log index")?);
         let metrics = LogpipeMetrics::register(registry);
-        let stop = Arc::new(AtomicBool::new(false));
         let pipe = Logpipe::new(cfg, Arc::clone(&store), metrics);
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("logpipe".into())
-            .spawn(move || {
-                if let Err(e) = pipe.run(flag) {
-                    tracing::error!(error = %e, "the logpipe stopped");
-                }
-            })
-            .context("cannot start the logpipe thread")?;
+        let worker = Worker::spawn("logpipe", move |stop| pipe.run(stop))?;
         Ok(Self {
             search: Search::new(store),
-            stop,
-            thread: Some(thread),
+            worker,
         })
     }
 
     /// Commits what is pending and stops.
-    pub async fn stop(mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
+    pub async fn stop(self) {
+        self.worker.stop().await;
     }
 }
 
@@ -150,17 +136,8 @@ pub async fn run(args: LogpipeArgs) -> anyhow::Result<()> {
         "  search api         http://{}/api/logs/search?q=...",
         args.http
     );
-    let state = AppState {
-        registry: Arc::new(registry),
-        process,
-        kafka: args.kafka.clone(),
-        broker: None,
-    };
     let router = drover_search::api::router(pipe.search.clone());
-    let served = axum::serve(listener, http::app_with(state, router))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed");
+    let served = http::serve_role(listener, registry, process, &args.kafka, router).await;
     pipe.stop().await;
     served
 }

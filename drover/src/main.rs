@@ -13,6 +13,7 @@ mod metrics_cmd;
 mod scheduler_cmd;
 mod telemetry;
 mod up;
+mod worker;
 
 use std::process::ExitCode;
 

@@ -3,7 +3,7 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{atomic::AtomicBool, Arc},
+    sync::Arc,
     time::Duration,
 };
 
@@ -13,12 +13,7 @@ use drover_kafka::admin;
 use drover_metrics::{Ingest, IngestConfig, MetricsStore, StoreConfig, StoreMetrics};
 use prometheus_client::registry::Registry;
 
-use crate::{
-    datadir,
-    http::{self, AppState},
-    telemetry::ProcessMetrics,
-    up::{bind_http, shutdown_signal},
-};
+use crate::{datadir, http, telemetry::ProcessMetrics, up::bind_http, worker::Worker};
 
 /// Metrics store options shared by `drover metrics-store` and `drover up`.
 #[derive(Debug, Clone, Args)]
@@ -53,8 +48,7 @@ impl MetricsOpts {
 pub struct RunningMetricsStore {
     /// The store (the API reads it).
     pub store: Arc<MetricsStore>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl RunningMetricsStore {
@@ -69,30 +63,14 @@ impl RunningMetricsStore {
         let store =
             Arc::new(MetricsStore::open(dir, store_cfg).context("cannot open the metrics store")?);
         let metrics = StoreMetrics::register(registry);
-        let stop = Arc::new(AtomicBool::new(false));
         let ingest = Ingest::new(ingest_cfg, Arc::clone(&store), metrics);
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("metrics-store".into())
-            .spawn(move || {
-                if let Err(e) = ingest.run(flag) {
-                    tracing::error!(error = %e, "the metrics store stopped");
-                }
-            })
-            .context("cannot start the metrics store thread")?;
-        Ok(Self {
-            store,
-            stop,
-            thread: Some(thread),
-        })
+        let worker = Worker::spawn("metrics store", move |stop| ingest.run(stop))?;
+        Ok(Self { store, worker })
     }
 
     /// Writes and acknowledges what is pending, and stops.
-    pub async fn stop(mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
+    pub async fn stop(self) {
+        self.worker.stop().await;
     }
 }
 
@@ -137,17 +115,8 @@ pub async fn run(args: MetricsStoreArgs) -> anyhow::Result<()> {
         "  query api          http://{}/api/metrics/query?metric=cpu_pct&by=app",
         args.http
     );
-    let state = AppState {
-        registry: Arc::new(registry),
-        process,
-        kafka: args.kafka.clone(),
-        broker: None,
-    };
     let router = drover_metrics::api::router(Arc::clone(&running.store));
-    let served = axum::serve(listener, http::app_with(state, router))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed");
+    let served = http::serve_role(listener, registry, process, &args.kafka, router).await;
     running.stop().await;
     served
 }
