@@ -201,6 +201,10 @@ pub struct SearchArgs {
     /// How many lines (1–1000).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub limit: usize,
+    /// Count every match (slower on big ranges); by default the count is exact up to
+    /// 10,000 and shown as "10000+" past that.
+    #[arg(long)]
+    pub exact_total: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -272,6 +276,9 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
     }
     params.push(("limit", a.limit.to_string()));
     params.push(("snippets", "false".into()));
+    if a.exact_total {
+        params.push(("track_total", "true".into()));
+    }
     let body: serde_json::Value = get(&a.filter.server, "/api/logs/search", &params)
         .await?
         .json()

@@ -274,7 +274,7 @@ async fn tail_route(
             tokio::time::sleep(Duration::from_millis(500)).await;
             let (s2, r2) = (Arc::clone(&s), req.clone());
             let found = tokio::task::spawn_blocking(move || {
-                s2.store().reload()?;
+                s2.store().reload_if_older(Duration::from_millis(400))?;
                 s2.newer_than(&r2, cursor, 500)
             })
             .await;

@@ -50,6 +50,8 @@ pub struct LogStore {
     fields: LogFields,
     parts: RwLock<BTreeMap<NaiveDate, Arc<Partition>>>,
     executor: SearchPool,
+    /// When [`LogStore::reload_if_older`] last reloaded.
+    reloaded_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// The search threads every day's index shares (one per core).
@@ -77,6 +79,7 @@ impl LogStore {
             fields: LogFields::new(),
             parts: RwLock::new(BTreeMap::new()),
             executor: SearchPool(executor),
+            reloaded_at: std::sync::Mutex::new(None),
         };
         store.refresh()?;
         Ok(store)
@@ -192,6 +195,19 @@ impl LogStore {
             p.reader.reload()?;
         }
         Ok(())
+    }
+
+    /// [`LogStore::reload`], unless a reload happened less than `age` ago: live tails poll
+    /// every half second each, and many open tails share one reload.
+    pub fn reload_if_older(&self, age: std::time::Duration) -> Result<(), SearchError> {
+        {
+            let mut at = self.reloaded_at.lock().unwrap_or_else(|e| e.into_inner());
+            if at.is_some_and(|t| t.elapsed() < age) {
+                return Ok(());
+            }
+            *at = Some(std::time::Instant::now());
+        }
+        self.reload()
     }
 
     /// Deletes the partitions of days before `cutoff`'s day; returns the days removed.

@@ -472,7 +472,15 @@ async fn drover_up_finds_a_printed_line() {
     while printed.elapsed() < Duration::from_secs(60) {
         let out = drover_tests::drover::run_drover(
             &[
-                "logs", "search", &token, "--since", "10m", "--json", "--server", &server,
+                "logs",
+                "search",
+                &token,
+                "--since",
+                "10m",
+                "--exact-total",
+                "--json",
+                "--server",
+                &server,
             ],
             Duration::from_secs(10),
         );
@@ -490,6 +498,7 @@ async fn drover_up_finds_a_printed_line() {
         "searchable {:?} after the container started",
         printed.elapsed()
     );
+    assert_eq!(body["total_relation"], "eq", "{body}");
     let hit = &body["hits"][0];
     assert_eq!(hit["level"], "error", "{hit}");
     assert_eq!(hit["stream"], "stdout");
