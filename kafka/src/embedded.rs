@@ -275,6 +275,10 @@ async fn spawn_ready(program: &Path, cfg: &BrokerConfig, log: &Path) -> Result<C
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
+        // Its own process group: a Ctrl-C in the terminal reaches drover only, which stops
+        // its components (the collector's last sends, the logpipe's last commit) and then
+        // the broker, instead of the broker dying first under them.
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()
