@@ -133,7 +133,8 @@ async fn traffic(client: &reqwest::Client, base: &str) {
             }
         }
         for t in &targets {
-            let path = ["/", "/", "/", "/?user=42", "/checkout"][fastrand::usize(..5)];
+            // Only `GET /` prints an access-log line (with its query string).
+            let path = ["/", "/", "/?user=42", "/?page=2", "/?q=shoes"][fastrand::usize(..5)];
             let _ = client.get(format!("http://{t}{path}")).send().await;
         }
         tokio::time::sleep(Duration::from_millis(400 + fastrand::u64(..400))).await;
