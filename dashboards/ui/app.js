@@ -432,6 +432,7 @@
       h('button', { type: 'button', id: 'restart', onclick: () => restart() }, 'Restart…'),
       h('a', { href: logsHash({ q: '', since: '1h', from: '', to: '', app: id, host: '', level: '', stream: '', container: '' }) }, 'All logs of this app →'));
     const info = h('div', { class: 'muted', id: 'app-info' });
+    const waiting = h('div', { class: 'banner', id: 'queue-reason', hidden: true });
     const tbody = h('tbody');
     const tasks = h('table', { id: 'tasks' }, h('thead', {}, h('tr', {},
       h('th', {}, 'Task'), h('th', {}, 'Node'), h('th', {}, 'Host:ports'), h('th', {}, 'State'), h('th', {}, 'Health'), h('th', { class: 'num' }, 'Uptime'))), tbody);
@@ -445,7 +446,7 @@
     const chartEls = chartDefs.map(([m, label]) => h('div', { class: 'panel chart-panel', dataset: { metric: m } }, h('h3', {}, label), h('div', { class: 'chart-box' })));
     const since = h('select', { id: 'chart-range' }, ['15m', '1h', '6h', '24h'].map(v => h('option', { value: v }, 'last ' + v)));
     const logs = h('div', { class: 'logs', id: 'app-logs' });
-    view.replaceChildren(h('div', { class: 'row' }, h('a', { href: '#/apps' }, '← Apps')), title, actions, info,
+    view.replaceChildren(h('div', { class: 'row' }, h('a', { href: '#/apps' }, '← Apps')), title, actions, info, waiting,
       h('div', { class: 'panel' }, h('h3', {}, 'Tasks'), tasks),
       h('div', { class: 'row' }, h('h3', { style: 'margin:0' }, 'Resources per instance'), since),
       h('div', { class: 'grid', id: 'charts' }, chartEls),
@@ -454,8 +455,13 @@
 
     async function loadApp() {
       try {
-        const [a, t] = await Promise.all([api('/v2/apps' + id), api('/v2/apps' + id + '/tasks')]);
+        const [a, t, q] = await Promise.all([api('/v2/apps' + id), api('/v2/apps' + id + '/tasks'), api('/v2/queue')]);
         app = a.app;
+        // Tasks that wait for a place, and why (the scheduler's reason, as `drover app show`).
+        const queued = (q.queue || []).find(x => x.app && x.app.id === id);
+        const why = queued && queued.processedOffersSummary && (queued.processedOffersSummary.rejectSummaryLastOffers || [])[0];
+        waiting.hidden = !queued;
+        waiting.textContent = queued ? `${queued.count} task(s) waiting since ${fmtTs(queued.since)}: ${why && why.reason ? why.reason : 'no reason given yet'}` : '';
         const image = app.container && app.container.docker ? app.container.docker.image : '';
         info.textContent = `${app.tasksRunning}/${app.instances} running · ${image || app.cmd || ''} · ${app.cpus} CPU, ${app.mem} MiB each · version ${app.version}`;
         tbody.textContent = '';

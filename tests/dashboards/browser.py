@@ -235,6 +235,21 @@ def main():
         result["running_after_scale"] = a.scale_to
         shot(d, "app-scaled")
 
+        # An app no node can take (a constraint no node meets): its page says why it waits.
+        req = urllib.request.Request(
+            f"{base}/v2/apps", method="POST",
+            data=json.dumps({"id": "/too-big", "cmd": "sleep 600", "cpus": 0.1, "mem": 32, "instances": 1,
+                             "constraints": [["hostname", "LIKE", "no-such-host"]]}).encode(),
+            headers={"content-type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).read()
+        open_page(d, f"{base}/#/app/too-big")
+        reason = wait(d, "the waiting reason",
+                      lambda: [e for e in css(d, "#queue-reason") if e.is_displayed() and "waiting" in e.text])[0].text
+        assert "hostname" in reason or "LIKE" in reason or "constraint" in reason.lower(), reason
+        result["queue_reason"] = reason
+        shot(d, "app-waiting")
+        urllib.request.urlopen(urllib.request.Request(f"{base}/v2/apps/too-big?force=true", method="DELETE"), timeout=10).read()
+
         # --- nodes and events ---------------------------------------------------------------
         open_page(d, f"{base}/#/nodes")
         wait(d, "nodes", lambda: css(d, "#nodes tr[data-node]"))
