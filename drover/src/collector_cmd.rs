@@ -1,5 +1,5 @@
 //! `drover collector`: the per-host collector alone.
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
@@ -8,12 +8,7 @@ use drover_kafka::admin;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::{
-    datadir,
-    http::{self, AppState},
-    telemetry::ProcessMetrics,
-    up::{bind_http, shutdown_signal},
-};
+use crate::{datadir, http, telemetry::ProcessMetrics, up::bind_http};
 
 /// Collector options shared by `drover collector` and `drover up`.
 #[derive(Debug, Clone, Args)]
@@ -106,16 +101,14 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
     ));
     println!("collector shipping to {}", args.kafka);
     println!("  health and metrics  http://{}/metrics", args.http);
-    let state = AppState {
-        registry: Arc::new(registry),
+    let served = http::serve_role(
+        listener,
+        registry,
         process,
-        kafka: args.kafka.clone(),
-        broker: None,
-    };
-    let served = axum::serve(listener, http::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed");
+        &args.kafka,
+        axum::Router::new(),
+    )
+    .await;
     let _ = stop_tx.send(true);
     collector
         .await

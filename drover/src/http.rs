@@ -44,7 +44,7 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
         .fallback(not_found)
 }
 
-/// Serve a single role (`drover logpipe`, `drover metrics-store`, `drover dashboards`):
+/// Serve a single role (`drover collector`, `agent`, `logpipe`, `metrics-store`, `dashboards`):
 /// `/healthz`, `/metrics` of `registry`, and the role's `routes`, until Ctrl-C or SIGTERM.
 pub async fn serve_role(
     listener: tokio::net::TcpListener,

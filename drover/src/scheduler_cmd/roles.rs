@@ -120,16 +120,14 @@ pub async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     );
     println!("  metrics  http://{}/metrics", args.http);
     let agent = spawn_agent(cfg, &mut registry, stop_rx);
-    let state = AppState {
-        registry: Arc::new(registry),
+    let served = http::serve_role(
+        listener,
+        registry,
         process,
-        kafka: "(not used by the agent)".into(),
-        broker: None,
-    };
-    let served = axum::serve(listener, http::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed");
+        "(not used by the agent)",
+        axum::Router::new(),
+    )
+    .await;
     let _ = stop_tx.send(true);
     let _ = agent.await;
     served
