@@ -13,9 +13,9 @@
 //! scheduler (say) hides its pages instead of showing errors.
 use axum::{
     extract::State,
-    http::{header, HeaderValue},
-    response::{IntoResponse, Response},
-    routing::get,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::IntoResponse,
+    routing::{get, MethodRouter},
     Json, Router,
 };
 use serde::Serialize;
@@ -54,50 +54,56 @@ impl UiConfig {
 /// The UI's routes: `/`, `/ui/*` assets and `/ui/config.json`.
 pub fn router(config: UiConfig) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", asset(INDEX_HTML, "text/html; charset=utf-8"))
         .route(
             "/ui/app.js",
-            get(|| asset(APP_JS, "text/javascript; charset=utf-8")),
+            asset(APP_JS, "text/javascript; charset=utf-8"),
         )
         .route(
             "/ui/charts.js",
-            get(|| asset(CHARTS_JS, "text/javascript; charset=utf-8")),
+            asset(CHARTS_JS, "text/javascript; charset=utf-8"),
         )
-        .route(
-            "/ui/app.css",
-            get(|| asset(APP_CSS, "text/css; charset=utf-8")),
-        )
-        .route("/favicon.svg", get(|| asset(FAVICON_SVG, "image/svg+xml")))
+        .route("/ui/app.css", asset(APP_CSS, "text/css; charset=utf-8"))
+        .route("/favicon.svg", asset(FAVICON_SVG, "image/svg+xml"))
         .route("/ui/config.json", get(config_route))
         .with_state(config)
 }
 
-async fn index() -> Response {
-    asset(INDEX_HTML, "text/html; charset=utf-8").await
-}
-
-/// Assets are small and embedded; `no-cache` makes the browser revalidate so a new binary's
-/// UI shows at once (the ETag keeps revalidation cheap).
-async fn asset(body: &'static str, content_type: &'static str) -> Response {
-    let etag = format!("\"{}-{:x}\"", env!("CARGO_PKG_VERSION"), fnv(body));
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+/// One embedded asset. `no-cache` makes the browser revalidate, so a new binary's UI shows
+/// at once; the ETag (computed once, here) lets an unchanged asset answer 304 without a body.
+fn asset(body: &'static str, content_type: &'static str) -> MethodRouter<UiConfig> {
+    let etag = HeaderValue::from_str(&format!(
+        "\"{}-{:x}\"",
+        env!("CARGO_PKG_VERSION"),
+        fnv(body)
+    ))
+    .unwrap_or(HeaderValue::from_static("\"0\""));
+    get(move |headers: HeaderMap| async move {
+        let fresh = headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+        let common = [
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (
-                header::ETAG,
-                HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\"")),
-            ),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
+            (header::ETAG, etag),
+        ];
+        if fresh {
+            return (StatusCode::NOT_MODIFIED, common).into_response();
+        }
+        (
+            common,
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(
+                        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
+                    ),
                 ),
-            ),
-        ],
-        body,
-    )
-        .into_response()
+            ],
+            body,
+        )
+            .into_response()
+    })
 }
 
 /// FNV-1a: a stable content hash for the ETag (not security relevant).
@@ -151,6 +157,39 @@ mod tests {
             let page = page.replace("http://www.w3.org/2000/svg", "");
             assert!(!page.contains("http://") && !page.contains("https://"));
         }
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_asset_is_a_304_without_body() {
+        let first = router(UiConfig::all())
+            .oneshot(Request::get("/ui/app.js").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let etag = first.headers().get(header::ETAG).unwrap().clone();
+        let again = router(UiConfig::all())
+            .oneshot(
+                Request::get("/ui/app.js")
+                    .header(header::IF_NONE_MATCH, etag.clone())
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304);
+        assert_eq!(again.headers().get(header::ETAG), Some(&etag));
+        let body = again.into_body().collect().await.unwrap().to_bytes();
+        assert!(body.is_empty());
+        // Another tag (an older binary's): the whole asset.
+        let stale = router(UiConfig::all())
+            .oneshot(
+                Request::get("/ui/app.js")
+                    .header(header::IF_NONE_MATCH, "\"0.0.0-0\"")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(stale.status(), 200);
     }
 
     #[tokio::test]
