@@ -638,18 +638,20 @@ mod tests {
         assert_eq!((w.files, w.rows), (2, 7));
         assert_eq!(h.file_count().unwrap(), 4);
         assert_eq!(all(&h).height(), 11);
-        let mean = Shape { agg: Agg::Mean };
-        let (raw, hours) = h
-            .read_partials(
+        // Both hours, mean by app at 1-minute steps.
+        let two_hours_by_app = || {
+            h.read_partials(
                 Metric::CpuPct,
                 &Filter::default(),
                 H,
                 H + 2 * HOUR_MS,
                 &[Dim::App],
-                mean,
+                Shape { agg: Agg::Mean },
                 60_000,
             )
-            .unwrap();
+            .unwrap()
+        };
+        let (raw, hours) = two_hours_by_app();
         assert_eq!(raw.unwrap().height(), 4);
         assert_eq!(hours.len(), 1);
         assert_eq!(totals(&hours).0, 7.0, "n over the rollup hour");
@@ -658,33 +660,14 @@ mod tests {
         assert_eq!((w.files, w.rows), (2, 4));
         assert_eq!(h.compact(H + 3 * HOUR_MS, 8).unwrap(), Written::default());
         assert_eq!(all(&h).height(), 11);
-        let (raw, hours) = h
-            .read_partials(
-                Metric::CpuPct,
-                &Filter::default(),
-                H,
-                H + 2 * HOUR_MS,
-                &[Dim::App],
-                mean,
-                60_000,
-            )
-            .unwrap();
+        let (raw, hours) = two_hours_by_app();
         assert!(raw.is_none());
         assert_eq!(hours.len(), 2);
         assert_eq!(totals(&hours), (11.0, 52.0));
         // The same shape again: from the cache.
         let cached = h.cached_points();
         assert!(cached > 0);
-        h.read_partials(
-            Metric::CpuPct,
-            &Filter::default(),
-            H,
-            H + 2 * HOUR_MS,
-            &[Dim::App],
-            mean,
-            60_000,
-        )
-        .unwrap();
+        two_hours_by_app();
         assert_eq!(h.cached_points(), cached);
         // A range cutting an hour reads that hour raw.
         let (raw, hours) = h
