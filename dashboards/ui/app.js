@@ -224,14 +224,24 @@
       return el;
     }
 
+    // Parsed fields the index leaves out (search/src/index.rs NOT_INDEXED_KEYS, IGNORE_ABOVE).
+    const NOT_INDEXED_KEYS = ['msg', 'message', 'ts', 'time', 'timestamp', '@timestamp'];
+    const IGNORE_ABOVE = 256;
+
     function toggleDetails(el, hit) {
       const next = el.nextSibling;
       if (next && next.classList && next.classList.contains('details')) { next.remove(); el.classList.remove('open'); return; }
       el.classList.add('open');
       const rows = [];
-      const add = (k, v, filterKey) => {
+      const add = (k, v, filterKey, indexed = true) => {
         if (v == null || v === '') return;
         const fk = filterKey || k;
+        if (!indexed) {
+          // Shown but not indexed as a field (see search/README.md): search its words as text.
+          rows.push(h('tr', { dataset: { field: k } }, h('td', { class: 'k' }, k), h('td', { class: 'v' }, String(v)),
+            h('td', { class: 'muted', title: 'Not indexed as a field: search its words as text' }, 'text')));
+          return;
+        }
         const tr = h('tr', { dataset: { field: k } }, h('td', { class: 'k' }, k), h('td', { class: 'v' }, String(v)),
           h('td', { style: 'white-space:nowrap' },
             h('button', { class: 'small filter-in', type: 'button', title: `Only lines with ${k} = ${v}`, onclick: () => filter(fk, v, true) }, '+'),
@@ -246,7 +256,8 @@
       const flat = (obj, prefix) => {
         for (const [k, v] of Object.entries(obj || {})) {
           if (v && typeof v === 'object' && !Array.isArray(v)) flat(v, prefix + k + '.');
-          else add('fields.' + prefix + k, Array.isArray(v) ? JSON.stringify(v) : v, prefix + k);
+          else add('fields.' + prefix + k, Array.isArray(v) ? JSON.stringify(v) : v, prefix + k,
+            !(prefix === '' && NOT_INDEXED_KEYS.includes(k)) && !(typeof v === 'string' && v.length > IGNORE_ABOVE));
         }
       };
       flat(hit.fields, '');

@@ -1,7 +1,8 @@
 //! The index schema: which fields a log document has and how each is indexed.
+use serde_json::{Map, Value};
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, Schema,
-    TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
+    TextFieldIndexing, TextOptions, FAST, STORED, STRING,
 };
 
 /// Normalised log levels, with a numeric code kept in a fast field for histograms.
@@ -106,8 +107,12 @@ pub struct LogFields {
     pub message: Field,
     /// The line as printed (multi-line records keep their newlines).
     pub line: Field,
-    /// Parsed fields (JSON keys, access-log status/path/latency, rule-added fields).
+    /// Parsed fields (JSON keys, access-log status/path/latency, rule-added fields), indexed
+    /// and fast but not stored; see [`indexed_fields`] for which values are left out.
     pub fields: Field,
+    /// Fields added by routing rules (stored only: everything else in `fields` comes from
+    /// parsing the line again).
+    pub extra: Field,
     /// Per-container sequence number from the collector.
     pub seq: Field,
     /// Unique key of the line (hash of container and seq): the tie-break of the sort.
@@ -132,10 +137,11 @@ impl LogFields {
     /// Builds the schema.
     pub fn new() -> Self {
         let mut b = Schema::builder();
+        // Not indexed: time ranges and the sort read the fast column, so a term per line (each
+        // timestamp is unique) would only grow the term dictionary.
         let ts = b.add_date_field(
             "ts",
             DateOptions::default()
-                .set_indexed()
                 .set_stored()
                 .set_fast()
                 .set_precision(DateTimePrecision::Nanoseconds),
@@ -161,10 +167,11 @@ impl LogFields {
             ),
         );
         let line = b.add_text_field("line", STORED);
+        // Not stored: a hit's fields are parsed again from its line (the same parse), and the
+        // few added by rules are stored in `extra`.
         let fields = b.add_json_field(
             "fields",
             JsonObjectOptions::default()
-                .set_stored()
                 .set_indexing_options(
                     TextFieldIndexing::default()
                         .set_tokenizer("raw")
@@ -172,7 +179,9 @@ impl LogFields {
                 )
                 .set_fast("raw"),
         );
-        let seq = b.add_u64_field("seq", INDEXED | STORED | FAST);
+        let extra = b.add_json_field("extra", STORED);
+        // Not indexed: context ranges read the fast column.
+        let seq = b.add_u64_field("seq", STORED | FAST);
         let uid = b.add_u64_field("uid", FAST);
         Self {
             schema: b.build(),
@@ -191,6 +200,7 @@ impl LogFields {
             message,
             line,
             fields,
+            extra,
             seq,
             uid,
         }
@@ -200,6 +210,42 @@ impl LogFields {
 impl Default for LogFields {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Top-level keys of parsed fields that are not indexed in `fields`: the message and timestamp
+/// an app writes into its JSON or logfmt lines are already searchable as the line's text and
+/// `ts`, and indexing them as keywords (nearly one new term per line) was the largest cost of
+/// indexing. They are still shown with the hit.
+pub const NOT_INDEXED_KEYS: [&str; 6] = ["msg", "message", "ts", "time", "timestamp", "@timestamp"];
+
+/// String values longer than this are not indexed in `fields` (Elasticsearch's `ignore_above`
+/// for keywords): such values are text, searchable through the line.
+pub const IGNORE_ABOVE: usize = 256;
+
+/// The part of a line's parsed fields that is indexed (and kept in fast columns for ranges and
+/// top values): all but [`NOT_INDEXED_KEYS`], nulls and strings longer than [`IGNORE_ABOVE`].
+pub fn indexed_fields(mut fields: Map<String, Value>) -> Map<String, Value> {
+    for key in NOT_INDEXED_KEYS {
+        fields.remove(key);
+    }
+    fields.retain(|_, v| keep_indexed(v));
+    fields
+}
+
+fn keep_indexed(v: &mut Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => s.len() <= IGNORE_ABOVE,
+        Value::Array(a) => {
+            a.retain_mut(keep_indexed);
+            !a.is_empty()
+        }
+        Value::Object(o) => {
+            o.retain(|_, v| keep_indexed(v));
+            !o.is_empty()
+        }
+        Value::Bool(_) | Value::Number(_) => true,
     }
 }
 
@@ -240,6 +286,38 @@ mod tests {
         assert_ne!(uid("a", 1), uid("a", 2));
         assert_ne!(uid("a", 1), uid("b", 1));
         assert_eq!(uid("abc", 7), uid("abc", 7));
+    }
+
+    #[test]
+    fn indexed_fields_leave_out_message_time_nulls_and_long_strings() {
+        let long = "x".repeat(IGNORE_ABOVE + 1);
+        let v = serde_json::json!({
+            "msg": "payment failed", "ts": "2026-11-22T10:00:00Z", "status": 502,
+            "user": {"id": 7, "note": long, "gone": null}, "tags": ["a", long, null],
+            "empty": {"only": null}, "ok": true, "path": "/api",
+        });
+        let Value::Object(map) = v else {
+            unreachable!()
+        };
+        let got = Value::Object(indexed_fields(map));
+        assert_eq!(
+            got,
+            serde_json::json!({"status": 502, "user": {"id": 7}, "tags": ["a"], "ok": true, "path": "/api"})
+        );
+    }
+
+    #[test]
+    fn the_ui_knows_which_fields_are_not_indexed() {
+        let js = include_str!("../../dashboards/ui/app.js");
+        let list = NOT_INDEXED_KEYS.map(|k| format!("'{k}'")).join(", ");
+        assert!(
+            js.contains(&format!("const NOT_INDEXED_KEYS = [{list}];")),
+            "update app.js"
+        );
+        assert!(
+            js.contains(&format!("const IGNORE_ABOVE = {IGNORE_ABOVE};")),
+            "update app.js"
+        );
     }
 
     #[test]

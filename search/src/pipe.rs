@@ -25,11 +25,11 @@ use rdkafka::{
     Message, Offset, TopicPartitionList,
 };
 use serde_json::{Map, Value};
-use tantivy::{schema::OwnedValue, IndexWriter, TantivyDocument};
+use tantivy::{IndexWriter, TantivyDocument};
 
 use crate::{
     checkpoint::Checkpoint,
-    index::{uid, LogFields},
+    index::{indexed_fields, uid, LogFields},
     metrics::{LogpipeMetrics, PartitionLabels, ReasonLabels},
     parse::parse_line,
     rules::{Rules, Subject},
@@ -119,8 +119,6 @@ struct Writer {
 const RETENTION_CHECK: Duration = Duration::from_secs(600);
 const LAG_CHECK: Duration = Duration::from_secs(10);
 const WRITER_IDLE: Duration = Duration::from_secs(120);
-/// Longest string value of a parsed field that is indexed (the whole line is always stored).
-const MAX_FIELD_VALUE: usize = 4096;
 
 impl Logpipe {
     /// A logpipe writing into `store`.
@@ -316,11 +314,18 @@ impl State {
                 .inc();
             return Ok(());
         }
-        let mut fields = parsed.fields;
-        for (k, v) in decision.add_fields {
-            fields.insert(k.to_string(), Value::from(v));
-        }
-        let doc = build_doc(pipe.store.fields(), &rec, parsed.level, fields);
+        let added: Map<String, Value> = decision
+            .add_fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Value::from(v)))
+            .collect();
+        let doc = build_doc(
+            pipe.store.fields(),
+            &rec,
+            parsed.level,
+            parsed.fields,
+            added,
+        );
         let writer = self.writer(pipe, day)?;
         writer.writer.add_document(doc)?;
         writer.dirty = true;
@@ -496,12 +501,14 @@ impl State {
     }
 }
 
-/// The Tantivy document of a record.
+/// The Tantivy document of a record: `fields` is what parsing found (indexed as
+/// [`indexed_fields`] says, not stored), `added` what rules added (indexed and stored).
 pub fn build_doc(
     f: &LogFields,
     rec: &LogRecord,
     level: Option<crate::Level>,
-    fields: Map<String, Value>,
+    mut fields: Map<String, Value>,
+    added: Map<String, Value>,
 ) -> TantivyDocument {
     let mut doc = TantivyDocument::new();
     let ns = rec.ts.timestamp_nanos_opt().unwrap_or_default();
@@ -524,34 +531,18 @@ pub fn build_doc(
     doc.add_u64(f.level_code, level.map_or(0, crate::Level::code));
     doc.add_text(f.message, &rec.line);
     doc.add_text(f.line, &rec.line);
+    if !added.is_empty() {
+        let added = Value::Object(added);
+        doc.add_field_value(f.extra, &added);
+        if let Value::Object(added) = added {
+            fields.extend(added);
+        }
+    }
+    let fields = indexed_fields(fields);
     if !fields.is_empty() {
-        let object: BTreeMap<String, OwnedValue> = fields
-            .into_iter()
-            .map(|(k, v)| (k, OwnedValue::from(truncate_strings(v))))
-            .collect();
-        doc.add_object(f.fields, object);
+        doc.add_field_value(f.fields, &Value::Object(fields));
     }
     doc.add_u64(f.seq, rec.seq);
     doc.add_u64(f.uid, uid(&s.container_id, rec.seq));
     doc
-}
-
-fn truncate_strings(v: Value) -> Value {
-    match v {
-        Value::String(mut s) if s.len() > MAX_FIELD_VALUE => {
-            let mut end = MAX_FIELD_VALUE;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s.truncate(end);
-            Value::String(s)
-        }
-        Value::Array(a) => Value::Array(a.into_iter().map(truncate_strings).collect()),
-        Value::Object(o) => Value::Object(
-            o.into_iter()
-                .map(|(k, v)| (k, truncate_strings(v)))
-                .collect(),
-        ),
-        other => other,
-    }
 }

@@ -454,12 +454,16 @@ impl Search {
             .get_first(f.seq)
             .and_then(|v| v.as_u64())
             .unwrap_or_default();
-        let fields = doc
-            .get_first(f.fields)
-            .map(|v| {
-                serde_json::to_value(tantivy::schema::OwnedValue::from(v)).unwrap_or(Json::Null)
-            })
-            .unwrap_or_else(|| Json::Object(Default::default()));
+        let line = text(f.line).unwrap_or_default();
+        // The parsed fields are not stored: parse the line again (the same parse as when it
+        // was indexed), then add what rules added.
+        let mut fields = crate::parse::parse_line(&line).fields;
+        if let Some(Json::Object(extra)) = doc.get_first(f.extra).map(|v| {
+            serde_json::to_value(tantivy::schema::OwnedValue::from(v)).unwrap_or(Json::Null)
+        }) {
+            fields.extend(extra);
+        }
+        let fields = Json::Object(fields);
         Ok(Hit {
             ts: from_ns(ts).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             ts_ns: ts,
@@ -479,7 +483,7 @@ impl Search {
             stream: text(f.stream).unwrap_or_default(),
             level: text(f.level),
             seq,
-            line: text(f.line).unwrap_or_default(),
+            line,
             fields,
             snippet: None,
         })

@@ -146,7 +146,17 @@ impl LogStore {
         std::fs::create_dir_all(&path).map_err(|e| SearchError::io(&path, e))?;
         let directory = MmapDirectory::open(&path)
             .map_err(|e| SearchError::Index(format!("cannot open {}: {e}", path.display())))?;
-        let mut index = Index::open_or_create(directory, self.fields.schema.clone())?;
+        let mut index = match Index::open_or_create(directory, self.fields.schema.clone()) {
+            Err(tantivy::TantivyError::SchemaError(e)) => {
+                return Err(SearchError::Index(format!(
+                    "the index partition {} was written by another version of Drover ({e}); \
+                     move it out of {} (or delete it) and the logpipe starts that day afresh",
+                    path.display(),
+                    self.dir.display()
+                )))
+            }
+            other => other?,
+        };
         // Searches that visit every segment (counts, histograms, field values) run them on
         // all cores; one pool for every day.
         index.set_executor(self.executor.0.clone());
@@ -268,5 +278,19 @@ mod tests {
         assert!(!dir.path().join("2026-11-18").exists());
         other.refresh().unwrap();
         assert_eq!(other.partitions().len(), 2);
+    }
+
+    #[test]
+    fn a_partition_of_another_schema_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("2026-11-20");
+        std::fs::create_dir_all(&path).unwrap();
+        let mut b = tantivy::schema::Schema::builder();
+        b.add_text_field("line", tantivy::schema::STORED);
+        Index::create_in_dir(&path, b.build()).unwrap();
+        let err = LogStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("2026-11-20"), "{err}");
+        assert!(err.contains("another version of Drover"), "{err}");
+        assert!(err.contains("move it out of"), "{err}");
     }
 }

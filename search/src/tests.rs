@@ -66,8 +66,19 @@ fn store() -> (tempfile::TempDir, Search) {
             .entry(day)
             .or_insert_with(|| part.index.writer_with_num_threads(1, 15_000_000).unwrap());
         let parsed = parse_line(&rec.line);
-        w.add_document(build_doc(store.fields(), &rec, parsed.level, parsed.fields))
-            .unwrap();
+        // A routing rule adds `team` to billing's lines (stored, unlike parsed fields).
+        let mut added = serde_json::Map::new();
+        if *app == "billing" {
+            added.insert("team".into(), "invoicing".into());
+        }
+        w.add_document(build_doc(
+            store.fields(),
+            &rec,
+            parsed.level,
+            parsed.fields,
+            added,
+        ))
+        .unwrap();
     }
     for (_, mut w) in writers {
         w.commit().unwrap();
@@ -176,6 +187,25 @@ fn totals_are_exact_up_to_the_cap_and_pages_stay_the_same() {
     let mut high = q("");
     high.track_total = TrackTotal::UpTo(all + 1);
     assert_eq!(s.search(&high).unwrap().total_relation, "eq");
+}
+
+#[test]
+fn hits_show_every_parsed_field_and_the_rules_fields() {
+    let (_dir, s) = store();
+    let hit = s.search(&q("user:u7")).unwrap().hits.remove(0);
+    // Parsed again from the line: the message is shown though it is not indexed as a field.
+    assert_eq!(
+        serde_json::Value::Object(hit.fields.as_object().unwrap().clone()),
+        serde_json::json!({"level": "error", "msg": "payment failed: connection refused", "status": 502, "user": "u7"})
+    );
+    assert!(lines_of(&s, &q(r#"msg:"payment failed: connection refused""#)).is_empty());
+    let access = s.search(&q("status:503")).unwrap().hits.remove(0);
+    assert_eq!(access.fields["method"], "POST");
+    assert_eq!(access.fields["latency_ms"], 500.0);
+    // Rule-added fields are searchable and shown.
+    let billing = s.search(&q("team:invoicing")).unwrap();
+    assert_eq!(billing.total, 3);
+    assert!(billing.hits.iter().all(|h| h.fields["team"] == "invoicing"));
 }
 
 #[test]
