@@ -132,6 +132,15 @@ fn bad_messages_get_a_reason() {
     let cases: &[(&[u8], &str)] = &[
         (b"not json", "invalid_json"),
         (b"{}", "missing_version"),
+        // Complete but for `v`: refused too, not read as the current version.
+        (
+            br#"{"ts":"2026-11-21T23:03:25Z","host":"h","app":"a","container_id":"c","container_name":"n","stream":"stdout","seq":1,"line":"x"}"#,
+            "missing_version",
+        ),
+        (
+            br#"{"v":2,"ts":"2026-11-21T23:03:25Z","host":"h","app":"a","container_id":"c","container_name":"n","stream":"stdout","seq":1,"line":"x"}"#,
+            "unsupported_version",
+        ),
         (br#"{"v":2,"line":"x"}"#, "unsupported_version"),
         (br#"{"v":"1"}"#, "unsupported_version"),
         (br#"{"v":1,"line":"x"}"#, "invalid_json"),
