@@ -327,8 +327,9 @@ struct Skipper {
     late: u64,
     opened: bool,
     recent: Recent,
-    /// Per stream: the timestamp of the previous entry and how many before it shared it.
-    last: [(i64, u32); 2],
+    /// Per stream: the timestamp of the previous entry, its occurrence number, and whether it
+    /// was a partial chunk.
+    last: [(i64, u32, bool); 2],
     /// The positions the run started from (what was delivered before it).
     start: [StreamPos; 2],
 }
@@ -383,26 +384,31 @@ impl Skipper {
             late: 0,
             opened: false,
             recent: Recent::default(),
-            last: [(i64::MIN, 0); 2],
+            last: [(i64::MIN, 0, false); 2],
             start: [pos.stdout, pos.stderr],
         }
     }
 
     /// A new stream was opened: Docker starts again from the `since` second.
     fn new_pass(&mut self) {
-        self.last = [(i64::MIN, 0); 2];
+        self.last = [(i64::MIN, 0, false); 2];
     }
 
     fn keep(&mut self, e: &Entry) -> bool {
         let i = idx(e.stream);
         let ts = nanos(e.ts);
         let p = self.pos[i];
-        let occurrence = if self.last[i].0 == ts {
-            self.last[i].1 + 1
+        // Only the chunks of one long line (after a partial entry) are numbered apart: a
+        // complete entry equal to the one just before it (same stream, timestamp, text) is
+        // Docker sending it twice in a row, seen in the 100,000-line test (two records of one
+        // line, the same nanosecond).
+        let (last_ts, last_occurrence, last_partial) = self.last[i];
+        let occurrence = if last_ts == ts && last_partial {
+            last_occurrence + 1
         } else {
             0
         };
-        self.last[i] = (ts, occurrence);
+        self.last[i] = (ts, occurrence, e.partial);
         let key = Recent::key(e, occurrence);
         if !self.past[i] {
             if ts < p.ts {
@@ -707,6 +713,23 @@ mod tests {
         assert!(s.keep(&line(6)));
         assert_eq!(s.rewinds, 3);
         assert_eq!(s.late, 0);
+    }
+
+    #[test]
+    fn an_entry_sent_twice_in_a_row_goes_through_once() {
+        let mut s = Skipper::new(&ContainerPos::default());
+        assert!(s.keep(&line(1)));
+        assert!(s.keep(&line(2)));
+        assert!(!s.keep(&line(2)), "the same entry again");
+        assert!(s.keep(&line(3)));
+        assert_eq!(s.rewinds, 1);
+        assert_eq!(
+            s.pos[0],
+            StreamPos {
+                ts: 3,
+                lines_at_ts: 1
+            }
+        );
     }
 
     #[test]
