@@ -159,14 +159,29 @@ async fn measure(
     )
     .await?;
 
-    eprintln!("single container: baseline docker logs -f | python confluent-kafka…");
-    let base_label = format!("bench-base-{run_id}");
-    let base_ids = create(docker, &args.image, &base_label, args.lines, 1, cleanup).await?;
-    let (baseline, baseline_error) =
+    // `docker logs -f` often ends before the container's last line on this engine (the
+    // collector re-opens its stream in that case; the baseline cannot): up to
+    // BASELINE_ATTEMPTS tries, each on a fresh container, and the failures are reported.
+    let (mut baseline_run, mut baseline_errors) = (None, Vec::new());
+    for attempt in 1..=BASELINE_ATTEMPTS {
+        eprintln!(
+            "single container: baseline docker logs -f | python confluent-kafka (attempt {attempt}/{BASELINE_ATTEMPTS})…"
+        );
+        let base_label = format!("bench-base-{run_id}-{attempt}");
+        let base_ids = create(docker, &args.image, &base_label, args.lines, 1, cleanup).await?;
         match baseline(args, docker, brokers, &base_ids[0], args.lines).await {
-            Ok(r) => (Some(r), None),
-            Err(e) => (None, Some(format!("{e:#}"))),
-        };
+            Ok(r) => {
+                baseline_run = Some(r);
+                break;
+            }
+            Err(e) => {
+                eprintln!("  {e:#}");
+                baseline_errors.push(format!("attempt {attempt}: {e:#}"));
+            }
+        }
+    }
+    let baseline = baseline_run;
+    let baseline_error = (!baseline_errors.is_empty()).then(|| baseline_errors.join("; "));
 
     // 2. Many containers started at once.
     let per = (args.lines / args.containers.max(1)).max(1);
@@ -326,6 +341,9 @@ async fn ship(
     Ok(r)
 }
 
+/// Tries of the baseline before giving up.
+const BASELINE_ATTEMPTS: u32 = 3;
+
 async fn baseline(
     args: &CollectorBenchArgs,
     docker: &Docker,
@@ -459,7 +477,12 @@ fn print_report(r: &Report) {
         );
     }
     match r.ratio_vs_baseline {
-        Some(x) => println!("collector / baseline (1 container): {x:.2}x"),
+        Some(x) => {
+            println!("collector / baseline (1 container): {x:.2}x");
+            if let Some(e) = &r.baseline_error {
+                println!("baseline tries that failed first: {e}");
+            }
+        }
         None => println!(
             "baseline: {}",
             r.baseline_error.as_deref().unwrap_or("not measured")
