@@ -71,7 +71,7 @@ impl CollectorConfig {
             data_dir: data_dir.into(),
             logs_topic: drover_schema::topics::LOGS.into(),
             metrics_topic: drover_schema::topics::METRICS.into(),
-            queue_kbytes: 16 * 1024,
+            queue_kbytes: 8 * 1024,
             include_labels: Vec::new(),
             follow: FollowConfig::default(),
         }
