@@ -213,6 +213,10 @@ impl Default for LogFields {
     }
 }
 
+/// Fields kept only as fast columns (no terms): a query on one value of them is rewritten to
+/// the range from that value to itself.
+pub const FAST_ONLY_FIELDS: [&str; 2] = ["ts", "seq"];
+
 /// Top-level keys of parsed fields that are not indexed in `fields`: the message and timestamp
 /// an app writes into its JSON or logfmt lines are already searchable as the line's text and
 /// `ts`, and indexing them as keywords (nearly one new term per line) was the largest cost of

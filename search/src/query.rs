@@ -824,6 +824,31 @@ pub fn rewrite_fields(text: &str, known: impl Fn(&str) -> bool) -> String {
                 out.push_str(&name);
                 i = j;
                 at_token_start = false;
+                // `ts` and `seq` are fast columns without terms: a single value is the range
+                // from it to itself.
+                if known(root)
+                    && crate::index::FAST_ONLY_FIELDS.contains(&name.as_str())
+                    && chars
+                        .get(j + 1)
+                        .is_some_and(|c| !matches!(c, '[' | '{' | '>' | '<' | '('))
+                {
+                    let mut k = j + 1;
+                    let quoted = chars[k] == '"';
+                    if quoted {
+                        k += 1;
+                        while k < chars.len() && chars[k] != '"' {
+                            k += 1;
+                        }
+                    } else {
+                        while k < chars.len() && !chars[k].is_whitespace() && chars[k] != ')' {
+                            k += 1;
+                        }
+                    }
+                    let start = j + 1 + usize::from(quoted);
+                    let value: String = chars[start..k.min(chars.len())].iter().collect();
+                    out.push_str(&format!(":[{value} TO {value}]"));
+                    i = if quoted { (k + 1).min(chars.len()) } else { k };
+                }
                 continue;
             }
         }

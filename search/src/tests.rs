@@ -394,4 +394,26 @@ fn rewrite_unknown_fields() {
     assert_eq!(r("a AND NOT status:5"), "a AND -fields.status:5");
     assert_eq!(r("Pay* (refus*)"), "message:/pay.*/ (message:/refus.*/)");
     assert_eq!(r("NOTE \"NOT x\""), "NOTE \"NOT x\"");
+    assert_eq!(
+        r("ts:\"2026-11-22T00:00:00Z\" x"),
+        "ts:[2026-11-22T00:00:00Z TO 2026-11-22T00:00:00Z] x"
+    );
+    assert_eq!(r("(ts:1) x"), "(ts:[1 TO 1]) x");
+    // `seq` is not known here: a parsed field, left as a term.
+    assert_eq!(r("seq:7"), "fields.seq:7");
+}
+
+#[test]
+fn one_value_of_a_fast_only_field_matches_like_a_term() {
+    let (_dir, s) = store();
+    let mut hits = lines_of(&s, &q("seq:2"));
+    hits.sort();
+    assert_eq!(hits, ["c1#2", "c2#2", "c3#2"]);
+    let mut r = q("-seq:2 AND app:billing");
+    r.limit = 10;
+    assert_eq!(lines_of(&s, &r), ["c3#3", "c3#1"]);
+    // The UI's "+" on a line's time: the exact nanosecond, quoted.
+    assert_eq!(lines_of(&s, &q(r#"ts:"2026-11-21T23:59:51Z""#)), ["c1#2"]);
+    assert_eq!(lines_of(&s, &q("ts:2026-11-21T23:59:51Z")), ["c1#2"]);
+    assert_eq!(lines_of(&s, &q("(seq:3) AND app:shop/web")), ["c1#3"]);
 }
