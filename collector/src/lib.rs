@@ -50,7 +50,10 @@ pub struct CollectorConfig {
     pub logs_topic: String,
     /// Topic for stats samples.
     pub metrics_topic: String,
-    /// Bound on what the producer buffers while the broker is down (KiB).
+    /// Bound on what the producer buffers (KiB): also while the broker is down. Default 1 MiB:
+    /// with more, the idempotent producer keeps its five requests in flight to a slow broker,
+    /// and librdkafka's broker thread then busy-loops until an ack (see README). At least the
+    /// largest record (`max_line_bytes` and its JSON).
     pub queue_kbytes: u32,
     /// Collect only containers with all these labels (`KEY` or `KEY=VALUE`); empty: every
     /// container on the engine.
@@ -71,7 +74,7 @@ impl CollectorConfig {
             data_dir: data_dir.into(),
             logs_topic: drover_schema::topics::LOGS.into(),
             metrics_topic: drover_schema::topics::METRICS.into(),
-            queue_kbytes: 8 * 1024,
+            queue_kbytes: 1024,
             include_labels: Vec::new(),
             follow: FollowConfig::default(),
         }
