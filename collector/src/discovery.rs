@@ -322,7 +322,7 @@ pub async fn sample_stats(ctx: FollowCtx, docker: Docker, tracker: Tracker, inte
                     match docker.stats(&id, Some(opts)).next().await {
                         Some(Ok(s)) => {
                             if let Some(sample) = stats::compute(&s, &source, cpu_limit) {
-                                ctx.sink.send_metric(&MetricRecord::Container(sample));
+                                ctx.sink.send_metric(&MetricRecord::Container(sample)).await;
                             }
                         }
                         Some(Err(e)) => {

@@ -156,6 +156,9 @@ impl std::fmt::Debug for Sink {
     }
 }
 
+/// How long a stats sample waits for room in a queue that log lines keep full.
+const METRIC_QUEUE_WAIT: Duration = Duration::from_secs(1);
+
 /// Settings of the sink.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
@@ -355,16 +358,30 @@ impl Sink {
         }
     }
 
-    /// Send a stats sample (keyed by app). A full queue drops the sample, counted: stats
-    /// are periodic and the next one supersedes it; log lines are never dropped.
-    pub fn send_metric(&self, rec: &MetricRecord) {
+    /// Send a stats sample (keyed by app). While log lines keep the (small) queue full, the
+    /// sample waits for room for up to [`METRIC_QUEUE_WAIT`]; after that, or on any other
+    /// error, it is dropped and counted: stats are periodic and the next one supersedes it.
+    /// Log lines are never dropped.
+    pub async fn send_metric(&self, rec: &MetricRecord) {
         let payload = drover_schema::encode(rec);
-        let record = BaseRecord::with_opaque_to(&self.metrics_topic, Box::new(Ack::Metric))
-            .key(rec.app().as_bytes())
-            .payload(&payload);
-        if let Err((e, _)) = self.producer().send(record) {
-            self.metrics.errors("kafka_stats").inc();
-            tracing::debug!(error = %e, "stats sample not queued");
+        let deadline = std::time::Instant::now() + METRIC_QUEUE_WAIT;
+        loop {
+            let record = BaseRecord::with_opaque_to(&self.metrics_topic, Box::new(Ack::Metric))
+                .key(rec.app().as_bytes())
+                .payload(&payload);
+            match self.producer().send(record) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((e, _)) => {
+                    self.metrics.errors("kafka_stats").inc();
+                    tracing::debug!(error = %e, "stats sample not queued");
+                    return;
+                }
+            }
         }
     }
 
