@@ -156,7 +156,7 @@ pub async fn run(
         match recovered {
             Ok(c) => break c,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the logs topic to recover checkpoints; waiting for Kafka");
+                tracing::warn!(error = %e, "cannot read the logs topic to recover checkpoints; waiting for Kafka (if the topic does not exist: `drover up` and `drover broker` create it, or create it on your cluster)");
                 tokio::select! {
                     _ = shutdown.changed() => return Ok(()),
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}

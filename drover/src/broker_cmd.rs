@@ -28,6 +28,10 @@ pub struct BrokerArgs {
     /// Path of the tansu program (default: the one scripts/setup.sh installed).
     #[arg(long, value_name = "PATH", env = "DROVER_TANSU_BIN")]
     pub tansu_bin: Option<PathBuf>,
+    /// Partitions for each of Drover's topics, created when missing (as `drover up` does), so
+    /// that collectors and logpipes started separately find them.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=256))]
+    pub partitions: i32,
 }
 
 /// Run the broker until Ctrl-C or SIGTERM.
@@ -42,7 +46,27 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
             .sub_registry_with_prefix("broker"),
     );
     let broker = start_broker(args.listen, dir, args.tansu_bin, metrics).await?;
+    if let Err(e) = drover_kafka::admin::ensure_topics(
+        &broker.bootstrap(),
+        &drover_kafka::admin::default_topics(args.partitions),
+    )
+    .await
+    {
+        broker.stop().await;
+        return Err(
+            anyhow::Error::new(e).context("cannot create Drover's topics on the embedded broker")
+        );
+    }
     println!("kafka broker listening on {}", broker.bootstrap());
+    println!(
+        "  topics {} ({} partitions each, created if missing)",
+        drover_kafka::admin::default_topics(args.partitions)
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.partitions
+    );
     println!("  health and metrics  http://{}/metrics", args.http);
     let state = AppState {
         registry: Arc::new(registry),

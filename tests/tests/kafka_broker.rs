@@ -110,3 +110,66 @@ async fn messages_and_committed_offsets_survive_a_broker_restart() {
     all.extend(numbers(&rest));
     assert_eq!(all, (0..1_000).collect());
 }
+
+/// `drover broker` alone creates Drover's topics, so a collector or logpipe started as a
+/// separate process finds them (before, they waited for the logs topic forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drover_broker_creates_drovers_topics() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let port = drover_tests::free_port();
+    let http = drover_tests::free_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("broker");
+    let mut p = drover_tests::drover::DroverProcess::start(&[
+        "broker",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--http",
+        &format!("127.0.0.1:{http}"),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--partitions",
+        "2",
+    ]);
+    let brokers = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let found = loop {
+        let b = brokers.clone();
+        let topics = tokio::task::spawn_blocking(move || -> Option<Vec<(String, usize)>> {
+            let c: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &b)
+                .create()
+                .ok()?;
+            let md = c.fetch_metadata(None, Duration::from_secs(2)).ok()?;
+            Some(
+                md.topics()
+                    .iter()
+                    .map(|t| (t.name().to_string(), t.partitions().len()))
+                    .collect(),
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap_or_default();
+        let want = drover_schema::topics::ALL
+            .iter()
+            .all(|name| topics.iter().any(|(t, n)| t == name && *n == 2));
+        if want {
+            break topics;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "drover broker did not create Drover's topics with 2 partitions; metadata: {topics:?}\n{}",
+            p.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(p.logs().contains("created if missing"), "{}", p.logs());
+    assert!(
+        p.terminate(Duration::from_secs(20))
+            .is_some_and(|s| s.success()),
+        "{found:?}\n{}",
+        p.logs()
+    );
+}
