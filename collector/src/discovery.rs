@@ -71,6 +71,11 @@ pub struct DiscoveryConfig {
     pub app_id_order: Vec<AppIdSource>,
     /// Only containers with all these labels (`KEY` or `KEY=VALUE`); empty: all.
     pub include_labels: Vec<String>,
+    /// At the first listing, stopped containers created at or after this (Unix seconds) are
+    /// followed too: they may have printed while no collector ran. The previous run's last
+    /// checkpoint save, or this process's start on a first run (a container that starts and
+    /// exits while the collector waits for Kafka).
+    pub created_since: i64,
 }
 
 impl DiscoveryConfig {
@@ -91,6 +96,7 @@ pub async fn run(ctx: FollowCtx, cfg: DiscoveryConfig, tracker: Tracker) {
     let mut shutdown = ctx.shutdown.clone();
     let mut backoff = Duration::from_millis(500);
     let mut first = true;
+    let mut first_sync = true;
     loop {
         if !first {
             ctx.metrics.reconnects.inc();
@@ -109,10 +115,16 @@ pub async fn run(ctx: FollowCtx, cfg: DiscoveryConfig, tracker: Tracker) {
         let mut events = ctx.docker.events(Some(
             EventsOptionsBuilder::default().filters(&filters).build(),
         ));
-        if let Err(e) = sync_all(&ctx, &cfg, &tracker).await {
+        let since = if first_sync {
+            cfg.created_since.min(ctx.sink.saved_at().max(0))
+        } else {
+            ctx.sink.saved_at()
+        };
+        if let Err(e) = sync_all(&ctx, &cfg, &tracker, since).await {
             tracing::warn!(error = %e, "cannot list containers");
             continue;
         }
+        first_sync = false;
         tracing::info!(containers = tracker.count(), "following docker events");
         backoff = Duration::from_millis(500);
         let mut reap = tokio::time::interval(Duration::from_secs(2));
@@ -198,6 +210,7 @@ async fn sync_all(
     ctx: &FollowCtx,
     cfg: &DiscoveryConfig,
     tracker: &Tracker,
+    since: i64,
 ) -> Result<(), bollard::errors::Error> {
     let list = ctx
         .docker
@@ -208,12 +221,10 @@ async fn sync_all(
                 .build(),
         ))
         .await?;
-    let saved_at = ctx.sink.saved_at();
     for c in list {
         let Some(id) = c.id else { continue };
         let running = c.state.as_ref().map(|s| s.to_string()) == Some("running".to_string());
-        let maybe_unread =
-            ctx.sink.knows(&id) || (saved_at > 0 && c.created.unwrap_or(0) >= saved_at);
+        let maybe_unread = ctx.sink.knows(&id) || (since > 0 && c.created.unwrap_or(0) >= since);
         if running || maybe_unread {
             ensure(ctx, cfg, tracker, &id).await;
         }

@@ -139,8 +139,14 @@ pub async fn run(
             docker
         }
     };
+    let started_at = chrono::Utc::now().timestamp();
     let checkpoint_path = cfg.data_dir.join("checkpoints.json");
     let saved = Checkpoints::load(&checkpoint_path)?;
+    let created_since = saved
+        .as_ref()
+        .map(|c| c.saved_at)
+        .filter(|t| *t > 0)
+        .unwrap_or(started_at);
     let checkpoints = loop {
         let (brokers, topic, host, saved) = (
             cfg.brokers.clone(),
@@ -213,6 +219,7 @@ pub async fn run(
             host: cfg.host.clone(),
             app_id_order: cfg.app_id_order.clone(),
             include_labels: cfg.include_labels.clone(),
+            created_since,
         },
         tracker,
     )

@@ -518,3 +518,37 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A container that starts, prints and exits while the collector waits for Kafka (here: for
+/// the logs topic to exist) is still collected once Kafka is there: before, the first listing
+/// only followed running containers and those created after the first checkpoint save.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_exits_while_kafka_is_missing_is_collected() {
+    let broker = TestBroker::start().await;
+    let brokers = broker.bootstrap();
+    let label = drover_tests::unique("t");
+    let collector = start_collector(&brokers, &label);
+    // The collector is up and waiting for the logs topic.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !collector.proc.logs().contains("waiting for Kafka") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            collector.proc.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let d = docker().await;
+    let (_c, id) = run(
+        &d,
+        &label,
+        Spec::sh("i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo \"early seq=$i\"; done"),
+    )
+    .await;
+    wait_exit(&d, &id, Duration::from_secs(30)).await;
+    create_default_topics(&brokers).await;
+    let records = records_of(&brokers, &id, 300, Duration::from_secs(60)).await;
+    assert_eq!(records.len(), 300, "{}", collector.proc.logs());
+    let lines: Vec<u64> = records.iter().map(|r| demo_seq(&r.line)).collect();
+    assert_eq!(lines, (1..=300).collect::<Vec<_>>());
+}
