@@ -20,12 +20,13 @@ pub struct ContainerLabel {
 /// Label of the error counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabel {
-    /// What failed: `docker_stream`, `docker_events`, `frame`, `kafka_send`, `kafka_stats`, `stats`.
+    /// What failed: `docker_stream`, `docker_events`, `frame`, `kafka_send`, `kafka_stats`,
+    /// `line_truncated` (a line too large for one Kafka message once encoded), `stats`.
     pub kind: String,
 }
 
 /// The kinds of [`CollectorMetrics::errors`].
-pub const ERROR_KINDS: [&str; 10] = [
+pub const ERROR_KINDS: [&str; 11] = [
     "docker_events",
     "docker_out_of_order",
     "docker_replay",
@@ -35,6 +36,7 @@ pub const ERROR_KINDS: [&str; 10] = [
     "kafka_producer_renewed",
     "kafka_send",
     "kafka_stats",
+    "line_truncated",
     "stats",
 ];
 

@@ -156,6 +156,33 @@ impl std::fmt::Debug for Sink {
     }
 }
 
+/// The largest encoded log record sent: under librdkafka's default `message.max.bytes`
+/// (1,000,000), which refuses a larger one for good.
+const MAX_RECORD_BYTES: usize = 900_000;
+
+/// The record with its line cut (at a character boundary) so that it encodes under
+/// [`MAX_RECORD_BYTES`], and a note of how much was cut.
+fn truncated(rec: &LogRecord) -> Vec<u8> {
+    let mut keep = rec.line.len();
+    loop {
+        keep /= 2;
+        while !rec.line.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let mut short = rec.clone();
+        short.line = format!(
+            "{} …[truncated by drover: {} of {} bytes cut]",
+            &rec.line[..keep],
+            rec.line.len() - keep,
+            rec.line.len()
+        );
+        let payload = drover_schema::encode(&short);
+        if payload.len() <= MAX_RECORD_BYTES || keep == 0 {
+            return payload;
+        }
+    }
+}
+
 /// How long a stats sample waits for room in a queue that log lines keep full.
 const METRIC_QUEUE_WAIT: Duration = Duration::from_secs(1);
 
@@ -318,7 +345,14 @@ impl Sink {
         container: &Arc<str>,
         pos: StreamPos,
     ) {
-        let payload = drover_schema::encode(rec);
+        let mut payload = drover_schema::encode(rec);
+        if payload.len() > MAX_RECORD_BYTES {
+            // Only a line JSON escaping blows up (quotes, control characters) gets here: the
+            // followers cut lines at `max_line_bytes`. Kafka would refuse it for good.
+            payload = truncated(rec);
+            self.metrics.errors("line_truncated").inc();
+            tracing::warn!(container = %name, seq = rec.seq, bytes = rec.line.len(), "a line too large for one Kafka message once encoded was truncated");
+        }
         let mut ack = Box::new(Ack::Log {
             container: container.clone(),
             name: name.clone(),
@@ -505,4 +539,34 @@ pub fn recover(
 /// Nanoseconds since the epoch, now.
 pub fn now_nanos() -> i64 {
     nanos(chrono::Utc::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_that_escapes_past_the_limit_is_cut_to_fit() {
+        let rec = LogRecord {
+            v: 1,
+            ts: chrono::Utc::now(),
+            end_ts: None,
+            source: drover_schema::Source::default(),
+            stream: Stream::Stdout,
+            seq: 3,
+            line: "\"".repeat(512 * 1024),
+        };
+        assert!(drover_schema::encode(&rec).len() > MAX_RECORD_BYTES);
+        let payload = truncated(&rec);
+        assert!(payload.len() <= MAX_RECORD_BYTES);
+        let back: LogRecord = drover_schema::decode(&payload).unwrap();
+        assert_eq!(back.seq, 3);
+        assert!(back.line.starts_with("\"\"\""));
+        assert!(
+            back.line
+                .ends_with("…[truncated by drover: 262144 of 524288 bytes cut]"),
+            "{}",
+            &back.line[back.line.len() - 80..]
+        );
+    }
 }
