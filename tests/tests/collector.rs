@@ -62,6 +62,13 @@ async fn run(
     start(d, spec).await
 }
 
+/// A container printing `PREFIX seq=1` … `PREFIX seq=N` and exiting.
+fn numbered_lines(prefix: &str, n: u32) -> Spec {
+    Spec::sh(&format!(
+        "i=0; while [ $i -lt {n} ]; do i=$((i+1)); echo \"{prefix} seq=$i\"; done"
+    ))
+}
+
 /// Records of one container, read until `n` arrived (plus a settle period for duplicates).
 async fn records_of(brokers: &str, id: &str, n: usize, timeout: Duration) -> Vec<LogRecord> {
     let (b, id) = (brokers.to_string(), id.to_string());
@@ -273,12 +280,7 @@ async fn container_restart_continues_the_stream() {
     let (_broker, brokers, label) = setup().await;
     let collector = start_collector(&brokers, &label);
     let d = docker().await;
-    let (_c, id) = run(
-        &d,
-        &label,
-        Spec::sh("i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo \"run seq=$i\"; done"),
-    )
-    .await;
+    let (_c, id) = run(&d, &label, numbered_lines("run", 500)).await;
     wait_exit(&d, &id, Duration::from_secs(30)).await;
     d.start_container(&id, None)
         .await
@@ -539,12 +541,7 @@ async fn a_container_that_exits_while_kafka_is_missing_is_collected() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let d = docker().await;
-    let (_c, id) = run(
-        &d,
-        &label,
-        Spec::sh("i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo \"early seq=$i\"; done"),
-    )
-    .await;
+    let (_c, id) = run(&d, &label, numbered_lines("early", 300)).await;
     wait_exit(&d, &id, Duration::from_secs(30)).await;
     create_default_topics(&brokers).await;
     let records = records_of(&brokers, &id, 300, Duration::from_secs(60)).await;
