@@ -115,8 +115,10 @@ pub async fn run(ctx: FollowCtx, cfg: DiscoveryConfig, tracker: Tracker) {
         let mut events = ctx.docker.events(Some(
             EventsOptionsBuilder::default().filters(&filters).build(),
         ));
+        // Later listings (after a Docker reconnect) only need what was created since the
+        // last save; the first also covers the time no collector ran.
         let since = if first_sync {
-            cfg.created_since.min(ctx.sink.saved_at().max(0))
+            cfg.created_since
         } else {
             ctx.sink.saved_at()
         };
