@@ -532,11 +532,8 @@ pub fn build_doc(
     doc.add_text(f.message, &rec.line);
     doc.add_text(f.line, &rec.line);
     if !added.is_empty() {
-        let added = Value::Object(added);
-        doc.add_field_value(f.extra, &added);
-        if let Value::Object(added) = added {
-            fields.extend(added);
-        }
+        fields.extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
+        doc.add_field_value(f.extra, &Value::Object(added));
     }
     let fields = indexed_fields(fields);
     if !fields.is_empty() {
