@@ -23,6 +23,19 @@ pub fn send(
     reason: &str,
     detail: &str,
 ) -> Result<(), KafkaError> {
+    producer
+        .send(record(topic, msg, reason, detail))
+        .map_err(|(e, _)| e)
+}
+
+/// The dead-letter record of `msg`, for a producer the caller polls itself (a `BaseProducer`
+/// polled from a consumer's loop needs no thread of its own).
+pub fn record<'a>(
+    topic: &'a str,
+    msg: &'a BorrowedMessage<'_>,
+    reason: &str,
+    detail: &str,
+) -> BaseRecord<'a, [u8], [u8]> {
     let source = format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset());
     let headers = OwnedHeaders::new()
         .insert(Header {
@@ -37,9 +50,8 @@ pub fn send(
             key: SOURCE_HEADER,
             value: Some(&source),
         });
-    let record = BaseRecord::to(topic)
+    BaseRecord::to(topic)
         .payload(msg.payload().unwrap_or_default())
         .key(msg.key().unwrap_or_default())
-        .headers(headers);
-    producer.send(record).map_err(|(e, _)| e)
+        .headers(headers)
 }

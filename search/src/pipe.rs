@@ -21,7 +21,7 @@ use drover_schema::LogRecord;
 use rdkafka::{
     consumer::{BaseConsumer, CommitMode, Consumer},
     message::BorrowedMessage,
-    producer::{DefaultProducerContext, Producer, ThreadedProducer},
+    producer::{BaseProducer, DefaultProducerContext, Producer},
     Message, Offset, TopicPartitionList,
 };
 use serde_json::{Map, Value};
@@ -119,6 +119,8 @@ struct Writer {
 const RETENTION_CHECK: Duration = Duration::from_secs(600);
 const LAG_CHECK: Duration = Duration::from_secs(10);
 const WRITER_IDLE: Duration = Duration::from_secs(120);
+/// Messages handled in one go before the commit, retention and lag timers are looked at.
+const BURST: usize = 1000;
 
 impl Logpipe {
     /// A logpipe writing into `store`.
@@ -145,7 +147,9 @@ impl Logpipe {
 
 struct State {
     consumer: Arc<BaseConsumer>,
-    dead_letters: ThreadedProducer<DefaultProducerContext>,
+    /// Polled from the main loop (no thread of its own: an idle ThreadedProducer's poll
+    /// thread was a few percent of the logpipe's CPU).
+    dead_letters: BaseProducer<DefaultProducerContext>,
     /// Next offset to read per Kafka partition.
     position: BTreeMap<i32, i64>,
     /// Position at the last completed commit round.
@@ -158,6 +162,8 @@ struct State {
     last_retention: Option<Instant>,
     last_lag: Instant,
     last_error_log: Option<Instant>,
+    /// Lines of days before this one are older than the retention and not indexed.
+    retention_cutoff: Option<NaiveDate>,
 }
 
 impl State {
@@ -166,7 +172,7 @@ impl State {
         let mut cc = drover_kafka::config::consumer(&cfg.brokers, "drover-logpipe", &cfg.group);
         cc.set("queued.max.messages.kbytes", "16384");
         let consumer: BaseConsumer = cc.create()?;
-        let dead_letters: ThreadedProducer<DefaultProducerContext> =
+        let dead_letters: BaseProducer<DefaultProducerContext> =
             drover_kafka::config::producer(&cfg.brokers, "drover-logpipe-deadletter").create()?;
 
         // Wait for the topic (the broker may be starting, or down).
@@ -225,6 +231,7 @@ impl State {
             last_retention: None,
             last_lag: Instant::now(),
             last_error_log: None,
+            retention_cutoff: None,
         }))
     }
 
@@ -237,20 +244,38 @@ impl State {
                 self.retention(pipe)?;
                 self.last_retention = Some(Instant::now());
             }
+            // The oldest day kept, read from the clock once per burst.
+            self.retention_cutoff = pipe.cfg.retention.map(|ret| {
+                ((pipe.cfg.clock)() - chrono::Duration::from_std(ret).unwrap_or_default())
+                    .date_naive()
+            });
             let consumer = Arc::clone(&self.consumer);
             match consumer.poll(Duration::from_millis(100)) {
                 None => {}
-                Some(Ok(msg)) => self.handle(pipe, &msg)?,
-                Some(Err(e)) => {
-                    pipe.metrics.kafka_errors.inc();
-                    if self
-                        .last_error_log
-                        .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
-                    {
-                        tracing::warn!(error = %e, "reading the logs topic failed; retrying");
-                        self.last_error_log = Some(Instant::now());
+                Some(Ok(msg)) => {
+                    self.handle(pipe, &msg)?;
+                    // What is already fetched is handled in a burst before the timers below
+                    // are looked at again (up to a commit's worth): one clock read per burst,
+                    // not three per line.
+                    let mut burst = 1;
+                    while burst < BURST && self.pending < pipe.cfg.commit_docs {
+                        match consumer.poll(Duration::ZERO) {
+                            Some(Ok(msg)) => self.handle(pipe, &msg)?,
+                            Some(Err(e)) => {
+                                self.kafka_error(pipe, &e);
+                                break;
+                            }
+                            None => break,
+                        }
+                        burst += 1;
+                    }
+                    self.dead_letters.poll(Duration::ZERO);
+                    let now = Instant::now();
+                    for w in self.writers.values_mut().filter(|w| w.dirty) {
+                        w.last_used = now;
                     }
                 }
+                Some(Err(e)) => self.kafka_error(pipe, &e),
             }
             if self.pending >= pipe.cfg.commit_docs
                 || self.last_commit.elapsed() >= pipe.cfg.commit_interval
@@ -263,6 +288,17 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    fn kafka_error(&mut self, pipe: &Logpipe, e: &rdkafka::error::KafkaError) {
+        pipe.metrics.kafka_errors.inc();
+        if self
+            .last_error_log
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            tracing::warn!(error = %e, "reading the logs topic failed; retrying");
+            self.last_error_log = Some(Instant::now());
+        }
     }
 
     fn handle(&mut self, pipe: &Logpipe, msg: &BorrowedMessage<'_>) -> Result<(), SearchError> {
@@ -286,9 +322,8 @@ impl State {
             pipe.metrics.replay_skipped.inc();
             return Ok(());
         }
-        if let Some(ret) = pipe.cfg.retention {
-            let cutoff = (pipe.cfg.clock)() - chrono::Duration::from_std(ret).unwrap_or_default();
-            if day < cutoff.date_naive() {
+        if let Some(cutoff) = self.retention_cutoff {
+            if day < cutoff {
                 pipe.metrics
                     .filtered
                     .get_or_create(&ReasonLabels {
@@ -329,7 +364,6 @@ impl State {
         let writer = self.writer(pipe, day)?;
         writer.writer.add_document(doc)?;
         writer.dirty = true;
-        writer.last_used = Instant::now();
         self.pending += 1;
         pipe.metrics.indexed.inc();
         pipe.metrics.indexed_bytes.inc_by(rec.line.len() as u64);
@@ -384,13 +418,12 @@ impl State {
             detail,
             "malformed message: sent to the dead-letter topic"
         );
-        if let Err(e) = drover_kafka::deadletter::send(
-            &self.dead_letters,
+        if let Err((e, _)) = self.dead_letters.send(drover_kafka::deadletter::record(
             &pipe.cfg.dead_letter_topic,
             msg,
             reason,
             detail,
-        ) {
+        )) {
             // The queue is full or the message too large: it still is not stored; the count
             // above and this log say so.
             tracing::error!(error = %e, partition = msg.partition(), offset = msg.offset(), "cannot queue the dead letter");
