@@ -21,7 +21,7 @@ use tantivy::{
     Index, TantivyDocument,
 };
 
-use crate::telemetry::cpu_seconds;
+use crate::telemetry::{cpu_seconds, thread_cpu_seconds};
 
 /// Options of `drover bench search`.
 #[derive(Debug, Args)]
@@ -307,16 +307,6 @@ impl TantivyClock {
         let sender = thread_cpu_seconds().unwrap_or_default() - self.sender;
         (secs, (process - sender).max(0.0))
     }
-}
-
-/// utime + stime of the calling thread in seconds.
-fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
 }
 
 /// Rounds of the raw and no-Kafka measurements.
