@@ -189,8 +189,10 @@ fn after_request(rest: &str) -> Option<AfterRequest<'_>> {
         s.strip_prefix('"')?.split_once('"')
     }
     let rest = rest.strip_prefix(' ')?;
-    if rest.len() < 4 || digits(&rest[..3]) != 3 || rest.as_bytes()[3] != b' ' {
-        return None;
+    // Bytes, not a `&rest[..3]` slice: a non-ASCII character there is no char boundary.
+    match rest.as_bytes() {
+        [a, b, c, b' ', ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {}
+        _ => return None,
     }
     let (status, rest) = rest.split_at(3);
     let rest = &rest[1..];
@@ -356,8 +358,8 @@ mod tests {
             "\"GET /\"",
             "\"-\"",
         ];
-        let statuses = ["200", "502", "20", "2000", "abc"];
-        let bytes = ["173", "-", "0", "x", "12ab"];
+        let statuses = ["200", "502", "20", "2000", "abc", "abé", "2é", "é"];
+        let bytes = ["173", "-", "0", "x", "12ab", "é"];
         let tails = [
             "",
             " \"-\" \"curl/8.0\"",
@@ -390,7 +392,7 @@ mod tests {
                 }
             }
         }
-        assert!(checked > 10_000);
+        assert!(checked > 100_000);
         assert!(split_access(
             r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326"#
         )

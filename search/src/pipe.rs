@@ -255,8 +255,8 @@ impl State {
                 Some(Ok(msg)) => {
                     self.handle(pipe, &msg)?;
                     // What is already fetched is handled in a burst before the timers below
-                    // are looked at again (up to a commit's worth): one clock read per burst,
-                    // not three per line.
+                    // are looked at again (up to a commit's worth): the clock is read once per
+                    // burst, not several times per line.
                     let mut burst = 1;
                     while burst < BURST && self.pending < pipe.cfg.commit_docs {
                         match consumer.poll(Duration::ZERO) {
