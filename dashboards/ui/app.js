@@ -283,7 +283,7 @@
         for (const v of res.values) {
           const pct = res.total ? (v.count / res.total * 100).toFixed(1) : '0';
           cell.append(h('div', { class: 'row top-value' },
-            h('div', { class: 'bar', style: 'min-width:80px;width:80px' }, h('span', { style: `width:${pct}%` })),
+            h('div', { class: 'meter', style: 'min-width:80px;width:80px' }, h('span', { style: `width:${pct}%` })),
             h('span', {}, v.value), h('span', { class: 'muted' }, `${v.count.toLocaleString()} (${pct} %)`),
             h('button', { class: 'small', type: 'button', onclick: () => filter(filterKey, v.value, true) }, '+'),
             h('button', { class: 'small', type: 'button', onclick: () => filter(filterKey, v.value, false) }, '−')));
@@ -342,7 +342,9 @@
 
     async function drawHistogram() {
       try {
-        const hist = await api('/api/logs/histogram?' + qs(Object.assign({}, params, { buckets: Math.max(20, Math.min(120, Math.floor((histEl.clientWidth || 800) / 10))) })));
+        const src = '/api/logs/histogram?' + qs(Object.assign({}, params, { buckets: Math.max(20, Math.min(120, Math.floor((histEl.clientWidth || 800) / 10))) }));
+        const hist = await api(src);
+        histEl.dataset.src = src;
         charts.histogram(histEl, hist, {
           onZoom: (a, b) => go(logsHash(Object.assign({}, s, { since: '', from: new Date(a).toISOString(), to: new Date(b).toISOString() }))),
         });
@@ -547,7 +549,7 @@
       h('th', {}, 'Node'), h('th', {}, 'Status'), h('th', {}, 'CPUs used / total'), h('th', {}, 'Memory used / total'),
       h('th', { class: 'num' }, 'Tasks'), h('th', { class: 'num' }, 'Last seen'), h('th', {}, ''))), body);
     view.replaceChildren(h('h2', {}, 'Nodes'), h('div', { class: 'panel' }, table));
-    const bar = (used, total, unit) => h('div', {}, h('div', { class: 'bar' }, h('span', { style: `width:${Math.min(100, total ? used / total * 100 : 0).toFixed(1)}%` })),
+    const bar = (used, total, unit) => h('div', {}, h('div', { class: 'meter' }, h('span', { style: `width:${Math.min(100, total ? used / total * 100 : 0).toFixed(1)}%` })),
       h('small', { class: 'muted' }, `${+used.toFixed(2)} / ${+total.toFixed(2)} ${unit} · ${+(total - used).toFixed(2)} free`));
     async function act(node, action) {
       const verbs = { cordon: 'No new tasks are placed on it; running ones stay.', uncordon: 'It takes new tasks again.', drain: 'It is cordoned and its tasks are moved to other nodes.', remove: 'It is forgotten; its tasks are replaced elsewhere. An agent that still runs re-registers.' };

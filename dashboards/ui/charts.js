@@ -77,7 +77,7 @@
     const x = t => m.l + (t - t0) / span * (W - m.l - m.r);
     const y = v => H - m.b - v / max * (H - m.t - m.b);
     for (let v = 0; v <= max + 1e-9; v += step) {
-      svg('line', { x1: m.l, x2: W - m.r, y1: y(v), y2: y(v), stroke: '#eaeef2' }, root);
+      svg('line', { x1: m.l, x2: W - m.r, y1: y(v), y2: y(v), stroke: v === 0 ? '#8c959f' : '#eaeef2', class: v === 0 ? 'axis' : 'grid' }, root);
       svg('text', { x: m.l - 4, y: y(v) + 4, 'text-anchor': 'end' }, root).textContent = fmtValue(v, opts.unit);
     }
     const ticks = Math.max(2, Math.floor((W - m.l) / 90));
@@ -140,7 +140,7 @@
     const x = t => m.l + (t - t0) / span * (W - m.l - m.r);
     const y = v => H - m.b - v / max * (H - m.t - m.b);
     for (let v = 0; v <= max + 1e-9; v += step) {
-      svg('line', { x1: m.l, x2: W - m.r, y1: y(v), y2: y(v), stroke: '#eaeef2' }, root);
+      svg('line', { x1: m.l, x2: W - m.r, y1: y(v), y2: y(v), stroke: v === 0 ? '#8c959f' : '#eaeef2', class: v === 0 ? 'axis' : 'grid' }, root);
       svg('text', { x: m.l - 4, y: y(v) + 4, 'text-anchor': 'end' }, root).textContent = v >= 1000 ? (v / 1000) + 'k' : String(v);
     }
     const ticks = Math.max(2, Math.floor((W - m.l) / 110));
@@ -155,7 +155,7 @@
       for (const lv of levels) {
         const n = b.levels[lv];
         if (!n) continue;
-        const r = svg('rect', { x: x(b.ts_ms), y: y(acc + n), width: bw, height: Math.max(0.5, y(acc) - y(acc + n)), fill: LEVEL_COLORS[lv] || '#57606a', class: 'bar level-' + lv }, root);
+        const r = svg('rect', { x: x(b.ts_ms), y: y(acc + n), width: bw, height: Math.max(0.5, y(acc) - y(acc + n)), fill: LEVEL_COLORS[lv] || '#57606a', class: 'hist-bar level-' + lv, 'data-ts': b.ts_ms, 'data-level': lv, 'data-count': n }, root);
         svg('title', {}, r).textContent = `${new Date(b.ts_ms).toLocaleString()}\n${lv}: ${n}`;
         acc += n;
       }

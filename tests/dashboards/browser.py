@@ -80,6 +80,55 @@ def open_page(d, url):
     d.get(url)
 
 
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
+
+
+def check_histogram_geometry(d, base, app):
+    """The histogram draws what its API answered: over a closed range in the past (so a second
+    read of the API gives the same counts), every (bucket, level) count is one rect whose
+    on-screen height is proportional to it, and each bucket's stack stands on the axis."""
+    now = time.time()
+    open_page(d, f"{base}/#/logs?app={urllib.parse.quote(app)}&from={iso(now - 600)}&to={iso(now - 10)}")
+    wait(d, "the histogram over a closed range", lambda: css(d, "#histogram[data-state=ready] svg"))
+    src = d.find_element(By.ID, "histogram").get_attribute("data-src")
+    assert src and src.startswith("/api/logs/histogram?"), src
+    api = json.load(urllib.request.urlopen(base + src, timeout=10))
+    want = {(b["ts_ms"], lv, n) for b in api["buckets"] for lv, n in (b.get("levels") or {}).items() if n}
+    geo = d.execute_script("""
+        const svg = document.querySelector('#histogram svg');
+        const axis = svg.querySelector('line.axis').getBoundingClientRect();
+        return { axis: axis.top + axis.height / 2, bars: [...svg.querySelectorAll('rect.hist-bar')].map(r => {
+            const b = r.getBoundingClientRect();
+            return { ts: Number(r.dataset.ts), level: r.dataset.level, count: Number(r.dataset.count),
+                     top: b.top, bottom: b.bottom, height: b.height };
+        }) };""")
+    bars = geo["bars"]
+    drawn = {(b["ts"], b["level"], b["count"]) for b in bars}
+    assert drawn == want, f"drawn bars differ from the API's counts: extra {sorted(drawn - want)[:5]}, missing {sorted(want - drawn)[:5]}"
+    assert len(bars) >= 3, f"too few bars to judge the geometry: {bars}"
+    tallest = max(bars, key=lambda b: b["count"])
+    px_per_line = tallest["height"] / tallest["count"]
+    tol = 1.5  # sub-pixel rounding, and the 0.5-px minimum of a bar of a few lines
+    worst = 0.0
+    for b in bars:
+        err = abs(b["height"] - b["count"] * px_per_line)
+        worst = max(worst, err)
+        assert err <= tol, f"bar {b} is {b['height']:.1f} px tall, {b['count'] * px_per_line:.1f} px expected ({px_per_line:.3f} px a line, from {tallest})"
+    stacks = {}
+    for b in bars:
+        stacks.setdefault(b["ts"], []).append(b)
+    for ts, stack in stacks.items():
+        bottom = max(b["bottom"] for b in stack)
+        assert abs(bottom - geo["axis"]) <= tol, f"the stack at {ts} ends at {bottom:.1f}, the axis is at {geo['axis']:.1f}: {stack}"
+        stack.sort(key=lambda b: b["top"])
+        for upper, lower in zip(stack, stack[1:]):
+            assert abs(upper["bottom"] - lower["top"]) <= tol, f"a gap in the stack at {ts}: {stack}"
+    shot(d, "logs-histogram")
+    log(f"histogram geometry: {len(bars)} bars in {len(stacks)} stacks, {px_per_line:.3f} px a line, worst error {worst:.2f} px")
+    return {"bars": len(bars), "stacks": len(stacks), "px_per_line": round(px_per_line, 4), "worst_error_px": round(worst, 2)}
+
+
 def main():
     global SHOTS
     ap = argparse.ArgumentParser()
@@ -132,8 +181,8 @@ def main():
 
         # --- histogram, line details, filters, context ------------------------------------
         open_page(d, f"{base}/#/logs?app={a.app}&since=15m")
-        wait(d, "histogram bars", lambda: css(d, "#histogram svg rect.bar"))
-        bars = len(css(d, "#histogram svg rect.bar"))
+        wait(d, "histogram bars", lambda: css(d, "#histogram svg rect.hist-bar"))
+        bars = len(css(d, "#histogram svg rect.hist-bar"))
         wait(d, "results", lambda: css(d, "#results .log-row"))
         summary = d.find_element(By.ID, "summary").text
         assert "lines" in summary, summary
@@ -186,6 +235,7 @@ def main():
         wait(d, "zoomed results", lambda: css(d, "#results[data-state]"))
         assert d.find_element(By.ID, "range").get_attribute("value") == "custom"
         result["histogram_bars"] = bars
+        result["histogram_geometry"] = check_histogram_geometry(d, base, a.app)
 
         # --- live tail with pause/resume --------------------------------------------------
         open_page(d, f"{base}/#/logs?app={a.app}&since=15m")

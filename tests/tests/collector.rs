@@ -549,3 +549,182 @@ async fn a_container_that_exits_while_kafka_is_missing_is_collected() {
     let lines: Vec<u64> = records.iter().map(|r| demo_seq(&r.line)).collect();
     assert_eq!(lines, (1..=300).collect::<Vec<_>>());
 }
+
+// --- Stopping and starting the collector at each point of a container's life -------------
+//
+// Issue 14: `drover up` stopped with SIGTERM while a container was idle right after its last
+// line was acknowledged, and started again, shipped that last line a second time (same Docker
+// timestamp, consecutive `seq`). The cause: each re-open of an idle stream counted the
+// delivered lines at the saved timestamp again from where the previous pass had left off.
+// Each case below stops the collector (SIGTERM or SIGKILL) at one point, starts it again,
+// keeps it idle past a few stream re-opens, then lets the container print more, and counts
+// every line exactly once and in order, by `(container, seq)` and by content.
+
+#[derive(Debug, Clone, Copy)]
+enum StopAt {
+    /// While the container prints.
+    Flowing,
+    /// As soon as the container's last line is in Kafka.
+    JustAcked,
+    /// A few seconds after that, with the container idle.
+    Idle,
+    /// After the container exited (it is then started again).
+    Exited,
+}
+
+/// Lines of the first phase (`a seq=1..`) and of the second (`b seq=1..`).
+const PHASE_A: u64 = 3_000;
+const PHASE_B: u64 = 2_000;
+
+/// Phase a (slowly enough that a stop lands in the middle), then, unless `exits`, wait for
+/// `/tmp/go` and print phase b and stay up. When `exits`, a container prints phase a, exits,
+/// and prints phase b when started again.
+fn phased_script(exits: bool) -> Spec {
+    let a = format!(
+        "i=0; while [ $i -lt {PHASE_A} ]; do i=$((i+1)); echo \"a seq=$i\"; \
+         [ $((i % 100)) -eq 0 ] && sleep 0.1; done"
+    );
+    let b = format!("i=0; while [ $i -lt {PHASE_B} ]; do i=$((i+1)); echo \"b seq=$i\"; done");
+    if exits {
+        Spec::sh(&format!(
+            "if [ -f /tmp/ran ]; then {b}; else touch /tmp/ran; {a}; fi"
+        ))
+    } else {
+        Spec::sh(&format!(
+            "{a}; while [ ! -f /tmp/go ]; do sleep 0.2; done; {b}; exec sleep 3600"
+        ))
+    }
+}
+
+/// `(phase, n)` of a phased line.
+fn phased(line: &str) -> (char, u64) {
+    let phase = line.chars().next().unwrap_or('?');
+    (phase, demo_seq(line))
+}
+
+async fn stop_and_start_again(stop_at: StopAt, sigkill: bool) {
+    let (_broker, brokers, label) = setup().await;
+    let mut collector = start_collector(&brokers, &label);
+    let d = docker().await;
+    let exits = matches!(stop_at, StopAt::Exited);
+    let (_c, id) = run(&d, &label, phased_script(exits)).await;
+    let count = |at_least: usize, timeout: Duration| {
+        let (b, id) = (brokers.clone(), id.clone());
+        tokio::task::spawn_blocking(move || {
+            read_records::<LogRecord>(
+                &b,
+                topics::LOGS,
+                |r| r.source.container_id == id,
+                |got| got.len() >= at_least,
+                timeout,
+                Duration::ZERO,
+            )
+            .len()
+        })
+    };
+    match stop_at {
+        StopAt::Flowing => {
+            let got = count(500, Duration::from_secs(60)).await.unwrap();
+            assert!(got >= 500, "{}", collector.proc.logs());
+        }
+        StopAt::JustAcked | StopAt::Idle | StopAt::Exited => {
+            if exits {
+                wait_exit(&d, &id, Duration::from_secs(60)).await;
+            }
+            let got = count(PHASE_A as usize, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert_eq!(got as u64, PHASE_A, "{}", collector.proc.logs());
+            if matches!(stop_at, StopAt::Idle) {
+                // Past a save and two re-opens of the idle stream.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+    if sigkill {
+        collector.proc.kill9();
+    } else {
+        let status = collector.proc.terminate(Duration::from_secs(20));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "SIGTERM: {status:?}\n{}",
+            collector.proc.logs()
+        );
+    }
+    collector.proc.restart();
+    if matches!(stop_at, StopAt::Flowing) {
+        let got = count(PHASE_A as usize, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(got as u64 >= PHASE_A, "{}", collector.proc.logs());
+    }
+    // Idle after the restart long enough for the follower to re-open its stream (after 2 s,
+    // then 4 s without anything new): where the doubled line came from.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    if exits {
+        d.start_container(&id, None)
+            .await
+            .expect("start the container again");
+    } else {
+        let out = std::process::Command::new("docker")
+            .args(["exec", &id, "touch", "/tmp/go"])
+            .output()
+            .expect("docker exec");
+        assert!(out.status.success(), "docker exec: {out:?}");
+    }
+    let n = PHASE_A + PHASE_B;
+    let records = records_of(&brokers, &id, n as usize, Duration::from_secs(90)).await;
+    let logs = collector.proc.logs();
+    let dump = |records: &[LogRecord]| -> String {
+        let mut seen = std::collections::HashMap::<String, u32>::new();
+        let dups: Vec<String> = records
+            .iter()
+            .filter(|r| {
+                let c = seen.entry(r.line.clone()).or_default();
+                *c += 1;
+                *c > 1
+            })
+            .take(5)
+            .map(|r| format!("seq={} ts={} {:?}", r.seq, r.ts, r.line))
+            .collect();
+        format!("{} records; repeated lines: {dups:?}", records.len())
+    };
+    // By (container, seq): 1..=n, each once, in the topic's order (one key, one partition).
+    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    assert!(
+        seqs == (1..=n).collect::<Vec<_>>(),
+        "seq not 1..={n} in order: {}\n{logs}",
+        dump(&records)
+    );
+    // By content: a 1..=PHASE_A then b 1..=PHASE_B, each once, in order.
+    let lines: Vec<(char, u64)> = records.iter().map(|r| phased(&r.line)).collect();
+    let want: Vec<(char, u64)> = (1..=PHASE_A)
+        .map(|i| ('a', i))
+        .chain((1..=PHASE_B).map(|i| ('b', i)))
+        .collect();
+    assert!(
+        lines == want,
+        "lines not each once in order: {}\n{logs}",
+        dump(&records)
+    );
+}
+
+macro_rules! restart_matrix {
+    ($($name:ident: $at:expr, $kill:expr;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            stop_and_start_again($at, $kill).await;
+        }
+    )*};
+}
+
+restart_matrix! {
+    sigterm_while_lines_flow_then_start_again: StopAt::Flowing, false;
+    sigterm_right_after_the_last_line_was_acked_then_start_again: StopAt::JustAcked, false;
+    sigterm_while_the_container_is_idle_then_start_again: StopAt::Idle, false;
+    sigterm_after_the_container_exited_then_start_again: StopAt::Exited, false;
+    sigkill_while_lines_flow_then_start_again: StopAt::Flowing, true;
+    sigkill_right_after_the_last_line_was_acked_then_start_again: StopAt::JustAcked, true;
+    sigkill_while_the_container_is_idle_then_start_again: StopAt::Idle, true;
+    sigkill_after_the_container_exited_then_start_again: StopAt::Exited, true;
+}

@@ -390,8 +390,19 @@ impl Skipper {
     }
 
     /// A new stream was opened: Docker starts again from the `since` second.
+    ///
+    /// A stream still at its delivered position (nothing new since the run started) gets
+    /// the entries at that timestamp again, so its count of them starts over: counted
+    /// across passes, a re-open while the container is idle after a restart let the last
+    /// delivered line through a second time (issue 14: the line before a graceful restart
+    /// shipped twice with consecutive `seq`).
     fn new_pass(&mut self) {
         self.last = [(i64::MIN, 0, false); 2];
+        for i in 0..2 {
+            if !self.past[i] {
+                self.skipped[i] = 0;
+            }
+        }
     }
 
     fn keep(&mut self, e: &Entry) -> bool {
@@ -698,6 +709,50 @@ mod tests {
                 lines_at_ts: 1
             }
         );
+    }
+
+    #[test]
+    fn re_opening_before_anything_new_skips_the_delivered_lines_again() {
+        // Restarted at a position whose last delivered entry is at ts 100; the container is
+        // idle, so each re-open (idle timeout) re-sends the same second and nothing new.
+        let pos = ContainerPos {
+            stdout: StreamPos {
+                ts: 100,
+                lines_at_ts: 1,
+            },
+            stderr: StreamPos::default(),
+            seq: 9_999,
+        };
+        let mut s = Skipper::new(&pos);
+        for pass in 0..3 {
+            s.new_pass();
+            assert!(!s.keep(&line(99)), "pass {pass}: older");
+            assert!(!s.keep(&line(100)), "pass {pass}: the delivered line again");
+        }
+        s.new_pass();
+        assert!(!s.keep(&line(100)));
+        assert!(s.keep(&line(101)), "the first new line");
+        assert_eq!(s.rewinds, 0, "nothing was let through to be dropped later");
+    }
+
+    #[test]
+    fn re_opening_at_a_second_with_several_delivered_lines_skips_all_of_them() {
+        let pos = ContainerPos {
+            stdout: StreamPos {
+                ts: 100,
+                lines_at_ts: 2,
+            },
+            ..ContainerPos::default()
+        };
+        let mut s = Skipper::new(&pos);
+        let out = |text: &str| entry(Stream::Stdout, 100, text, false);
+        s.new_pass();
+        assert!(!s.keep(&out("a")));
+        // The stream ends between the two lines at ts 100 (idle time-out, daemon hiccup).
+        s.new_pass();
+        assert!(!s.keep(&out("a")));
+        assert!(!s.keep(&out("b")));
+        assert!(s.keep(&out("c")), "the third line at ts 100 is new");
     }
 
     #[test]
