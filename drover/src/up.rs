@@ -211,7 +211,8 @@ async fn serve(
         let node_id = agent_cfg.node_id.clone();
         let agent = scheduler_cmd::spawn_agent(agent_cfg, &mut registry, stop_tx.subscribe());
         // Scheduler events also go to Kafka (drover.events.v1) for any consumer.
-        let _events = scheduler_cmd::spawn_event_forwarder(&master, kafka, stop_tx.subscribe())?;
+        let _events = drover_scheduler::publish::spawn(&master, kafka, stop_tx.subscribe())
+            .context("cannot create the scheduler's Kafka producer")?;
         extra = extra.merge(drover_scheduler::api::router(master.clone()));
         Some((looped, agent, node_id, master))
     };

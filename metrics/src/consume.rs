@@ -9,21 +9,13 @@
 //! counted twice. Malformed or invalid messages go to the dead-letter topic (header
 //! `drover-error` = the reason) before their offsets are committed.
 use std::{
-    collections::BTreeMap,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::{atomic::AtomicBool, Arc},
     time::{Duration, Instant},
 };
 
+use drover_kafka::consume::{self, ConsumeConfig, Flush, Flushed, Handler, Outcome, Reading};
 use drover_schema::{MetricRecord, SchemaError};
-use rdkafka::{
-    consumer::{BaseConsumer, CommitMode, Consumer},
-    message::BorrowedMessage,
-    producer::{DefaultProducerContext, Producer, ThreadedProducer},
-    Message, Offset, TopicPartitionList,
-};
+use rdkafka::{consumer::CommitMode, message::BorrowedMessage, Message, Offset};
 
 use crate::{
     metrics::{ReasonLabels, StoreMetrics},
@@ -88,93 +80,53 @@ impl Ingest {
     /// Runs until `stop` is set, then flushes and commits what it has. Blocking: run it on its
     /// own thread. Kafka being away is waited out, not an error.
     pub fn run(self, stop: Arc<AtomicBool>) -> Result<(), MetricsError> {
-        let Some(mut state) = State::start(&self, &stop)? else {
-            return Ok(());
+        let cc = ConsumeConfig {
+            dead_letter_topic: self.cfg.dead_letter_topic.clone(),
+            flush_interval: self.cfg.flush_interval,
+            // The commit is the acknowledgement: synchronous.
+            commit_mode: CommitMode::Sync,
+            ..ConsumeConfig::new(
+                &self.cfg.brokers,
+                &self.cfg.topic,
+                &self.cfg.group,
+                "drover-metrics-store",
+            )
         };
-        while !stop.load(Ordering::Relaxed) {
-            let consumer = Arc::clone(&state.consumer);
-            match consumer.poll(Duration::from_millis(100)) {
-                None => {}
-                Some(Ok(msg)) => state.handle(&self, &msg),
-                Some(Err(e)) => {
-                    self.metrics.kafka_errors.inc();
-                    if state
-                        .last_error_log
-                        .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
-                    {
-                        tracing::warn!(error = %e, "reading the metrics topic failed; retrying");
-                        state.last_error_log = Some(Instant::now());
-                    }
-                }
-            }
-            if self.store.pending() >= self.cfg.flush_samples
-                || state.last_flush.elapsed() >= self.cfg.flush_interval
-            {
-                state.flush(&self);
-            }
-            if state.last_maintain.elapsed() >= self.cfg.maintain_interval {
-                state.maintain(&self);
-            }
-        }
-        state.flush(&self);
-        Ok(())
-    }
-}
-
-struct State {
-    consumer: Arc<BaseConsumer>,
-    dead_letters: ThreadedProducer<DefaultProducerContext>,
-    /// Next offset to read per partition.
-    position: BTreeMap<i32, i64>,
-    /// Position at the last commit.
-    committed: BTreeMap<i32, i64>,
-    last_flush: Instant,
-    last_maintain: Instant,
-    last_error_log: Option<Instant>,
-}
-
-impl State {
-    fn start(ingest: &Ingest, stop: &AtomicBool) -> Result<Option<State>, MetricsError> {
-        let cfg = &ingest.cfg;
-        let consumer: BaseConsumer =
-            drover_kafka::config::consumer(&cfg.brokers, "drover-metrics-store", &cfg.group)
-                .create()?;
-        let dead_letters: ThreadedProducer<DefaultProducerContext> =
-            drover_kafka::config::producer(&cfg.brokers, "drover-metrics-store-deadletter")
-                .create()?;
-        let Some(partitions) =
-            drover_kafka::admin::wait_for_partitions(&consumer, &cfg.topic, stop, || {
-                ingest.metrics.kafka_errors.inc();
-            })
-        else {
-            return Ok(None); // stopped before the topic appeared
-        };
-        // Every partition, from the group's committed offsets (the acknowledged position).
-        let mut tpl = TopicPartitionList::new();
-        for p in &partitions {
-            tpl.add_partition_offset(&cfg.topic, *p, Offset::Stored)?;
-        }
-        consumer.assign(&tpl)?;
-        tracing::info!(
-            topic = %cfg.topic,
-            group = %cfg.group,
-            partitions = partitions.len(),
-            "metrics store consuming"
-        );
-        Ok(Some(State {
-            consumer: Arc::new(consumer),
-            dead_letters,
-            position: BTreeMap::new(),
-            committed: BTreeMap::new(),
-            last_flush: Instant::now(),
+        let mut sink = StoreSink {
+            ingest: &self,
             last_maintain: Instant::now(),
-            last_error_log: None,
-        }))
+            flush_started: None,
+        };
+        consume::run(&cc, &mut sink, &stop)
+    }
+}
+
+/// The metrics store's side of the consume loop.
+struct StoreSink<'a> {
+    ingest: &'a Ingest,
+    last_maintain: Instant,
+    /// When the flush whose offsets are being committed started.
+    flush_started: Option<Instant>,
+}
+
+impl Handler for StoreSink<'_> {
+    type Error = MetricsError;
+
+    fn start(&mut self, partitions: &[i32]) -> Result<Vec<(i32, Offset)>, MetricsError> {
+        // Every partition, from the group's committed offsets (the acknowledged position).
+        Ok(partitions.iter().map(|p| (*p, Offset::Stored)).collect())
     }
 
-    fn handle(&mut self, ingest: &Ingest, msg: &BorrowedMessage<'_>) {
+    fn before_burst(&mut self, _reading: Reading<'_>) -> Result<bool, MetricsError> {
+        if self.last_maintain.elapsed() >= self.ingest.cfg.maintain_interval {
+            self.maintain();
+        }
+        Ok(false)
+    }
+
+    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<Outcome, MetricsError> {
+        let ingest = self.ingest;
         ingest.metrics.records.inc();
-        self.position.insert(msg.partition(), msg.offset() + 1);
         let payload = msg.payload().unwrap_or_default();
         let rec: MetricRecord = match drover_schema::decode(payload) {
             Ok(r) => r,
@@ -183,110 +135,91 @@ impl State {
                     SchemaError::Json(_) => classify_undecodable(payload).unwrap_or(e.reason()),
                     _ => e.reason(),
                 };
-                self.dead_letter(ingest, msg, reason, &e.to_string());
-                return;
+                return Ok(self.dead_letter(reason, e.to_string()));
             }
         };
         let samples = match flatten(&rec) {
             Ok(s) => s,
-            Err(invalid) => {
-                self.dead_letter(ingest, msg, invalid.reason(), &invalid.to_string());
-                return;
-            }
+            Err(invalid) => return Ok(self.dead_letter(invalid.reason(), invalid.to_string())),
         };
         let added = ingest.store.add(&samples);
         ingest.metrics.samples.inc_by(added.added);
         ingest.metrics.duplicates.inc_by(added.duplicates);
         ingest.metrics.pending.set(ingest.store.pending() as i64);
+        Ok(Outcome::Handled)
     }
 
-    fn dead_letter(
-        &mut self,
-        ingest: &Ingest,
-        msg: &BorrowedMessage<'_>,
-        reason: &str,
-        detail: &str,
-    ) {
-        ingest
-            .metrics
-            .dropped
-            .get_or_create(&ReasonLabels {
-                reason: reason.to_string(),
-            })
-            .inc();
-        tracing::warn!(
-            partition = msg.partition(),
-            offset = msg.offset(),
-            reason,
-            detail,
-            "bad metrics sample dropped: sent to the dead-letter topic"
-        );
-        if let Err(e) = drover_kafka::deadletter::send(
-            &self.dead_letters,
-            &ingest.cfg.dead_letter_topic,
-            msg,
-            reason,
-            detail,
-        ) {
-            // The queue is full or the message too large: it still is not stored; the count
-            // above and this log say so.
-            tracing::error!(error = %e, partition = msg.partition(), offset = msg.offset(), "cannot queue the dead letter");
-        }
+    fn wants_flush(&self) -> bool {
+        self.ingest.store.pending() >= self.ingest.cfg.flush_samples
     }
 
-    /// Writes pending samples to Parquet, then commits the offsets read so far.
-    fn flush(&mut self, ingest: &Ingest) {
-        self.last_flush = Instant::now();
-        let m = &ingest.metrics;
-        if self.position == self.committed && ingest.store.pending() == 0 {
-            return;
+    /// Writes pending samples to Parquet (fsync'd); the loop then commits the offsets.
+    fn flush(&mut self, flush: Flush<'_>) -> Result<Flushed, MetricsError> {
+        let ingest = self.ingest;
+        if !flush.changed && ingest.store.pending() == 0 {
+            return Ok(Flushed::Nothing);
         }
-        let started = Instant::now();
-        if let Err(e) = self.dead_letters.flush(Duration::from_secs(10)) {
-            m.kafka_errors.inc();
-            tracing::warn!(error = %e, "dead letters not yet delivered; the commit waits");
-            return;
-        }
+        self.flush_started = Some(Instant::now());
         match ingest.store.flush() {
             Ok(w) => {
-                m.parquet_files.inc_by(w.files);
-                m.parquet_bytes.inc_by(w.bytes);
+                ingest.metrics.parquet_files.inc_by(w.files);
+                ingest.metrics.parquet_bytes.inc_by(w.bytes);
+                Ok(Flushed::Done)
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot write the metrics history; retrying, offsets not committed");
-                return;
+                Ok(Flushed::Later)
             }
         }
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in &self.position {
-            let _ = tpl.add_partition_offset(&ingest.cfg.topic, *p, Offset::Offset(*o));
+    }
+
+    fn after_commit(&mut self, committed: bool) {
+        // Not committed: the samples are on disk; a replay of them is deduplicated.
+        let Some(started) = self.flush_started.take() else {
+            return;
+        };
+        if !committed {
+            return;
         }
-        if tpl.count() > 0 {
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
-                // The samples are on disk; a replay of them is deduplicated.
-                m.kafka_errors.inc();
-                tracing::warn!(error = %e, "cannot commit the metrics offsets; will retry");
-                return;
-            }
-        }
-        self.committed = self.position.clone();
+        let m = &self.ingest.metrics;
         m.flush_seconds.observe(started.elapsed().as_secs_f64());
-        let w = ingest.store.window();
+        let w = self.ingest.store.window();
         m.series.set(w.series_count() as i64);
         m.window_samples.set(w.len() as i64);
         drop(w);
-        m.pending.set(ingest.store.pending() as i64);
+        m.pending.set(self.ingest.store.pending() as i64);
         tracing::debug!(
             took_ms = started.elapsed().as_millis() as u64,
             "metrics flushed"
         );
     }
 
-    fn maintain(&mut self, ingest: &Ingest) {
+    fn kafka_error(&mut self) {
+        self.ingest.metrics.kafka_errors.inc();
+    }
+}
+
+impl StoreSink<'_> {
+    /// Counts a bad sample by reason; the loop sets it aside on the dead-letter topic.
+    fn dead_letter(&self, reason: &str, detail: String) -> Outcome {
+        self.ingest
+            .metrics
+            .dropped
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+        Outcome::DeadLetter {
+            reason: reason.to_string(),
+            detail,
+        }
+    }
+
+    fn maintain(&mut self) {
         self.last_maintain = Instant::now();
-        match ingest.store.maintain() {
+        match self.ingest.store.maintain() {
             Ok((written, removed)) => {
-                let m = &ingest.metrics;
+                let m = &self.ingest.metrics;
                 m.compactions.inc_by(written.files);
                 m.parquet_files.inc_by(written.files);
                 m.parquet_bytes.inc_by(written.bytes);

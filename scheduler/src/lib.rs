@@ -17,5 +17,6 @@ pub mod master;
 pub mod metrics;
 pub mod model;
 pub mod placement;
+pub mod publish;
 pub mod store;
 pub mod validate;

@@ -8,22 +8,15 @@
 //! partition's payload already covers it — so a crash between two partitions' commits neither
 //! loses nor repeats a line.
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    collections::{HashMap, HashSet},
+    sync::{atomic::AtomicBool, Arc},
     time::{Duration, Instant},
 };
 
 use chrono::{DateTime, NaiveDate, Utc};
+use drover_kafka::consume::{self, ConsumeConfig, Flush, Flushed, Handler, Outcome, Reading};
 use drover_schema::LogRecord;
-use rdkafka::{
-    consumer::{BaseConsumer, CommitMode, Consumer},
-    message::BorrowedMessage,
-    producer::{BaseProducer, DefaultProducerContext, Producer},
-    Message, Offset, TopicPartitionList,
-};
+use rdkafka::{consumer::CommitMode, message::BorrowedMessage, Message, Offset};
 use serde_json::{Map, Value};
 use tantivy::{IndexWriter, TantivyDocument};
 
@@ -135,56 +128,51 @@ impl Logpipe {
     /// Runs until `stop` is set (then commits what it has and returns). Blocking: run it on
     /// its own thread. Kafka being down is waited out, not an error.
     pub fn run(self, stop: Arc<AtomicBool>) -> Result<(), SearchError> {
-        let mut state = State::start(&self, &stop)?;
-        let Some(state_ref) = state.as_mut() else {
-            return Ok(()); // stopped before the topic appeared
+        let cfg = &self.cfg;
+        let cc = ConsumeConfig {
+            dead_letter_topic: cfg.dead_letter_topic.clone(),
+            flush_interval: cfg.commit_interval,
+            burst: BURST,
+            // For lag dashboards only: the index payload is the truth.
+            commit_mode: CommitMode::Async,
+            consumer_settings: vec![("queued.max.messages.kbytes".into(), "16384".into())],
+            ..ConsumeConfig::new(&cfg.brokers, &cfg.topic, &cfg.group, "drover-logpipe")
         };
-        let result = state_ref.main_loop(&self, &stop);
-        let end = state_ref.commit_round(&self, true);
-        result.and(end)
+        let mut sink = PipeSink {
+            pipe: &self,
+            part_cps: HashMap::new(),
+            writers: HashMap::new(),
+            pending: 0,
+            last_retention: None,
+            last_lag: Instant::now(),
+            retention_cutoff: None,
+            commit_started: None,
+        };
+        consume::run(&cc, &mut sink, &stop)
     }
 }
 
-struct State {
-    consumer: Arc<BaseConsumer>,
-    /// Polled from the main loop (no thread of its own: an idle ThreadedProducer's poll
-    /// thread was a few percent of the logpipe's CPU).
-    dead_letters: BaseProducer<DefaultProducerContext>,
-    /// Next offset to read per Kafka partition.
-    position: BTreeMap<i32, i64>,
-    /// Position at the last completed commit round.
-    committed: BTreeMap<i32, i64>,
+/// The logpipe's side of the consume loop.
+struct PipeSink<'a> {
+    pipe: &'a Logpipe,
     /// Each index partition's committed checkpoint (for skipping on replay).
     part_cps: HashMap<NaiveDate, Checkpoint>,
     writers: HashMap<NaiveDate, Writer>,
     pending: usize,
-    last_commit: Instant,
     last_retention: Option<Instant>,
     last_lag: Instant,
-    last_error_log: Option<Instant>,
     /// Lines of days before this one are older than the retention and not indexed.
     retention_cutoff: Option<NaiveDate>,
+    /// When the commit round whose offsets go to the group started.
+    commit_started: Option<(Instant, usize)>,
 }
 
-impl State {
-    fn start(pipe: &Logpipe, stop: &AtomicBool) -> Result<Option<State>, SearchError> {
-        let cfg = &pipe.cfg;
-        let mut cc = drover_kafka::config::consumer(&cfg.brokers, "drover-logpipe", &cfg.group);
-        cc.set("queued.max.messages.kbytes", "16384");
-        let consumer: BaseConsumer = cc.create()?;
-        let dead_letters: BaseProducer<DefaultProducerContext> =
-            drover_kafka::config::producer(&cfg.brokers, "drover-logpipe-deadletter").create()?;
+impl Handler for PipeSink<'_> {
+    type Error = SearchError;
 
-        // Wait for the topic (the broker may be starting, or down).
-        let Some(partitions) =
-            drover_kafka::admin::wait_for_partitions(&consumer, &cfg.topic, stop, || {
-                pipe.metrics.kafka_errors.inc();
-            })
-        else {
-            return Ok(None); // stopped before the topic appeared
-        };
-
-        let mut part_cps = HashMap::new();
+    /// Resume from `checkpoint.json` (or the lowest index payload).
+    fn start(&mut self, partitions: &[i32]) -> Result<Vec<(i32, Offset)>, SearchError> {
+        let pipe = self.pipe;
         let mut lowest: Option<Checkpoint> = None;
         for p in pipe.store.partitions() {
             let cp = p.checkpoint()?;
@@ -192,125 +180,86 @@ impl State {
                 None => cp.clone(),
                 Some(l) => l.min(&cp),
             });
-            part_cps.insert(p.day, cp);
+            self.part_cps.insert(p.day, cp);
         }
         let resume = match Checkpoint::load_file(pipe.store.dir())? {
             Some(cp) => cp,
             None => lowest.unwrap_or_default(),
         };
-        let mut tpl = TopicPartitionList::new();
-        let mut position = BTreeMap::new();
-        for p in &partitions {
-            let offset = match resume.next(*p) {
-                Some(n) => {
-                    position.insert(*p, n);
-                    Offset::Offset(n)
-                }
-                None => Offset::Beginning,
-            };
-            tpl.add_partition_offset(&cfg.topic, *p, offset)?;
-        }
-        consumer.assign(&tpl)?;
         tracing::info!(
-            topic = %cfg.topic,
+            topic = %pipe.cfg.topic,
             partitions = partitions.len(),
             resume = ?resume.offsets,
-            index_partitions = part_cps.len(),
+            index_partitions = self.part_cps.len(),
             "logpipe started"
         );
-        pipe.metrics.partitions.set(part_cps.len() as i64);
-        Ok(Some(State {
-            consumer: Arc::new(consumer),
-            dead_letters,
-            committed: position.clone(),
-            position,
-            part_cps,
-            writers: HashMap::new(),
-            pending: 0,
-            last_commit: Instant::now(),
-            last_retention: None,
-            last_lag: Instant::now(),
-            last_error_log: None,
-            retention_cutoff: None,
-        }))
+        pipe.metrics.partitions.set(self.part_cps.len() as i64);
+        Ok(partitions
+            .iter()
+            .map(|p| {
+                (
+                    *p,
+                    resume.next(*p).map_or(Offset::Beginning, Offset::Offset),
+                )
+            })
+            .collect())
     }
 
-    fn main_loop(&mut self, pipe: &Logpipe, stop: &AtomicBool) -> Result<(), SearchError> {
-        while !stop.load(Ordering::Relaxed) {
-            if self
-                .last_retention
-                .is_none_or(|t| t.elapsed() >= RETENTION_CHECK)
-            {
-                self.retention(pipe)?;
-                self.last_retention = Some(Instant::now());
-            }
-            // The oldest day kept, read from the clock once per burst.
-            self.retention_cutoff = pipe.cfg.retention.map(|ret| {
-                ((pipe.cfg.clock)() - chrono::Duration::from_std(ret).unwrap_or_default())
-                    .date_naive()
-            });
-            let consumer = Arc::clone(&self.consumer);
-            match consumer.poll(Duration::from_millis(100)) {
-                None => {}
-                Some(Ok(msg)) => {
-                    self.handle(pipe, &msg)?;
-                    // What is already fetched is handled in a burst before the timers below
-                    // are looked at again (up to a commit's worth): the clock is read once per
-                    // burst, not several times per line.
-                    let mut burst = 1;
-                    while burst < BURST && self.pending < pipe.cfg.commit_docs {
-                        match consumer.poll(Duration::ZERO) {
-                            Some(Ok(msg)) => self.handle(pipe, &msg)?,
-                            Some(Err(e)) => {
-                                self.kafka_error(pipe, &e);
-                                break;
-                            }
-                            None => break,
-                        }
-                        burst += 1;
-                    }
-                    self.dead_letters.poll(Duration::ZERO);
-                    let now = Instant::now();
-                    for w in self.writers.values_mut().filter(|w| w.dirty) {
-                        w.last_used = now;
-                    }
-                }
-                Some(Err(e)) => self.kafka_error(pipe, &e),
-            }
-            if self.pending >= pipe.cfg.commit_docs
-                || self.last_commit.elapsed() >= pipe.cfg.commit_interval
-            {
-                self.commit_round(pipe, false)?;
-            }
-            if self.last_lag.elapsed() >= LAG_CHECK {
-                self.update_lag(pipe);
-                self.last_lag = Instant::now();
-            }
-        }
-        Ok(())
-    }
-
-    fn kafka_error(&mut self, pipe: &Logpipe, e: &rdkafka::error::KafkaError) {
-        pipe.metrics.kafka_errors.inc();
+    fn before_burst(&mut self, reading: Reading<'_>) -> Result<bool, SearchError> {
+        let pipe = self.pipe;
+        let mut flush_now = false;
         if self
-            .last_error_log
-            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+            .last_retention
+            .is_none_or(|t| t.elapsed() >= RETENTION_CHECK)
         {
-            tracing::warn!(error = %e, "reading the logs topic failed; retrying");
-            self.last_error_log = Some(Instant::now());
+            if self.retention()? {
+                self.last_retention = Some(Instant::now());
+            } else {
+                // Writers of days past the retention still hold uncommitted documents:
+                // commit them first (now), then drop the days at the next burst.
+                flush_now = true;
+            }
         }
+        // The oldest day kept, read from the clock once per burst.
+        self.retention_cutoff = pipe.cfg.retention.map(|ret| {
+            ((pipe.cfg.clock)() - chrono::Duration::from_std(ret).unwrap_or_default()).date_naive()
+        });
+        let now = Instant::now();
+        for w in self.writers.values_mut().filter(|w| w.dirty) {
+            w.last_used = now;
+        }
+        if self.last_lag.elapsed() >= LAG_CHECK {
+            for (p, lag) in reading.lag() {
+                pipe.metrics
+                    .lag
+                    .get_or_create(&PartitionLabels {
+                        partition: p.to_string(),
+                    })
+                    .set(lag);
+            }
+            self.last_lag = Instant::now();
+        }
+        Ok(flush_now)
     }
 
-    fn handle(&mut self, pipe: &Logpipe, msg: &BorrowedMessage<'_>) -> Result<(), SearchError> {
+    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<Outcome, SearchError> {
+        let pipe = self.pipe;
         let (partition, offset) = (msg.partition(), msg.offset());
         pipe.metrics.records.inc();
-        self.position.insert(partition, offset + 1);
         let payload = msg.payload().unwrap_or_default();
         let rec: LogRecord = match drover_schema::decode(payload) {
             Ok(r) => r,
             Err(e) => {
-                self.dead_letter(pipe, msg, e.reason(), &e.to_string());
-                return Ok(());
+                pipe.metrics
+                    .dead_lettered
+                    .get_or_create(&ReasonLabels {
+                        reason: e.reason().to_string(),
+                    })
+                    .inc();
+                return Ok(Outcome::DeadLetter {
+                    reason: e.reason().to_string(),
+                    detail: e.to_string(),
+                });
             }
         };
         let day = rec.ts.date_naive();
@@ -320,7 +269,7 @@ impl State {
             .is_some_and(|cp| cp.covers(partition, offset))
         {
             pipe.metrics.replay_skipped.inc();
-            return Ok(());
+            return Ok(Outcome::Handled);
         }
         if let Some(cutoff) = self.retention_cutoff {
             if day < cutoff {
@@ -330,7 +279,7 @@ impl State {
                         reason: "older_than_retention".into(),
                     })
                     .inc();
-                return Ok(());
+                return Ok(Outcome::Handled);
             }
         }
         let parsed = parse_line(&rec.line);
@@ -347,7 +296,7 @@ impl State {
                     reason: rule.to_string(),
                 })
                 .inc();
-            return Ok(());
+            return Ok(Outcome::Handled);
         }
         let added: Map<String, Value> = decision
             .add_fields
@@ -361,16 +310,76 @@ impl State {
             parsed.fields,
             added,
         );
-        let writer = self.writer(pipe, day)?;
+        let writer = self.writer(day)?;
         writer.writer.add_document(doc)?;
         writer.dirty = true;
         self.pending += 1;
         pipe.metrics.indexed.inc();
         pipe.metrics.indexed_bytes.inc_by(rec.line.len() as u64);
-        Ok(())
+        Ok(Outcome::Handled)
     }
 
-    fn writer(&mut self, pipe: &Logpipe, day: NaiveDate) -> Result<&mut Writer, SearchError> {
+    fn wants_flush(&self) -> bool {
+        self.pending >= self.pipe.cfg.commit_docs
+    }
+
+    /// Commits every partition with new documents, payload = the offsets read so far, then
+    /// records the round in `checkpoint.json`.
+    fn flush(&mut self, flush: Flush<'_>) -> Result<Flushed, SearchError> {
+        let pipe = self.pipe;
+        if !flush.changed && self.pending == 0 {
+            self.close_idle_writers(flush.last);
+            return Ok(Flushed::Nothing);
+        }
+        let started = Instant::now();
+        let cp = Checkpoint {
+            topic: pipe.cfg.topic.clone(),
+            offsets: flush.position.clone(),
+        };
+        let payload = cp.to_payload();
+        let mut days = Vec::new();
+        for (day, w) in self.writers.iter_mut().filter(|(_, w)| w.dirty) {
+            let mut prepared = w.writer.prepare_commit()?;
+            prepared.set_payload(&payload);
+            prepared.commit()?;
+            w.dirty = false;
+            self.part_cps.insert(*day, cp.clone());
+            days.push(*day);
+        }
+        cp.save_file(pipe.store.dir())?;
+        for day in &days {
+            if let Some(p) = pipe.store.open_partition(*day, false)? {
+                p.reader.reload()?;
+            }
+        }
+        self.pending = 0;
+        self.commit_started = Some((started, days.len()));
+        self.close_idle_writers(flush.last);
+        Ok(Flushed::Done)
+    }
+
+    fn after_commit(&mut self, _committed: bool) {
+        let Some((started, partitions)) = self.commit_started.take() else {
+            return;
+        };
+        let m = &self.pipe.metrics;
+        m.commits.inc();
+        m.commit_seconds.observe(started.elapsed().as_secs_f64());
+        tracing::debug!(
+            partitions,
+            took_ms = started.elapsed().as_millis() as u64,
+            "committed"
+        );
+    }
+
+    fn kafka_error(&mut self) {
+        self.pipe.metrics.kafka_errors.inc();
+    }
+}
+
+impl PipeSink<'_> {
+    fn writer(&mut self, day: NaiveDate) -> Result<&mut Writer, SearchError> {
+        let pipe = self.pipe;
         if !self.writers.contains_key(&day) {
             let part = pipe
                 .store
@@ -398,102 +407,18 @@ impl State {
         Ok(self.writers.get_mut(&day).expect("inserted above"))
     }
 
-    fn dead_letter(
-        &mut self,
-        pipe: &Logpipe,
-        msg: &BorrowedMessage<'_>,
-        reason: &str,
-        detail: &str,
-    ) {
-        pipe.metrics
-            .dead_lettered
-            .get_or_create(&ReasonLabels {
-                reason: reason.to_string(),
-            })
-            .inc();
-        tracing::warn!(
-            partition = msg.partition(),
-            offset = msg.offset(),
-            reason,
-            detail,
-            "malformed message: sent to the dead-letter topic"
-        );
-        if let Err((e, _)) = self.dead_letters.send(drover_kafka::deadletter::record(
-            &pipe.cfg.dead_letter_topic,
-            msg,
-            reason,
-            detail,
-        )) {
-            // The queue is full or the message too large: it still is not stored; the count
-            // above and this log say so.
-            tracing::error!(error = %e, partition = msg.partition(), offset = msg.offset(), "cannot queue the dead letter");
-        }
-    }
-
-    /// Commits every partition with new documents, payload = the offsets read so far, then
-    /// records the round in `checkpoint.json`.
-    fn commit_round(&mut self, pipe: &Logpipe, last: bool) -> Result<(), SearchError> {
-        self.last_commit = Instant::now();
-        if self.position == self.committed && self.pending == 0 {
-            self.close_idle_writers(last);
-            return Ok(());
-        }
-        let started = Instant::now();
-        // Dead letters must be safe before their offsets count as done.
-        if let Err(e) = self.dead_letters.flush(Duration::from_secs(10)) {
-            pipe.metrics.kafka_errors.inc();
-            tracing::warn!(error = %e, "dead letters not yet delivered; the commit waits");
-            return Ok(());
-        }
-        let cp = Checkpoint {
-            topic: pipe.cfg.topic.clone(),
-            offsets: self.position.clone(),
-        };
-        let payload = cp.to_payload();
-        let mut days = Vec::new();
-        for (day, w) in self.writers.iter_mut().filter(|(_, w)| w.dirty) {
-            let mut prepared = w.writer.prepare_commit()?;
-            prepared.set_payload(&payload);
-            prepared.commit()?;
-            w.dirty = false;
-            self.part_cps.insert(*day, cp.clone());
-            days.push(*day);
-        }
-        cp.save_file(pipe.store.dir())?;
-        for day in &days {
-            if let Some(p) = pipe.store.open_partition(*day, false)? {
-                p.reader.reload()?;
-            }
-        }
-        self.committed = self.position.clone();
-        self.pending = 0;
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in &self.position {
-            let _ = tpl.add_partition_offset(&pipe.cfg.topic, *p, Offset::Offset(*o));
-        }
-        // For lag dashboards only: the index payload is the truth.
-        let _ = self.consumer.commit(&tpl, CommitMode::Async);
-        pipe.metrics.commits.inc();
-        pipe.metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        tracing::debug!(
-            partitions = days.len(),
-            took_ms = started.elapsed().as_millis() as u64,
-            "committed"
-        );
-        self.close_idle_writers(last);
-        Ok(())
-    }
-
     fn close_idle_writers(&mut self, all: bool) {
         self.writers
             .retain(|_, w| w.dirty || (!all && w.last_used.elapsed() < WRITER_IDLE));
     }
 
-    fn retention(&mut self, pipe: &Logpipe) -> Result<(), SearchError> {
+    /// Drops the index days past the retention. False (nothing done) while a writer of such a
+    /// day holds uncommitted documents: they are committed first, so that the checkpoint stays
+    /// consistent.
+    fn retention(&mut self) -> Result<bool, SearchError> {
+        let pipe = self.pipe;
         let Some(ret) = pipe.cfg.retention else {
-            return Ok(());
+            return Ok(true);
         };
         let cutoff = (pipe.cfg.clock)() - chrono::Duration::from_std(ret).unwrap_or_default();
         let old: HashSet<NaiveDate> = self
@@ -502,11 +427,10 @@ impl State {
             .filter(|d| **d < cutoff.date_naive())
             .copied()
             .collect();
-        if !old.is_empty() {
-            // Commit what they hold first so the checkpoint stays consistent, then close them.
-            self.commit_round(pipe, false)?;
-            self.writers.retain(|d, _| !old.contains(d));
+        if old.iter().any(|d| self.writers[d].dirty) {
+            return Ok(false);
         }
+        self.writers.retain(|d, _| !old.contains(d));
         for day in pipe.store.drop_before(cutoff)? {
             self.part_cps.remove(&day);
             pipe.metrics.retention_dropped.inc();
@@ -514,23 +438,7 @@ impl State {
         pipe.metrics
             .partitions
             .set(pipe.store.partitions().len() as i64);
-        Ok(())
-    }
-
-    fn update_lag(&self, pipe: &Logpipe) {
-        for (p, pos) in &self.position {
-            if let Ok((_, high)) =
-                self.consumer
-                    .fetch_watermarks(&pipe.cfg.topic, *p, Duration::from_millis(500))
-            {
-                pipe.metrics
-                    .lag
-                    .get_or_create(&PartitionLabels {
-                        partition: p.to_string(),
-                    })
-                    .set((high - pos).max(0));
-            }
-        }
+        Ok(true)
     }
 }
 

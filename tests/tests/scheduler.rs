@@ -929,3 +929,62 @@ async fn a_removed_node_stops_its_tasks_and_they_run_elsewhere() {
         "{nodes}"
     );
 }
+
+/// A standalone `drover master --kafka` publishes its events on `drover.events.v1` (before,
+/// only `drover up` did: the multi-host setup, where other roles need them, published
+/// nothing). The topic is created by the master; the events are read with a plain consumer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standalone_master_publishes_its_events_on_kafka() {
+    let broker = drover_tests::kafka::TestBroker::start().await;
+    let brokers = broker.bootstrap();
+    let c = Cluster::start(1, &["--kafka", &brokers]).await;
+    let app = c.app_id("events");
+    c.create_app(&sleeper(&app, 2)).await;
+    wait_running(&c, &app, 2).await;
+    let app2 = app.clone();
+    let events = tokio::task::spawn_blocking(move || {
+        drover_tests::kafka::read_records::<drover_schema::Event>(
+            &brokers,
+            drover_schema::topics::EVENTS,
+            |e| e.app.as_deref() == Some(app2.as_str()),
+            |es| {
+                es.iter().any(|e| e.kind == "deployment_success")
+                    && es
+                        .iter()
+                        .filter(|e| {
+                            e.kind == "status_update_event"
+                                && e.attrs["taskStatus"] == "TASK_RUNNING"
+                        })
+                        .count()
+                        >= 2
+            },
+            T,
+            Duration::ZERO,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "deployment_success"),
+        "no deployment_success on drover.events.v1: {events:?}\n{}",
+        c.all_logs()
+    );
+    let running: Vec<&drover_schema::Event> = events
+        .iter()
+        .filter(|e| e.kind == "status_update_event" && e.attrs["taskStatus"] == "TASK_RUNNING")
+        .collect();
+    assert_eq!(running.len(), 2, "{events:?}");
+    for e in &running {
+        assert_eq!(
+            e.node.as_deref(),
+            Some(c.agents[0].node_id.as_str()),
+            "{e:?}"
+        );
+        assert!(e.task.is_some(), "{e:?}");
+    }
+    assert!(
+        c.master.logs().contains("topic drover.events.v1"),
+        "the master says where its events go: {}",
+        c.master.logs()
+    );
+}

@@ -197,49 +197,6 @@ pub fn spawn_agent(
     })
 }
 
-/// Publish the master's events to Kafka (`drover.events.v1`, keyed by app or node) until
-/// `stop` turns true.
-pub fn spawn_event_forwarder(
-    master: &Master,
-    brokers: &str,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-    let producer: FutureProducer = drover_kafka::config::producer(brokers, "drover-scheduler")
-        .create()
-        .context("cannot create the scheduler's Kafka producer")?;
-    let mut rx = master.subscribe();
-    Ok(tokio::spawn(async move {
-        loop {
-            let v = tokio::select! {
-                r = rx.recv() => match r {
-                    Ok(v) => v,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "scheduler events not published: the forwarder fell behind");
-                        continue;
-                    }
-                    Err(_) => break,
-                },
-                _ = stop.changed() => break,
-            };
-            let Some(event) = drover_scheduler::events::to_schema_event(&v) else {
-                continue;
-            };
-            let key = drover_scheduler::events::key(&event);
-            let Ok(payload) = serde_json::to_vec(&event) else {
-                continue;
-            };
-            let record = FutureRecord::to(drover_schema::topics::EVENTS)
-                .key(&key)
-                .payload(&payload);
-            if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
-                tracing::warn!(error = %e, kind = %event.kind, "cannot publish a scheduler event");
-            }
-        }
-        let _ = producer.flush(Duration::from_secs(5));
-    }))
-}
-
 /// The URL the local agent of `drover up` reaches the master at.
 pub fn local_master_url(http: SocketAddr) -> String {
     let ip = if http.ip().is_unspecified() {

@@ -1,5 +1,5 @@
 //! `drover master` and `drover agent`: the scheduler's roles alone, for many hosts.
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
@@ -35,6 +35,11 @@ pub struct MasterArgs {
         env = "DROVER_DATA_DIR"
     )]
     pub data_dir: PathBuf,
+    /// Kafka bootstrap servers (host:port,…): publish the master's events on
+    /// `drover.events.v1` there (created if missing), for Alertman, the autoscaler or any
+    /// consumer. Without it the events are only on `/v2/events`.
+    #[arg(long, value_name = "BROKERS", env = "DROVER_KAFKA")]
+    pub kafka: Option<String>,
     #[command(flatten)]
     pub opts: MasterOpts,
 }
@@ -47,11 +52,26 @@ pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
     let process = ProcessMetrics::register(&mut registry);
     let master = args.opts.open(&dir, &mut registry)?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let events = match &args.kafka {
+        Some(brokers) => {
+            drover_kafka::admin::check_reachable(brokers, Duration::from_secs(10)).await?;
+            drover_kafka::admin::ensure_topics(brokers, &drover_kafka::admin::default_topics(3))
+                .await?;
+            Some(
+                drover_scheduler::publish::spawn(&master, brokers, stop_rx.clone())
+                    .context("cannot create the scheduler's Kafka producer")?,
+            )
+        }
+        None => None,
+    };
     let looped = tokio::spawn(master.clone().run(args.opts.reconcile_interval, stop_rx));
     let state = AppState {
         registry: Arc::new(registry),
         process,
-        kafka: "(not used by the master)".into(),
+        kafka: args
+            .kafka
+            .clone()
+            .unwrap_or_else(|| "(none: events only on /v2/events)".into()),
         broker: None,
     };
     println!("drover master is up");
@@ -61,6 +81,12 @@ pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         args.http
     );
     println!("  store     {}", dir.join("scheduler").display());
+    if let Some(brokers) = &args.kafka {
+        println!(
+            "  events    {brokers} topic {}",
+            drover_schema::topics::EVENTS
+        );
+    }
     let closer = master.clone();
     let served = axum::serve(
         listener,
@@ -74,6 +100,9 @@ pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
     .context("the HTTP server failed");
     let _ = stop_tx.send(true);
     let _ = looped.await;
+    if let Some(events) = events {
+        let _ = events.await;
+    }
     served
 }
 

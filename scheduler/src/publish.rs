@@ -1,0 +1,49 @@
+//! The master's events on Kafka: every role that runs a master (`drover up`, `drover master
+//! --kafka`) publishes them on `drover.events.v1` as [`drover_schema::Event`] records, keyed
+//! by app (else node) so that each app's events keep their order.
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tokio::sync::watch;
+
+use crate::{events, master::Master};
+
+/// Publishes `master`'s events to `brokers` until `stop` turns true (then waits up to 5 s for
+/// what is queued). Fails only when the producer cannot be created (bad settings); a broker
+/// that is away is retried by the producer, and an event it cannot take within 5 s is logged.
+pub fn spawn(
+    master: &Master,
+    brokers: &str,
+    mut stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, rdkafka::error::KafkaError> {
+    let producer: FutureProducer =
+        drover_kafka::config::producer(brokers, "drover-scheduler").create()?;
+    let mut rx = master.subscribe();
+    Ok(tokio::spawn(async move {
+        loop {
+            let v = tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(v) => v,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "scheduler events not published: the publisher fell behind");
+                        continue;
+                    }
+                    Err(_) => break,
+                },
+                _ = stop.changed() => break,
+            };
+            let Some(event) = events::to_schema_event(&v) else {
+                continue;
+            };
+            let key = events::key(&event);
+            let payload = drover_schema::encode(&event);
+            let record = FutureRecord::to(drover_schema::topics::EVENTS)
+                .key(&key)
+                .payload(&payload);
+            if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
+                tracing::warn!(error = %e, kind = %event.kind, "cannot publish a scheduler event");
+            }
+        }
+        let _ = producer.flush(Duration::from_secs(5));
+    }))
+}
