@@ -87,24 +87,33 @@ def iso(t):
 def check_histogram_geometry(d, base, app):
     """The histogram draws what its API answered: over a closed range in the past (so a second
     read of the API gives the same counts), every (bucket, level) count is one rect whose
-    on-screen height is proportional to it, and each bucket's stack stands on the axis."""
-    now = time.time()
-    open_page(d, f"{base}/#/logs?app={urllib.parse.quote(app)}&from={iso(now - 600)}&to={iso(now - 10)}")
-    wait(d, "the histogram over a closed range", lambda: css(d, "#histogram[data-state=ready] svg"))
-    src = d.find_element(By.ID, "histogram").get_attribute("data-src")
-    assert src and src.startswith("/api/logs/histogram?"), src
-    api = json.load(urllib.request.urlopen(base + src, timeout=10))
-    want = {(b["ts_ms"], lv, n) for b in api["buckets"] for lv, n in (b.get("levels") or {}).items() if n}
-    geo = d.execute_script("""
-        const svg = document.querySelector('#histogram svg');
-        const axis = svg.querySelector('line.axis').getBoundingClientRect();
-        return { axis: axis.top + axis.height / 2, bars: [...svg.querySelectorAll('rect.hist-bar')].map(r => {
-            const b = r.getBoundingClientRect();
-            return { ts: Number(r.dataset.ts), level: r.dataset.level, count: Number(r.dataset.count),
-                     top: b.top, bottom: b.bottom, height: b.height };
-        }) };""")
-    bars = geo["bars"]
-    drawn = {(b["ts"], b["level"], b["count"]) for b in bars}
+    on-screen height is proportional to it, and each bucket's stack stands on the axis with no
+    gaps."""
+    # Lines are searchable about 2 s after they are printed: a range ending 5 s ago no longer
+    # changes. Right after `drover up` starts there may be too little data in it, and a line
+    # can still land between the page's read and ours: try again for a while.
+    deadline = time.time() + 60
+    while True:
+        now = time.time()
+        open_page(d, f"{base}/#/logs?app={urllib.parse.quote(app)}&from={iso(now - 120)}&to={iso(now - 5)}")
+        wait(d, "the histogram over a closed range", lambda: css(d, "#histogram[data-state=ready] svg"))
+        src = d.find_element(By.ID, "histogram").get_attribute("data-src")
+        assert src and src.startswith("/api/logs/histogram?"), src
+        api = json.load(urllib.request.urlopen(base + src, timeout=10))
+        want = {(b["ts_ms"], lv, n) for b in api["buckets"] for lv, n in (b.get("levels") or {}).items() if n}
+        geo = d.execute_script("""
+            const svg = document.querySelector('#histogram svg');
+            const axis = svg.querySelector('line.axis').getBoundingClientRect();
+            return { axis: axis.top + axis.height / 2, bars: [...svg.querySelectorAll('rect.hist-bar')].map(r => {
+                const b = r.getBoundingClientRect();
+                return { ts: Number(r.dataset.ts), level: r.dataset.level, count: Number(r.dataset.count),
+                         top: b.top, bottom: b.bottom, height: b.height };
+            }) };""")
+        bars = geo["bars"]
+        drawn = {(b["ts"], b["level"], b["count"]) for b in bars}
+        if (drawn == want and len(bars) >= 3) or time.time() > deadline:
+            break
+        time.sleep(2)
     assert drawn == want, f"drawn bars differ from the API's counts: extra {sorted(drawn - want)[:5]}, missing {sorted(want - drawn)[:5]}"
     assert len(bars) >= 3, f"too few bars to judge the geometry: {bars}"
     tallest = max(bars, key=lambda b: b["count"])
