@@ -3,14 +3,13 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::Args;
-use drover_kafka::embedded::BrokerMetrics;
+use drover_kafka::embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker};
 use prometheus_client::registry::Registry;
 
 use crate::{
     datadir,
-    http::{self, AppState},
+    http::{self, bind_http, shutdown_signal, AppState},
     telemetry::ProcessMetrics,
-    up::{bind_http, shutdown_signal, start_broker},
 };
 
 /// Options of `drover broker`.
@@ -80,4 +79,17 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .context("the HTTP server failed");
     broker.stop().await;
     served
+}
+
+/// Start the embedded broker in `dir`.
+pub async fn start_broker(
+    listen: SocketAddr,
+    dir: PathBuf,
+    program: Option<PathBuf>,
+    metrics: BrokerMetrics,
+) -> anyhow::Result<EmbeddedBroker> {
+    eprintln!("starting the embedded Kafka broker on {listen}…");
+    let mut cfg = BrokerConfig::new(listen, dir);
+    cfg.program = program;
+    Ok(EmbeddedBroker::start(cfg, metrics).await?)
 }

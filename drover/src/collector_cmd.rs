@@ -8,7 +8,11 @@ use drover_kafka::admin;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::{datadir, http, telemetry::ProcessMetrics, up::bind_http};
+use crate::{
+    datadir,
+    http::{self, bind_http},
+    telemetry::ProcessMetrics,
+};
 
 /// Collector options shared by `drover collector` and `drover up`.
 #[derive(Debug, Clone, Args)]

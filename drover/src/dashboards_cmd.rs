@@ -17,9 +17,8 @@ use clap::Args;
 use prometheus_client::registry::Registry;
 
 use crate::{
-    http::{self, ApiError},
+    http::{self, bind_http, ApiError},
     telemetry::ProcessMetrics,
-    up::bind_http,
 };
 
 /// Options of `drover dashboards`.
@@ -163,7 +162,7 @@ async fn proxy(State(up): State<Upstream>, req: Request) -> Response {
                 })
         }
         Err(e) => ApiError::new(
-            StatusCode::BAD_GATEWAY,
+            StatusCode::BAD_GATEWAY.as_u16(),
             format!(
                 "cannot reach {} ({e}); is that role running, and is the URL given to drover dashboards right?",
                 up.base

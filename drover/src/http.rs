@@ -1,5 +1,7 @@
-//! The one HTTP server of `drover up`: UI and every API on one address.
-use std::sync::Arc;
+//! The role scaffolding every `drover` role uses: binding the HTTP address, the shutdown
+//! signal, and the one server (`/healthz`, `/metrics`, the role's routes; in `drover up`
+//! the UI and every API on one address).
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::State,
@@ -9,8 +11,10 @@ use axum::{
     Json, Router,
 };
 use drover_kafka::embedded::BrokerStatus;
+pub use drover_schema::api::ApiError;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+use tokio::net::TcpListener;
 
 use crate::telemetry::{self, ProcessMetrics};
 
@@ -47,7 +51,7 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
 /// Serve a single role (`drover collector`, `agent`, `logpipe`, `metrics-store`, `dashboards`):
 /// `/healthz`, `/metrics` of `registry`, and the role's `routes`, until Ctrl-C or SIGTERM.
 pub async fn serve_role(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     registry: Registry,
     process: ProcessMetrics,
     kafka: &str,
@@ -60,9 +64,42 @@ pub async fn serve_role(
         broker: None,
     };
     axum::serve(listener, app_with(state, routes))
-        .with_graceful_shutdown(crate::up::shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| anyhow::anyhow!("the HTTP server failed: {e}"))
+}
+
+/// Bind the HTTP address, with an error that says what to do when it is taken.
+pub async fn bind_http(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot serve HTTP on {addr}: the address is already in use (another drover up?); pass --http ADDR to use another port"
+            )
+        } else {
+            anyhow::anyhow!("cannot serve HTTP on {addr}: {e}; pass --http ADDR")
+        }
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    eprintln!("stopping…");
 }
 
 #[derive(Debug, Serialize)]
@@ -114,61 +151,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 }
 
 async fn not_found() -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        error: "not found".into(),
-        detail: None,
-    }
-}
-
-/// An API error: a status code and a JSON body `{"error": "...", "detail": ...}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    error: String,
-    detail: Option<serde_json::Value>,
-}
-
-#[allow(dead_code)] // constructors used by the component APIs as they land
-impl ApiError {
-    /// An error with this status and message.
-    pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        Self {
-            status,
-            error: error.into(),
-            detail: None,
-        }
-    }
-
-    /// A 400 with this message.
-    pub fn bad_request(error: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, error)
-    }
-
-    /// Adds a machine-readable `detail` (e.g. field-level messages, a query error position).
-    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
-        self.detail = Some(detail);
-        self
-    }
-
-    /// A 500 with this message.
-    pub fn internal(error: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            error: error.into(),
-            detail: None,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.error });
-        if let Some(d) = self.detail {
-            body["detail"] = d;
-        }
-        (self.status, Json(body)).into_response()
-    }
+    ApiError::not_found("not found")
 }
 
 #[cfg(test)]

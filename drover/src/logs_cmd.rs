@@ -11,15 +11,14 @@ use std::{
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use drover_kafka::admin;
-use drover_search::{
-    metrics::LogpipeMetrics, rules::Rules, LogStore, Logpipe, LogpipeConfig, Search,
-};
+use drover_logpipe::{Logpipe, LogpipeConfig, LogpipeMetrics, Rules};
+use drover_search::{LogStore, Search};
 use prometheus_client::registry::Registry;
 
 use crate::{
-    datadir, http,
+    datadir,
+    http::{self, bind_http, shutdown_signal},
     telemetry::ProcessMetrics,
-    up::{bind_http, shutdown_signal},
     worker::Worker,
 };
 

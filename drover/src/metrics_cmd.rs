@@ -13,7 +13,12 @@ use drover_kafka::admin;
 use drover_metrics::{Ingest, IngestConfig, MetricsStore, StoreConfig, StoreMetrics};
 use prometheus_client::registry::Registry;
 
-use crate::{datadir, http, telemetry::ProcessMetrics, up::bind_http, worker::Worker};
+use crate::{
+    datadir,
+    http::{self, bind_http},
+    telemetry::ProcessMetrics,
+    worker::Worker,
+};
 
 /// Metrics store options shared by `drover metrics-store` and `drover up`.
 #[derive(Debug, Clone, Args)]

@@ -6,15 +6,16 @@ use clap::Args;
 use drover_collector::CollectorMetrics;
 use drover_kafka::{
     admin,
-    embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker},
+    embedded::{BrokerMetrics, EmbeddedBroker},
 };
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::{
+    broker_cmd::start_broker,
     collector_cmd::CollectorOpts,
     datadir,
-    http::{self, AppState},
+    http::{self, bind_http, shutdown_signal, AppState},
     logs_cmd::{LogpipeOpts, RunningLogpipe},
     metrics_cmd::{MetricsOpts, RunningMetricsStore},
     scheduler_cmd::{self, AgentOpts, MasterOpts},
@@ -307,50 +308,4 @@ async fn serve(
         m.stop().await;
     }
     served
-}
-
-/// Bind the HTTP address, with an error that says what to do when it is taken.
-pub async fn bind_http(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!(
-                "cannot serve HTTP on {addr}: the address is already in use (another drover up?); pass --http ADDR to use another port"
-            )
-        } else {
-            anyhow::anyhow!("cannot serve HTTP on {addr}: {e}; pass --http ADDR")
-        }
-    })
-}
-
-/// Start the embedded broker in `dir`.
-pub async fn start_broker(
-    listen: SocketAddr,
-    dir: PathBuf,
-    program: Option<PathBuf>,
-    metrics: BrokerMetrics,
-) -> anyhow::Result<EmbeddedBroker> {
-    eprintln!("starting the embedded Kafka broker on {listen}…");
-    let mut cfg = BrokerConfig::new(listen, dir);
-    cfg.program = program;
-    Ok(EmbeddedBroker::start(cfg, metrics).await?)
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    eprintln!("stopping…");
 }

@@ -12,19 +12,18 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{rejection::QueryRejection, Query, State},
-    http::StatusCode,
-    response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
 use chrono::DateTime;
+pub use drover_schema::api::ApiError;
+use drover_schema::time::{parse_duration, parse_instant as parse_time};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     query::{self, auto_step, Latest, QueryRequest},
     sample::{Dim, Metric},
     store::MetricsStore,
-    timespec::{parse_duration, parse_time},
     window::{Agg, Filter, GroupValue, WindowQuery},
     MetricsError,
 };
@@ -116,7 +115,7 @@ impl Params {
     pub fn query_request(&self, now_ms: i64) -> Result<QueryRequest, MetricsError> {
         let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
         let to = match &self.to {
-            Some(t) => parse_time(t, now).map_err(|e| MetricsError::bad("to", e))?,
+            Some(t) => parse_time(t, now).map_err(|e| MetricsError::bad("to", e.to_string()))?,
             // Include a sample stamped this very millisecond.
             None => now + chrono::Duration::milliseconds(1),
         };
@@ -127,9 +126,11 @@ impl Params {
                     "give either from or since, not both",
                 ))
             }
-            (Some(f), None) => parse_time(f, now).map_err(|e| MetricsError::bad("from", e))?,
+            (Some(f), None) => {
+                parse_time(f, now).map_err(|e| MetricsError::bad("from", e.to_string()))?
+            }
             (None, Some(s)) => {
-                let d = parse_duration(s).map_err(|e| MetricsError::bad("since", e))?;
+                let d = parse_duration(s).map_err(|e| MetricsError::bad("since", e.to_string()))?;
                 to - chrono::Duration::from_std(d)
                     .map_err(|e| MetricsError::bad("since", e.to_string()))?
             }
@@ -137,7 +138,7 @@ impl Params {
         };
         let range = (to - from).to_std().unwrap_or_default();
         let step = match &self.step {
-            Some(s) => parse_duration(s).map_err(|e| MetricsError::bad("step", e))?,
+            Some(s) => parse_duration(s).map_err(|e| MetricsError::bad("step", e.to_string()))?,
             None => auto_step(range, 120),
         };
         let req = QueryRequest {
@@ -156,7 +157,7 @@ impl Params {
     /// The window aggregation of `top`, and `n`.
     pub fn top_request(&self) -> Result<(WindowQuery, usize), MetricsError> {
         let range = match &self.since {
-            Some(s) => parse_duration(s).map_err(|e| MetricsError::bad("since", e))?,
+            Some(s) => parse_duration(s).map_err(|e| MetricsError::bad("since", e.to_string()))?,
             None => Duration::from_secs(300),
         };
         let n = match &self.n {
@@ -196,30 +197,20 @@ pub fn router(store: Arc<MetricsStore>) -> Router {
         .with_state(store)
 }
 
-/// A JSON error response.
-#[derive(Debug)]
-pub struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
-    }
-}
-
 impl From<MetricsError> for ApiError {
     fn from(e: MetricsError) -> Self {
         if e.is_client_error() {
-            ApiError(StatusCode::BAD_REQUEST, e.to_string())
+            ApiError::bad_request(e.to_string())
         } else {
             tracing::error!(error = %e, "metrics query failed");
-            ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            ApiError::internal(e.to_string())
         }
     }
 }
 
 fn params(p: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
     p.map(|Query(p)| p)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -227,7 +218,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(ApiError::from)
 }
 
@@ -303,7 +294,11 @@ async fn latest_route(
 
 #[cfg(test)]
 mod tests {
-    use axum::{body::Body, http::Request};
+    use axum::{
+        body::Body,
+        http::{Request, StatusCode},
+    };
+    use drover_schema::time::{Clock as _, ManualClock as FakeClock};
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
@@ -311,7 +306,6 @@ mod tests {
     use crate::{
         sample::{Labels, Samples},
         store::StoreConfig,
-        window::tests::FakeClock,
     };
 
     async fn get(app: Router, uri: &str) -> (StatusCode, serde_json::Value) {
@@ -330,12 +324,12 @@ mod tests {
         let store = MetricsStore::open(
             dir.path(),
             StoreConfig {
-                clock: clock.clock(),
+                clock: clock.shared(),
                 ..StoreConfig::default()
             },
         )
         .unwrap();
-        let now = clock.now_ms();
+        let now = clock.now().timestamp_millis();
         for i in 0..30 {
             for inst in ["1", "2", "3"] {
                 store.add(&Samples {

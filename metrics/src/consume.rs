@@ -204,7 +204,7 @@ impl StoreSink<'_> {
     fn dead_letter(&self, reason: &str, detail: String) -> Outcome {
         self.ingest
             .metrics
-            .dropped
+            .dead_lettered
             .get_or_create(&ReasonLabels {
                 reason: reason.to_string(),
             })

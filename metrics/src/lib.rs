@@ -17,12 +17,9 @@ pub mod partials;
 pub mod query;
 pub mod sample;
 pub mod store;
-pub mod timespec;
 pub mod window;
 
-use std::{path::Path, sync::Arc};
-
-use chrono::{DateTime, Utc};
+use std::path::Path;
 
 pub use consume::{Ingest, IngestConfig};
 pub use history::History;
@@ -33,12 +30,9 @@ pub use store::{MetricsStore, StoreConfig};
 pub use window::{Agg, Filter, GroupValue, Window, WindowQuery};
 
 /// A clock, injectable so that a 5-minute window is tested in milliseconds.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+pub type Clock = drover_schema::time::SharedClock;
 
-/// The wall clock.
-pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
-}
+pub use drover_schema::time::system_clock;
 
 /// Errors of the metrics store.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +58,7 @@ pub enum MetricsError {
     },
     /// Kafka failed.
     #[error("kafka: {0}")]
-    Kafka(String),
+    Kafka(#[from] rdkafka::error::KafkaError),
 }
 
 impl MetricsError {
@@ -85,11 +79,5 @@ impl MetricsError {
     /// Whether the caller sent something wrong (an HTTP 400), as opposed to a server fault.
     pub fn is_client_error(&self) -> bool {
         matches!(self, Self::BadParam { .. })
-    }
-}
-
-impl From<rdkafka::error::KafkaError> for MetricsError {
-    fn from(e: rdkafka::error::KafkaError) -> Self {
-        Self::Kafka(e.to_string())
     }
 }

@@ -22,8 +22,9 @@ pub struct StoreMetrics {
     pub samples: Counter,
     /// Samples skipped because the store already had them (replays after a crash).
     pub duplicates: Counter,
-    /// Messages dropped (and dead-lettered), by reason.
-    pub dropped: Family<ReasonLabels, Counter>,
+    /// Messages set aside on the dead-letter topic (never stored), by reason: the same name
+    /// as the logpipe's.
+    pub dead_lettered: Family<ReasonLabels, Counter>,
     /// Parquet files written (flushes and compactions).
     pub parquet_files: Counter,
     /// Bytes of Parquet written.
@@ -57,7 +58,7 @@ impl StoreMetrics {
             records: Counter::default(),
             samples: Counter::default(),
             duplicates: Counter::default(),
-            dropped: Family::default(),
+            dead_lettered: Family::default(),
             parquet_files: Counter::default(),
             parquet_bytes: Counter::default(),
             compactions: Counter::default(),
@@ -89,9 +90,9 @@ impl StoreMetrics {
             m.duplicates.clone(),
         );
         reg.register(
-            "dropped",
-            "Messages dropped and dead-lettered, by reason",
-            m.dropped.clone(),
+            "dead_lettered",
+            "Messages sent to the dead-letter topic (never stored), by reason",
+            m.dead_lettered.clone(),
         );
         reg.register(
             "parquet_files",
@@ -133,7 +134,7 @@ impl StoreMetrics {
             .iter()
             .chain(crate::sample::Invalid::REASONS.iter())
         {
-            let _ = m.dropped.get_or_create(&ReasonLabels {
+            let _ = m.dead_lettered.get_or_create(&ReasonLabels {
                 reason: reason.to_string(),
             });
         }

@@ -480,13 +480,15 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::{sample::Samples, store::StoreConfig, window::tests::FakeClock};
+    use drover_schema::time::ManualClock as FakeClock;
+
+    use crate::{sample::Samples, store::StoreConfig};
 
     const T0: i64 = 1_800_000_000_000 / 3_600_000 * 3_600_000;
 
     fn store(clock: &FakeClock, dir: &std::path::Path) -> MetricsStore {
         let cfg = StoreConfig {
-            clock: clock.clock(),
+            clock: clock.shared(),
             window: Duration::from_secs(3600),
             ..StoreConfig::default()
         };

@@ -118,7 +118,7 @@ impl MetricsStore {
 
     /// Now by the store's clock, ms.
     pub fn now_ms(&self) -> i64 {
-        (self.cfg.clock)().timestamp_millis()
+        self.cfg.clock.now().timestamp_millis()
     }
 
     /// The window, for reading (window aggregations, latest values).
@@ -204,9 +204,11 @@ impl MetricsStore {
 
 #[cfg(test)]
 mod tests {
+    use drover_schema::time::{Clock as _, ManualClock as FakeClock};
+
     use super::*;
     use crate::{
-        window::{tests::FakeClock, Agg, Filter, WindowQuery},
+        window::{Agg, Filter, WindowQuery},
         Metric,
     };
 
@@ -227,10 +229,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let clock = FakeClock::at_ms(1_800_000_000_000);
         let cfg = StoreConfig {
-            clock: clock.clock(),
+            clock: clock.shared(),
             ..StoreConfig::default()
         };
-        let t = clock.now_ms();
+        let t = clock.now().timestamp_millis();
         let store = MetricsStore::open(dir.path(), cfg.clone()).unwrap();
         for i in 0..10 {
             store.add(&samples("a", t - i * 10_000, i as f64));

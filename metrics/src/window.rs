@@ -245,7 +245,7 @@ impl Window {
     /// An empty window keeping `horizon` of samples, on this clock.
     pub fn new(horizon: Duration, clock: Clock) -> Self {
         let horizon_ms = i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX / 4);
-        let covers_from_ms = clock().timestamp_millis() - horizon_ms;
+        let covers_from_ms = clock.now().timestamp_millis() - horizon_ms;
         Self {
             clock,
             horizon_ms,
@@ -257,7 +257,7 @@ impl Window {
 
     /// Now, by the window's clock, in ms.
     pub fn now_ms(&self) -> i64 {
-        (self.clock)().timestamp_millis()
+        self.clock.now().timestamp_millis()
     }
 
     /// How much the window keeps.
@@ -493,34 +493,9 @@ pub(crate) fn with_increase(lf: LazyFrame) -> Result<LazyFrame, MetricsError> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::sync::Mutex;
-
-    use chrono::{DateTime, Utc};
+    use drover_schema::time::{Clock as _, ManualClock as FakeClock};
 
     use super::*;
-
-    /// A clock the test moves by hand.
-    #[derive(Clone)]
-    pub(crate) struct FakeClock(pub Arc<Mutex<DateTime<Utc>>>);
-
-    impl FakeClock {
-        pub(crate) fn at_ms(ms: i64) -> Self {
-            Self(Arc::new(Mutex::new(
-                DateTime::from_timestamp_millis(ms).unwrap(),
-            )))
-        }
-        pub(crate) fn clock(&self) -> Clock {
-            let t = Arc::clone(&self.0);
-            Arc::new(move || *t.lock().unwrap())
-        }
-        pub(crate) fn advance(&self, d: Duration) {
-            let mut t = self.0.lock().unwrap();
-            *t += chrono::Duration::from_std(d).unwrap();
-        }
-        pub(crate) fn now_ms(&self) -> i64 {
-            self.0.lock().unwrap().timestamp_millis()
-        }
-    }
 
     const T0: i64 = 1_800_000_000_000;
 
@@ -546,7 +521,7 @@ pub(crate) mod tests {
 
     fn window() -> (FakeClock, Window) {
         let clock = FakeClock::at_ms(T0);
-        let w = Window::new(Duration::from_secs(3600), clock.clock());
+        let w = Window::new(Duration::from_secs(3600), clock.shared());
         (clock, w)
     }
 
@@ -568,7 +543,12 @@ pub(crate) mod tests {
     #[test]
     fn one_sample() {
         let (clock, mut w) = window();
-        w.insert(Metric::CpuPct, &labels("a", "1", "n"), clock.now_ms(), 42.0);
+        w.insert(
+            Metric::CpuPct,
+            &labels("a", "1", "n"),
+            clock.now().timestamp_millis(),
+            42.0,
+        );
         for agg in [Agg::Mean, Agg::Max, Agg::Min, Agg::P95, Agg::Sum, Agg::Last] {
             let r = w.aggregate(&q(Metric::CpuPct, &[Dim::App], agg)).unwrap();
             assert_eq!(r.len(), 1, "{agg:?}");
@@ -582,7 +562,7 @@ pub(crate) mod tests {
         w.insert(
             Metric::NetRxBytes,
             &labels("a", "1", "n"),
-            clock.now_ms(),
+            clock.now().timestamp_millis(),
             5.0,
         );
         assert!(w
@@ -596,7 +576,7 @@ pub(crate) mod tests {
         let (clock, mut w) = window();
         // 10 minutes of samples every 10 s: only the last 5 minutes count.
         for i in 0..60 {
-            let ts = clock.now_ms();
+            let ts = clock.now().timestamp_millis();
             for (app, node, base) in [("a", "n1", 10.0), ("a", "n2", 20.0), ("b", "n1", 30.0)] {
                 for inst in ["1", "2"] {
                     let v = base + if i >= 30 { 100.0 } else { 0.0 } + inst.len() as f64;
@@ -652,7 +632,7 @@ pub(crate) mod tests {
     #[test]
     fn quantiles_sum_and_count() {
         let (clock, mut w) = window();
-        let now = clock.now_ms();
+        let now = clock.now().timestamp_millis();
         for i in 1..=100 {
             w.insert(
                 Metric::CpuPct,
@@ -674,7 +654,7 @@ pub(crate) mod tests {
     fn counter_rate_copes_with_resets() {
         let (clock, mut w) = window();
         let l = labels("a", "1", "n");
-        let start = clock.now_ms() - 40_000;
+        let start = clock.now().timestamp_millis() - 40_000;
         // +100 every 10 s, restart (back to 50) at the 4th sample, then +100 again.
         for (i, v) in [1000.0, 1100.0, 1200.0, 50.0, 150.0]
             .into_iter()
@@ -700,7 +680,7 @@ pub(crate) mod tests {
     fn gaps_are_not_filled() {
         let (clock, mut w) = window();
         let l = labels("a", "1", "n");
-        let now = clock.now_ms();
+        let now = clock.now().timestamp_millis();
         // Samples at -290 s and -10 s only: a gap of 280 s.
         w.insert(Metric::CpuPct, &l, now - 290_000, 10.0);
         w.insert(Metric::CpuPct, &l, now - 10_000, 30.0);
@@ -716,7 +696,7 @@ pub(crate) mod tests {
     fn duplicates_and_out_of_order_samples() {
         let (clock, mut w) = window();
         let l = labels("a", "1", "n");
-        let now = clock.now_ms();
+        let now = clock.now().timestamp_millis();
         assert_eq!(w.insert(Metric::CpuPct, &l, now, 1.0), Inserted::Added);
         assert_eq!(w.insert(Metric::CpuPct, &l, now - 5, 2.0), Inserted::Added);
         assert_eq!(w.insert(Metric::CpuPct, &l, now, 9.0), Inserted::Duplicate);
@@ -738,13 +718,16 @@ pub(crate) mod tests {
     fn prune_keeps_the_horizon() {
         let (clock, mut w) = window();
         let l = labels("a", "1", "n");
-        w.insert(Metric::CpuPct, &l, clock.now_ms(), 1.0);
+        w.insert(Metric::CpuPct, &l, clock.now().timestamp_millis(), 1.0);
         clock.advance(Duration::from_secs(1800));
-        w.insert(Metric::CpuPct, &l, clock.now_ms(), 2.0);
+        w.insert(Metric::CpuPct, &l, clock.now().timestamp_millis(), 2.0);
         clock.advance(Duration::from_secs(1801));
         w.prune();
         assert_eq!(w.len(), 1);
-        assert_eq!(w.covers_from_ms(), clock.now_ms() - 3_600_000);
+        assert_eq!(
+            w.covers_from_ms(),
+            clock.now().timestamp_millis() - 3_600_000
+        );
         clock.advance(Duration::from_secs(3600));
         w.prune();
         assert!(w.is_empty());
@@ -760,7 +743,7 @@ pub(crate) mod tests {
             agg in proptest::sample::select(vec![Agg::Mean, Agg::Max, Agg::Min, Agg::Sum, Agg::Count, Agg::Rate]),
         ) {
             let (clock, mut w) = window();
-            let now = clock.now_ms();
+            let now = clock.now().timestamp_millis();
             let mut kept: BTreeMap<(usize, usize, i64), f64> = BTreeMap::new();
             let metric = if agg == Agg::Rate { Metric::NetRxBytes } else { Metric::CpuPct };
             for (a, i, back_s, v) in samples {

@@ -10,11 +10,13 @@
 //! so that a consumer can dead-letter it instead of misreading it.
 #![forbid(unsafe_code)]
 
+pub mod api;
 mod error;
 mod event;
 mod log;
 mod metrics;
 mod source;
+pub mod time;
 
 pub use error::SchemaError;
 pub use event::{Event, EventSource, Severity};

@@ -14,7 +14,6 @@ use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration}
 
 use axum::{
     extract::{rejection::QueryRejection, Query, State},
-    http::StatusCode,
     response::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
@@ -23,12 +22,13 @@ use axum::{
     Json, Router,
 };
 use chrono::Utc;
+pub use drover_schema::api::ApiError;
 use futures::Stream;
 use serde::Deserialize;
 
 use crate::{
     query::{Cursor, Hit, Search, SearchRequest, TrackTotal},
-    timespec, SearchError,
+    SearchError,
 };
 
 /// Query-string parameters of every route (each route uses the ones it needs).
@@ -79,13 +79,13 @@ pub struct Params {
 impl Params {
     /// The search request these parameters describe.
     pub fn request(&self) -> Result<SearchRequest, SearchError> {
-        let (from, to) = timespec::range(
+        let (from, to) = drover_schema::time::range(
             self.from.as_deref(),
             self.to.as_deref(),
             self.since.as_deref(),
             Utc::now(),
         )
-        .map_err(SearchError::BadRequest)?;
+        .map_err(|e| SearchError::BadRequest(e.to_string()))?;
         let list = |v: &Option<String>| -> Vec<String> {
             v.as_deref()
                 .map(|s| {
@@ -139,41 +139,25 @@ pub fn router(search: Search) -> Router {
         .with_state(Arc::new(search))
 }
 
-/// A JSON error response.
-#[derive(Debug)]
-pub struct ApiError(StatusCode, String, Option<serde_json::Value>);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.1 });
-        if let Some(d) = self.2 {
-            body["detail"] = d;
-        }
-        (self.0, Json(body)).into_response()
-    }
-}
-
 impl From<SearchError> for ApiError {
     fn from(e: SearchError) -> Self {
         if e.is_client_error() {
-            ApiError(StatusCode::BAD_REQUEST, e.to_string(), None)
+            ApiError::bad_request(e.to_string())
         } else {
             tracing::error!(error = %e, "log search failed");
-            ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None)
+            ApiError::internal(e.to_string())
         }
     }
 }
 
 fn params(p: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
     p.map(|Query(p)| p).map_err(|e| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("invalid parameters: {}", e.body_text()),
-            Some(serde_json::json!({
+        ApiError::bad_request(format!("invalid parameters: {}", e.body_text())).with_detail(
+            serde_json::json!({
                 "parameters": ["q", "from", "to", "since", "app", "host", "level", "stream",
                     "container", "limit", "cursor", "snippets", "buckets", "field", "size",
                     "seq", "before", "after"]
-            })),
+            }),
         )
     })
 }
@@ -183,7 +167,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?
+        .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(ApiError::from)
 }
 
@@ -213,10 +197,8 @@ async fn context_route(
 ) -> Result<Response, ApiError> {
     let p = params(p)?;
     let (Some(container), Some(seq)) = (p.container.clone(), p.seq) else {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "context needs container and seq (from a search hit)".into(),
-            None,
+        return Err(ApiError::bad_request(
+            "context needs container and seq (from a search hit)",
         ));
     };
     let (before, after) = (p.before.unwrap_or(10), p.after.unwrap_or(10));
@@ -230,10 +212,8 @@ async fn fields_route(
 ) -> Result<Response, ApiError> {
     let p = params(p)?;
     let Some(field) = p.field.clone() else {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "fields needs field= (app, host, level, stream, container, node, group, or a parsed field such as status)".into(),
-            None,
+        return Err(ApiError::bad_request(
+            "fields needs field= (app, host, level, stream, container, node, group, or a parsed field such as status)",
         ));
     };
     let req = p.request()?;

@@ -23,8 +23,10 @@ impl Checkpoint {
     pub fn from_payload(payload: Option<&str>) -> Result<Self, SearchError> {
         match payload {
             None | Some("") => Ok(Self::default()),
-            Some(p) => serde_json::from_str(p)
-                .map_err(|e| SearchError::Index(format!("unreadable commit payload {p:?}: {e}"))),
+            Some(p) => serde_json::from_str(p).map_err(|source| SearchError::Payload {
+                payload: p.to_string(),
+                source,
+            }),
         }
     }
 
@@ -64,11 +66,11 @@ impl Checkpoint {
     pub fn load_file(dir: &Path) -> Result<Option<Self>, SearchError> {
         let path = dir.join("checkpoint.json");
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                SearchError::Index(format!(
-                    "{} is damaged ({e}); delete it to resume from the partitions' commit payloads",
-                    path.display()
-                ))
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| {
+                SearchError::CheckpointFile {
+                    path: path.display().to_string(),
+                    source,
+                }
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(SearchError::io(&path, e)),

@@ -1,8 +1,13 @@
-//! The index schema: which fields a log document has and how each is indexed.
+//! The index schema: which fields a log document has and how each is indexed, and
+//! [`build_doc`], the document of a record (the logpipe writes it; tests and benchmarks too).
+use drover_schema::LogRecord;
 use serde_json::{Map, Value};
-use tantivy::schema::{
-    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, Schema,
-    TextFieldIndexing, TextOptions, FAST, STORED, STRING,
+use tantivy::{
+    schema::{
+        DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, Schema,
+        TextFieldIndexing, TextOptions, FAST, STORED, STRING,
+    },
+    TantivyDocument,
 };
 
 /// Normalised log levels, with a numeric code kept in a fast field for histograms.
@@ -265,6 +270,49 @@ pub fn uid(container: &str, seq: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// The Tantivy document of a record: `fields` is what parsing found (indexed as
+/// [`indexed_fields`] says, not stored), `added` what rules added (indexed and stored).
+pub fn build_doc(
+    f: &LogFields,
+    rec: &LogRecord,
+    level: Option<Level>,
+    mut fields: Map<String, Value>,
+    added: Map<String, Value>,
+) -> TantivyDocument {
+    let mut doc = TantivyDocument::new();
+    let ns = rec.ts.timestamp_nanos_opt().unwrap_or_default();
+    doc.add_date(f.ts, tantivy::DateTime::from_timestamp_nanos(ns));
+    let s = &rec.source;
+    doc.add_text(f.app, &s.app);
+    doc.add_text(f.host, &s.host);
+    for (field, v) in [(f.node, &s.node), (f.task, &s.task), (f.group, &s.group)] {
+        if let Some(v) = v {
+            doc.add_text(field, v);
+        }
+    }
+    doc.add_text(f.container, &s.container_id);
+    doc.add_text(f.container_name, &s.container_name);
+    doc.add_text(f.image, &s.image);
+    doc.add_text(f.stream, rec.stream.as_str());
+    if let Some(l) = level {
+        doc.add_text(f.level, l.as_str());
+    }
+    doc.add_u64(f.level_code, level.map_or(0, Level::code));
+    doc.add_text(f.message, &rec.line);
+    doc.add_text(f.line, &rec.line);
+    if !added.is_empty() {
+        fields.extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
+        doc.add_field_value(f.extra, &Value::Object(added));
+    }
+    let fields = indexed_fields(fields);
+    if !fields.is_empty() {
+        doc.add_field_value(f.fields, &Value::Object(fields));
+    }
+    doc.add_u64(f.seq, rec.seq);
+    doc.add_u64(f.uid, uid(&s.container_id, rec.seq));
+    doc
 }
 
 #[cfg(test)]

@@ -640,7 +640,7 @@ impl Search {
                 ),
             );
             let res = part.reader.searcher().search(&*query, &collector)?;
-            let json = serde_json::to_value(&res).map_err(|e| SearchError::Index(e.to_string()))?;
+            let json = serde_json::to_value(&res)?;
             let top = &json["top"];
             for b in top["buckets"].as_array().into_iter().flatten() {
                 let key = match &b["key"] {
@@ -705,7 +705,7 @@ impl Search {
                 let ff = seg.fast_fields();
                 let containers = ff
                     .str("container")?
-                    .ok_or_else(|| SearchError::Index("no container column".into()))?;
+                    .ok_or_else(|| SearchError::Internal("no container column".into()))?;
                 let seqs = ff.u64("seq")?;
                 let mut name = String::new();
                 for doc in seg.doc_ids_alive() {
@@ -713,7 +713,7 @@ impl Search {
                     name.clear();
                     containers
                         .ord_to_str(ord, &mut name)
-                        .map_err(|e| SearchError::Index(e.to_string()))?;
+                        .map_err(|e| SearchError::Internal(e.to_string()))?;
                     out.push((name.clone(), seqs.first(doc).unwrap_or_default()));
                 }
             }

@@ -144,16 +144,17 @@ impl LogStore {
             return Ok(None);
         }
         std::fs::create_dir_all(&path).map_err(|e| SearchError::io(&path, e))?;
-        let directory = MmapDirectory::open(&path)
-            .map_err(|e| SearchError::Index(format!("cannot open {}: {e}", path.display())))?;
+        let directory = MmapDirectory::open(&path).map_err(|source| SearchError::OpenDir {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mut index = match Index::open_or_create(directory, self.fields.schema.clone()) {
             Err(tantivy::TantivyError::SchemaError(e)) => {
-                return Err(SearchError::Index(format!(
-                    "the index partition {} was written by another version of Drover ({e}); \
-                     move it out of {} (or delete it) and the logpipe starts that day afresh",
-                    path.display(),
-                    self.dir.display()
-                )))
+                return Err(SearchError::OtherVersion {
+                    path: path.display().to_string(),
+                    dir: self.dir.display().to_string(),
+                    detail: e,
+                })
             }
             other => other?,
         };

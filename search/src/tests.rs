@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use drover_schema::{LogRecord, Source, Stream};
 
 use crate::{
+    index::build_doc,
     parse::parse_line,
-    pipe::build_doc,
     query::{Cursor, Search, SearchRequest, TrackTotal},
     LogStore,
 };

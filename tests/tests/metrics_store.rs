@@ -456,7 +456,7 @@ async fn bad_samples_are_counted_dead_lettered_and_never_stored() {
         metrics = store.metrics().await;
         if reasons.iter().all(|r| {
             metrics.contains(&format!(
-                "drover_metrics_store_dropped_total{{reason=\"{r}\"}} 1"
+                "drover_metrics_store_dead_lettered_total{{reason=\"{r}\"}} 1"
             ))
         }) {
             break;
@@ -466,7 +466,7 @@ async fn bad_samples_are_counted_dead_lettered_and_never_stored() {
     for r in reasons {
         assert!(
             metrics.contains(&format!(
-                "drover_metrics_store_dropped_total{{reason=\"{r}\"}} 1"
+                "drover_metrics_store_dead_lettered_total{{reason=\"{r}\"}} 1"
             )),
             "{r}: {metrics}"
         );

@@ -200,7 +200,7 @@ pub async fn run(args: MetricsBenchArgs) -> anyhow::Result<()> {
         // Two minutes past the last hour: the window holds the last hour, history the rest.
         let clock_ms = end + 120_000;
         let cfg = StoreConfig {
-            clock: Arc::new(move || DateTime::from_timestamp_millis(clock_ms).unwrap_or_default()),
+            clock: drover_schema::time::ManualClock::at_ms(clock_ms).shared(),
             ..StoreConfig::default()
         };
         let store = MetricsStore::open(&dir, cfg)?;
@@ -260,7 +260,7 @@ pub async fn run(args: MetricsBenchArgs) -> anyhow::Result<()> {
     {
         let now = Utc::now();
         let clock_now = now;
-        let window_clock: drover_metrics::Clock = Arc::new(move || clock_now);
+        let window_clock = drover_schema::time::ManualClock::new(clock_now).shared();
         let mut w = Window::new(Duration::from_secs(3600), window_clock);
         let mut rng = fastrand::Rng::with_seed(13);
         let labels: Vec<Labels> = (0..args.window_series)

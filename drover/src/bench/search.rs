@@ -9,11 +9,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use drover_kafka::admin::{self, TopicSpec};
+use drover_logpipe::{Logpipe, LogpipeConfig, LogpipeMetrics};
 use drover_schema::{LogRecord, Source, Stream};
-use drover_search::{
-    metrics::LogpipeMetrics, parse::parse_line, pipe::build_doc, LogStore, Logpipe, LogpipeConfig,
-    Search, SearchRequest,
-};
+use drover_search::{build_doc, parse::parse_line, LogStore, Search, SearchRequest};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde::Serialize;
 use tantivy::{

@@ -9,9 +9,8 @@ use tokio::sync::watch;
 use super::{spawn_agent, AgentOpts, MasterOpts};
 use crate::{
     datadir,
-    http::{self, AppState},
+    http::{self, bind_http, shutdown_signal, AppState},
     telemetry::ProcessMetrics,
-    up::{bind_http, shutdown_signal},
 };
 
 // === drover master ===

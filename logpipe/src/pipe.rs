@@ -13,25 +13,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use drover_kafka::consume::{self, ConsumeConfig, Flush, Flushed, Handler, Outcome, Reading};
 use drover_schema::LogRecord;
+use drover_search::{checkpoint::Checkpoint, index::build_doc, parse::parse_line, LogStore};
 use rdkafka::{consumer::CommitMode, message::BorrowedMessage, Message, Offset};
 use serde_json::{Map, Value};
 use tantivy::{IndexWriter, TantivyDocument};
 
 use crate::{
-    checkpoint::Checkpoint,
-    index::{indexed_fields, uid, LogFields},
     metrics::{LogpipeMetrics, PartitionLabels, ReasonLabels},
-    parse::parse_line,
     rules::{Rules, Subject},
-    store::LogStore,
-    SearchError,
+    LogpipeError,
 };
 
 /// A clock, injectable for tests (retention).
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+pub type Clock = drover_schema::time::SharedClock;
 
 /// Settings of a logpipe.
 #[derive(Clone)]
@@ -90,7 +87,7 @@ impl LogpipeConfig {
             writer_heap_bytes: 64 << 20,
             retention: Some(Duration::from_secs(7 * 86_400)),
             rules: Arc::new(Rules::none()),
-            clock: Arc::new(Utc::now),
+            clock: drover_schema::time::system_clock(),
         }
     }
 }
@@ -127,7 +124,7 @@ impl Logpipe {
 
     /// Runs until `stop` is set (then commits what it has and returns). Blocking: run it on
     /// its own thread. Kafka being down is waited out, not an error.
-    pub fn run(self, stop: Arc<AtomicBool>) -> Result<(), SearchError> {
+    pub fn run(self, stop: Arc<AtomicBool>) -> Result<(), LogpipeError> {
         let cfg = &self.cfg;
         let cc = ConsumeConfig {
             dead_letter_topic: cfg.dead_letter_topic.clone(),
@@ -168,10 +165,10 @@ struct PipeSink<'a> {
 }
 
 impl Handler for PipeSink<'_> {
-    type Error = SearchError;
+    type Error = LogpipeError;
 
     /// Resume from `checkpoint.json` (or the lowest index payload).
-    fn start(&mut self, partitions: &[i32]) -> Result<Vec<(i32, Offset)>, SearchError> {
+    fn start(&mut self, partitions: &[i32]) -> Result<Vec<(i32, Offset)>, LogpipeError> {
         let pipe = self.pipe;
         let mut lowest: Option<Checkpoint> = None;
         for p in pipe.store.partitions() {
@@ -205,7 +202,7 @@ impl Handler for PipeSink<'_> {
             .collect())
     }
 
-    fn before_burst(&mut self, reading: Reading<'_>) -> Result<bool, SearchError> {
+    fn before_burst(&mut self, reading: Reading<'_>) -> Result<bool, LogpipeError> {
         let pipe = self.pipe;
         let mut flush_now = false;
         if self
@@ -222,7 +219,8 @@ impl Handler for PipeSink<'_> {
         }
         // The oldest day kept, read from the clock once per burst.
         self.retention_cutoff = pipe.cfg.retention.map(|ret| {
-            ((pipe.cfg.clock)() - chrono::Duration::from_std(ret).unwrap_or_default()).date_naive()
+            (pipe.cfg.clock.now() - chrono::Duration::from_std(ret).unwrap_or_default())
+                .date_naive()
         });
         let now = Instant::now();
         for w in self.writers.values_mut().filter(|w| w.dirty) {
@@ -242,7 +240,7 @@ impl Handler for PipeSink<'_> {
         Ok(flush_now)
     }
 
-    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<Outcome, SearchError> {
+    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<Outcome, LogpipeError> {
         let pipe = self.pipe;
         let (partition, offset) = (msg.partition(), msg.offset());
         pipe.metrics.records.inc();
@@ -325,7 +323,7 @@ impl Handler for PipeSink<'_> {
 
     /// Commits every partition with new documents, payload = the offsets read so far, then
     /// records the round in `checkpoint.json`.
-    fn flush(&mut self, flush: Flush<'_>) -> Result<Flushed, SearchError> {
+    fn flush(&mut self, flush: Flush<'_>) -> Result<Flushed, LogpipeError> {
         let pipe = self.pipe;
         if !flush.changed && self.pending == 0 {
             self.close_idle_writers(flush.last);
@@ -378,7 +376,7 @@ impl Handler for PipeSink<'_> {
 }
 
 impl PipeSink<'_> {
-    fn writer(&mut self, day: NaiveDate) -> Result<&mut Writer, SearchError> {
+    fn writer(&mut self, day: NaiveDate) -> Result<&mut Writer, LogpipeError> {
         let pipe = self.pipe;
         if !self.writers.contains_key(&day) {
             let part = pipe
@@ -415,12 +413,12 @@ impl PipeSink<'_> {
     /// Drops the index days past the retention. False (nothing done) while a writer of such a
     /// day holds uncommitted documents: they are committed first, so that the checkpoint stays
     /// consistent.
-    fn retention(&mut self) -> Result<bool, SearchError> {
+    fn retention(&mut self) -> Result<bool, LogpipeError> {
         let pipe = self.pipe;
         let Some(ret) = pipe.cfg.retention else {
             return Ok(true);
         };
-        let cutoff = (pipe.cfg.clock)() - chrono::Duration::from_std(ret).unwrap_or_default();
+        let cutoff = pipe.cfg.clock.now() - chrono::Duration::from_std(ret).unwrap_or_default();
         let old: HashSet<NaiveDate> = self
             .writers
             .keys()
@@ -440,47 +438,4 @@ impl PipeSink<'_> {
             .set(pipe.store.partitions().len() as i64);
         Ok(true)
     }
-}
-
-/// The Tantivy document of a record: `fields` is what parsing found (indexed as
-/// [`indexed_fields`] says, not stored), `added` what rules added (indexed and stored).
-pub fn build_doc(
-    f: &LogFields,
-    rec: &LogRecord,
-    level: Option<crate::Level>,
-    mut fields: Map<String, Value>,
-    added: Map<String, Value>,
-) -> TantivyDocument {
-    let mut doc = TantivyDocument::new();
-    let ns = rec.ts.timestamp_nanos_opt().unwrap_or_default();
-    doc.add_date(f.ts, tantivy::DateTime::from_timestamp_nanos(ns));
-    let s = &rec.source;
-    doc.add_text(f.app, &s.app);
-    doc.add_text(f.host, &s.host);
-    for (field, v) in [(f.node, &s.node), (f.task, &s.task), (f.group, &s.group)] {
-        if let Some(v) = v {
-            doc.add_text(field, v);
-        }
-    }
-    doc.add_text(f.container, &s.container_id);
-    doc.add_text(f.container_name, &s.container_name);
-    doc.add_text(f.image, &s.image);
-    doc.add_text(f.stream, rec.stream.as_str());
-    if let Some(l) = level {
-        doc.add_text(f.level, l.as_str());
-    }
-    doc.add_u64(f.level_code, level.map_or(0, crate::Level::code));
-    doc.add_text(f.message, &rec.line);
-    doc.add_text(f.line, &rec.line);
-    if !added.is_empty() {
-        fields.extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
-        doc.add_field_value(f.extra, &Value::Object(added));
-    }
-    let fields = indexed_fields(fields);
-    if !fields.is_empty() {
-        doc.add_field_value(f.fields, &Value::Object(fields));
-    }
-    doc.add_u64(f.seq, rec.seq);
-    doc.add_u64(f.uid, uid(&s.container_id, rec.seq));
-    doc
 }

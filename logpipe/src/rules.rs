@@ -23,7 +23,7 @@ use std::{collections::BTreeMap, path::Path};
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::index::Level;
+use drover_search::Level;
 
 /// A rules file could not be used.
 #[derive(Debug, thiserror::Error)]
