@@ -36,6 +36,7 @@ pub struct BrokerArgs {
 /// Run the broker until Ctrl-C or SIGTERM.
 pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let dir = datadir::prepare(&args.data_dir)?;
+    let _lock = datadir::lock(&dir, "drover broker")?;
     let listener = bind_http(args.http).await?;
     let mut registry = Registry::default();
     let process = ProcessMetrics::register(&mut registry);

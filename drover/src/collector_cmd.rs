@@ -88,6 +88,7 @@ pub struct CollectorArgs {
 /// Run the collector until Ctrl-C or SIGTERM.
 pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
     let dir = datadir::prepare(&args.data_dir)?;
+    let _lock = datadir::lock(&dir, "drover collector")?;
     let listener = bind_http(args.http).await?;
     admin::check_reachable(&args.kafka, Duration::from_secs(5)).await?;
     let mut registry = Registry::default();

@@ -113,6 +113,7 @@ pub async fn run(args: LogpipeArgs) -> anyhow::Result<()> {
     // A bad rules file is reported before anything starts.
     args.opts.config(&args.kafka)?;
     let dir = datadir::prepare(&args.data_dir)?;
+    let _lock = datadir::lock(&dir, "drover logpipe")?;
     let listener = bind_http(args.http).await?;
     admin::check_reachable(&args.kafka, Duration::from_secs(5)).await?;
     let mut registry = Registry::default();

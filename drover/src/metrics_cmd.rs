@@ -98,6 +98,7 @@ pub struct MetricsStoreArgs {
 /// Run the metrics store alone until Ctrl-C or SIGTERM.
 pub async fn run(args: MetricsStoreArgs) -> anyhow::Result<()> {
     let dir = datadir::prepare(&args.data_dir)?;
+    let _lock = datadir::lock(&dir, "drover metrics-store")?;
     let listener = bind_http(args.http).await?;
     admin::check_reachable(&args.kafka, Duration::from_secs(5)).await?;
     let mut registry = Registry::default();

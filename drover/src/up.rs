@@ -100,6 +100,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         crate::demo::check_image(&args.collector.docker, &args.demo_image).await?;
     }
     let data_dir = datadir::prepare(&args.data_dir)?;
+    // One owner per component directory: a second `drover up` (or a role started alone) on
+    // the same data dir is refused, naming the PID that holds it.
+    let parts = [
+        ("broker", args.kafka.is_none()),
+        ("collector", !args.no_collector),
+        ("logs", !args.no_logpipe),
+        ("metrics", !args.no_metrics_store),
+        ("scheduler", !args.no_scheduler),
+    ];
+    let _locks = parts
+        .iter()
+        .filter(|(_, used)| *used)
+        .map(|(part, _)| datadir::lock(&data_dir.join(part), "drover up"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let listener = bind_http(args.http).await?;
     let mut registry = Registry::default();
     let process = ProcessMetrics::register(&mut registry);

@@ -164,6 +164,10 @@ impl EmbeddedBroker {
             what: format!("cannot create the broker dir {}", cfg.data_dir.display()),
             source,
         })?;
+        // A broker left running by a drover that was killed (SIGKILL leaves its children)
+        // holds the port and the database: stop it first. The caller holds the data dir's
+        // lock, so no live drover owns it.
+        stop_leftover(&cfg.data_dir).await;
         match TcpListener::bind(cfg.listen) {
             Ok(probe) => drop(probe),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -289,6 +293,12 @@ async fn spawn_ready(program: &Path, cfg: &BrokerConfig, log: &Path) -> Result<C
             return Err(start_error(cfg, log, format!("it exited with {status}")));
         }
         if tokio::net::TcpStream::connect(cfg.listen).await.is_ok() {
+            if let Some(id) = child.id() {
+                let path = cfg.data_dir.join(PID_FILE);
+                if let Err(e) = std::fs::write(&path, format!("{id}\n")) {
+                    tracing::warn!(error = %e, path = %path.display(), "cannot record the broker's PID; a broker left by a crash will not be found");
+                }
+            }
             return Ok(child);
         }
         if tokio::time::Instant::now() >= deadline {
@@ -378,6 +388,45 @@ async fn supervise(
                 metrics.up.set(1);
                 tracing::info!(listen = %cfg.listen, "embedded broker restarted");
             }
+        }
+    }
+}
+
+/// The file in the broker's directory holding its PID while it runs.
+pub const PID_FILE: &str = "broker.pid";
+
+/// A broker process recorded in `dir`'s PID file that still runs with `dir` as its working
+/// directory (so it is ours, not a recycled PID).
+pub fn leftover(dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    let dir = std::fs::canonicalize(dir).ok()?;
+    (cwd == dir).then_some(pid)
+}
+
+/// Stop a broker left by a killed drover (see [`leftover`]): SIGTERM, then SIGKILL after 10 s.
+async fn stop_leftover(dir: &Path) {
+    let Some(id) = leftover(dir) else {
+        return;
+    };
+    tracing::warn!(pid = id, dir = %dir.display(), "found a broker left running by a previous drover; stopping it");
+    eprintln!("stopping the embedded broker a previous drover left running (PID {id})…");
+    let pid = nix::unistd::Pid::from_raw(id as i32);
+    // Gone, or a zombie (no working directory any more) waiting for init to reap it.
+    let gone = || leftover(dir).is_none();
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !gone() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !gone() {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        while !gone() && tokio::time::Instant::now() < deadline + Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

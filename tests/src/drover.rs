@@ -177,6 +177,27 @@ impl DroverUp {
         }
     }
 
+    /// Kill it hard (SIGKILL), as a crash or the OOM killer would: its children (the embedded
+    /// broker) are left running.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The arguments of a `drover up` on this one's ports and data dir (for a second process).
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "up".into(),
+            "--http".into(),
+            self.http.to_string(),
+            "--broker-listen".into(),
+            self.broker.to_string(),
+            "--data-dir".into(),
+            self.data_dir().display().to_string(),
+        ]
+    }
+
     /// Start again on the same ports and data dir after [`DroverUp::terminate`].
     pub async fn restart(&mut self, extra: &[&str]) {
         assert!(self.child.is_none(), "terminate first");

@@ -87,6 +87,75 @@ async fn messages_survive_a_restart_of_drover_up() {
     assert_eq!(got, want);
 }
 
+/// The processes whose working directory is `dir` (the embedded broker runs in its own).
+fn processes_in(dir: &std::path::Path) -> Vec<u32> {
+    let dir = std::fs::canonicalize(dir).unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir))
+        .collect()
+}
+
+/// A second `drover up` on a data dir in use is refused, naming the PID that holds it, and
+/// leaves the first one running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_drover_up_on_the_same_data_dir_is_refused() {
+    let up = DroverUp::start(&["--no-collector", "--no-scheduler"]).await;
+    let mut args = up.args();
+    // Other ports, the same data dir: only the lock can refuse it.
+    let http = format!("127.0.0.1:{}", free_port());
+    let broker = format!("127.0.0.1:{}", free_port());
+    args[2] = http;
+    args[4] = broker;
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_drover(&argv, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is in use by another drover (PID ") && err.contains("drover up)"),
+        "{err}"
+    );
+    assert!(err.contains("pass --data-dir"), "{err}");
+    let health = reqwest::get(up.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200, "the first one still runs");
+    assert_eq!(processes_in(&up.data_dir().join("broker")).len(), 1);
+}
+
+/// `drover up` killed with SIGKILL leaves its broker running; the next start stops that one
+/// and runs exactly one broker, with the messages kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_then_start_again_leaves_exactly_one_broker() {
+    let mut up = DroverUp::start(&["--no-collector", "--no-scheduler"]).await;
+    let broker_dir = up.data_dir().join("broker");
+    let first = processes_in(&broker_dir);
+    assert_eq!(first.len(), 1, "one broker: {first:?}");
+    let brokers = up.broker.to_string();
+    let topic = drover_schema::topics::EVENTS;
+    let values: Vec<(String, Vec<u8>)> = (0..50)
+        .map(|i| ("app".to_string(), format!("kept-{i}").into_bytes()))
+        .collect();
+    produce_all(&brokers, topic, &values).await;
+    up.kill9();
+    assert_eq!(
+        processes_in(&broker_dir),
+        first,
+        "SIGKILL leaves the broker behind (what this test is about)"
+    );
+    up.restart(&["--no-collector", "--no-scheduler"]).await;
+    let now = processes_in(&broker_dir);
+    assert_eq!(now.len(), 1, "exactly one broker after the restart: {now:?}\n{}", up.logs());
+    assert_ne!(now, first, "the orphan was stopped and a new broker started");
+    assert!(up.logs().contains("left running"), "{}", up.logs());
+    let group = drover_tests::unique("g");
+    let got = tokio::task::spawn_blocking(move || {
+        consume_and_commit(&brokers, topic, &group, 50, Duration::from_secs(20))
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.len(), 50);
+}
+
 /// `promtool check metrics` (Debian package `prometheus`) validates the exposition.
 fn promtool_check(text: &str) {
     use std::io::Write;

@@ -46,6 +46,7 @@ pub struct MasterArgs {
 /// Run the master until Ctrl-C or SIGTERM.
 pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
     let dir = datadir::prepare(&args.data_dir)?;
+    let _lock = datadir::lock(&dir.join("scheduler"), "drover master")?;
     let listener = bind_http(args.http).await?;
     let mut registry = Registry::default();
     let process = ProcessMetrics::register(&mut registry);
