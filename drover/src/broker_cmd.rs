@@ -31,6 +31,13 @@ pub struct BrokerArgs {
     /// that collectors and logpipes started separately find them.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=256))]
     pub partitions: i32,
+    /// Retention of one of Drover's topics, `TOPIC=DURATION` (repeatable; TOPIC is a topic
+    /// name or logs, metrics, events, deadletter). Defaults: logs 3d, metrics 2d, events 30d,
+    /// deadletter 30d. Set when a topic is created and on existing topics at every start; the
+    /// embedded broker deletes older records in its maintenance (every 10 minutes, and at
+    /// start).
+    #[arg(long, value_name = "TOPIC=DURATION", value_parser = crate::broker_cmd::parse_topic_retention)]
+    pub topic_retention: Vec<String>,
 }
 
 /// Run the broker until Ctrl-C or SIGTERM.
@@ -48,7 +55,10 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let broker = start_broker(args.listen, dir, args.tansu_bin, metrics).await?;
     if let Err(e) = drover_kafka::admin::ensure_topics(
         &broker.bootstrap(),
-        &drover_kafka::admin::default_topics(args.partitions),
+        &drover_kafka::admin::default_topics_with(
+            args.partitions,
+            &topic_retention(&args.topic_retention),
+        ),
     )
     .await
     {
@@ -93,4 +103,17 @@ pub async fn start_broker(
     let mut cfg = BrokerConfig::new(listen, dir);
     cfg.program = program;
     Ok(EmbeddedBroker::start(cfg, metrics).await?)
+}
+
+/// Checks one `--topic-retention TOPIC=DURATION` (a usage error when it does not read).
+pub fn parse_topic_retention(s: &str) -> Result<String, String> {
+    drover_kafka::admin::TopicRetention::default().with_overrides(&[s.to_string()])?;
+    Ok(s.to_string())
+}
+
+/// The topics' retention: the defaults with the `--topic-retention` flags (already checked).
+pub fn topic_retention(flags: &[String]) -> drover_kafka::admin::TopicRetention {
+    drover_kafka::admin::TopicRetention::default()
+        .with_overrides(flags)
+        .unwrap_or_default()
 }

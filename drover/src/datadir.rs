@@ -106,9 +106,7 @@ mod tests {
         let dir = tmp.path().join("broker");
         let first = lock(&dir, "drover up").unwrap();
         assert!(dir.join("LOCK").is_file());
-        let err = lock(&dir, "drover broker")
-            .unwrap_err()
-            .to_string();
+        let err = lock(&dir, "drover broker").unwrap_err().to_string();
         assert!(
             err.contains(&format!("PID {}, drover up", std::process::id()))
                 && err.contains("pass --data-dir"),

@@ -55,6 +55,13 @@ pub struct UpArgs {
     /// Partitions for each of Drover's topics when Drover creates them.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=256))]
     pub partitions: i32,
+    /// Retention of one of Drover's topics, `TOPIC=DURATION` (repeatable; TOPIC is a topic
+    /// name or logs, metrics, events, deadletter). Defaults: logs 3d, metrics 2d, events 30d,
+    /// deadletter 30d. Set when a topic is created and on existing topics at every start; the
+    /// embedded broker deletes older records in its maintenance (every 10 minutes, and at
+    /// start).
+    #[arg(long, value_name = "TOPIC=DURATION", value_parser = crate::broker_cmd::parse_topic_retention)]
+    pub topic_retention: Vec<String>,
     /// Path of the tansu program for the embedded broker (default: the one scripts/setup.sh
     /// installed into ~/.cache/drover/tools, or tansu on PATH).
     #[arg(long, value_name = "PATH", env = "DROVER_TANSU_BIN")]
@@ -157,9 +164,15 @@ async fn serve(
     kafka: &str,
     broker: &Option<EmbeddedBroker>,
 ) -> anyhow::Result<()> {
-    admin::ensure_topics(kafka, &admin::default_topics(args.partitions))
-        .await
-        .context("failed to create Drover's topics")?;
+    admin::ensure_topics(
+        kafka,
+        &admin::default_topics_with(
+            args.partitions,
+            &crate::broker_cmd::topic_retention(&args.topic_retention),
+        ),
+    )
+    .await
+    .context("failed to create Drover's topics")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let collector = (!args.no_collector).then(|| {
         let metrics = CollectorMetrics::register(

@@ -71,29 +71,109 @@ async fn connect(server: &str) -> std::io::Result<()> {
     Err(last.unwrap_or_else(|| std::io::Error::other("the name resolves to no address")))
 }
 
-/// A topic Drover needs, with its partition count.
+/// A topic Drover needs, with its partition count and configs.
 #[derive(Debug, Clone)]
 pub struct TopicSpec {
     /// Topic name.
     pub name: String,
     /// Partitions to create it with (an existing topic keeps its own).
     pub partitions: i32,
+    /// Topic configs (`cleanup.policy`, `retention.ms`, …): set at creation, and on an
+    /// existing topic at every start (so a data dir from before gets them too).
+    pub configs: Vec<(String, String)>,
 }
 
-/// Create the topics that do not exist yet. Existing topics are left as they are.
+/// How long each of Drover's topics keeps its records (Kafka's `retention.ms` with
+/// `cleanup.policy=delete`). The consumers keep their own history (the log index its
+/// `--retention`, the metrics store its Parquet), so the topics only need to cover an outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRetention {
+    /// Per topic name.
+    pub per_topic: std::collections::BTreeMap<String, Duration>,
+}
+
+impl Default for TopicRetention {
+    /// Logs 3 days, metrics 2 days, events and dead letters 30 days.
+    fn default() -> Self {
+        use drover_schema::topics::{DEAD_LETTER, EVENTS, LOGS, METRICS};
+        let day = Duration::from_secs(86_400);
+        Self {
+            per_topic: [
+                (LOGS, 3 * day),
+                (METRICS, 2 * day),
+                (EVENTS, 30 * day),
+                (DEAD_LETTER, 30 * day),
+            ]
+            .into_iter()
+            .map(|(t, d)| (t.to_string(), d))
+            .collect(),
+        }
+    }
+}
+
+impl TopicRetention {
+    /// Applies `TOPIC=DURATION` settings (`drover.logs.v1=12h`, or the short names `logs`,
+    /// `metrics`, `events`, `deadletter`) over the defaults.
+    pub fn with_overrides(mut self, overrides: &[String]) -> Result<Self, String> {
+        for o in overrides {
+            let (topic, d) = o.split_once('=').ok_or_else(|| {
+                format!("--topic-retention {o:?}: use TOPIC=DURATION, e.g. logs=3d or drover.logs.v1=12h")
+            })?;
+            let topic = match topic.trim() {
+                "logs" => drover_schema::topics::LOGS,
+                "metrics" => drover_schema::topics::METRICS,
+                "events" => drover_schema::topics::EVENTS,
+                "deadletter" => drover_schema::topics::DEAD_LETTER,
+                t => t,
+            };
+            let d = drover_schema::time::parse_duration(d)
+                .map_err(|e| format!("--topic-retention {o:?}: {e}"))?;
+            if d.is_zero() {
+                return Err(format!(
+                    "--topic-retention {o:?}: the retention must be longer than 0"
+                ));
+            }
+            self.per_topic.insert(topic.to_string(), d);
+        }
+        Ok(self)
+    }
+
+    /// The configs of one topic (none for a topic without a retention).
+    pub fn configs(&self, topic: &str) -> Vec<(String, String)> {
+        self.per_topic
+            .get(topic)
+            .map(|d| {
+                vec![
+                    ("cleanup.policy".to_string(), "delete".to_string()),
+                    ("retention.ms".to_string(), d.as_millis().to_string()),
+                ]
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Create the topics that do not exist yet, with their configs, and set the configs of those
+/// that exist (partitions of an existing topic are left as they are). A broker that refuses
+/// the configs of an existing topic (an external cluster's ACLs) is logged, not an error.
 pub async fn ensure_topics(brokers: &str, topics: &[TopicSpec]) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> =
         config::client(brokers, "drover-admin").create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)))
+        .map(|t| {
+            t.configs.iter().fold(
+                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)),
+                |nt, (k, v)| nt.set(k, v),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
     let results = admin.create_topics(new.iter(), &opts).await?;
+    let mut existing = Vec::new();
     for result in results {
         match result {
             Ok(name) => tracing::info!(topic = %name, "topic created"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => existing.push(name),
             Err((topic, code)) => {
                 return Err(KafkaError::CreateTopic {
                     topic,
@@ -102,16 +182,37 @@ pub async fn ensure_topics(brokers: &str, topics: &[TopicSpec]) -> Result<(), Ka
             }
         }
     }
+    let alter: Vec<(String, Vec<(String, String)>)> = topics
+        .iter()
+        .filter(|t| existing.contains(&t.name) && !t.configs.is_empty())
+        .map(|t| (t.name.clone(), t.configs.clone()))
+        .collect();
+    if !alter.is_empty() {
+        let server = brokers.split(',').next().unwrap_or(brokers).trim();
+        match crate::alter::set_topic_configs(server, &alter, Duration::from_secs(10)).await {
+            Ok(()) => tracing::debug!(topics = alter.len(), "configs of existing topics set"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot set the retention of existing topics; they keep what they have")
+            }
+        }
+    }
     Ok(())
 }
 
-/// The default topics of [`drover_schema::topics`] with this many partitions each.
+/// The default topics of [`drover_schema::topics`] with this many partitions each and the
+/// default retention.
 pub fn default_topics(partitions: i32) -> Vec<TopicSpec> {
+    default_topics_with(partitions, &TopicRetention::default())
+}
+
+/// The default topics with this many partitions each and this retention.
+pub fn default_topics_with(partitions: i32, retention: &TopicRetention) -> Vec<TopicSpec> {
     drover_schema::topics::ALL
         .iter()
         .map(|name| TopicSpec {
             name: (*name).to_string(),
             partitions,
+            configs: retention.configs(name),
         })
         .collect()
 }

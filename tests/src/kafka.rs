@@ -91,6 +91,7 @@ pub async fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> Strin
         &[TopicSpec {
             name: name.clone(),
             partitions,
+            configs: Vec::new(),
         }],
     )
     .await

@@ -144,8 +144,16 @@ async fn sigkill_then_start_again_leaves_exactly_one_broker() {
     );
     up.restart(&["--no-collector", "--no-scheduler"]).await;
     let now = processes_in(&broker_dir);
-    assert_eq!(now.len(), 1, "exactly one broker after the restart: {now:?}\n{}", up.logs());
-    assert_ne!(now, first, "the orphan was stopped and a new broker started");
+    assert_eq!(
+        now.len(),
+        1,
+        "exactly one broker after the restart: {now:?}\n{}",
+        up.logs()
+    );
+    assert_ne!(
+        now, first,
+        "the orphan was stopped and a new broker started"
+    );
     assert!(up.logs().contains("left running"), "{}", up.logs());
     let group = drover_tests::unique("g");
     let got = tokio::task::spawn_blocking(move || {

@@ -173,3 +173,119 @@ async fn drover_broker_creates_drovers_topics() {
         p.logs()
     );
 }
+
+/// The configs of a topic as the broker describes them.
+async fn topic_configs(brokers: &str, topic: &str) -> std::collections::BTreeMap<String, String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        drover_kafka::config::client(brokers, "drover-test-admin")
+            .create()
+            .unwrap();
+    let res = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let res = res.into_iter().next().unwrap().unwrap();
+    res.entries
+        .into_iter()
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect()
+}
+
+/// Drover's topics are created with a retention, and a topic that exists without one (a data
+/// dir from before) gets it at the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drovers_topics_get_a_retention_also_when_they_exist_already() {
+    use drover_kafka::admin::{self, TopicRetention, TopicSpec};
+    let broker = TestBroker::start().await;
+    let brokers = broker.bootstrap();
+    // As before this change: created with no configs.
+    let old = drover_tests::unique("t-old");
+    admin::ensure_topics(
+        &brokers,
+        &[TopicSpec {
+            name: old.clone(),
+            partitions: 1,
+            configs: Vec::new(),
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        topic_configs(&brokers, &old).await.get("retention.ms"),
+        None
+    );
+    let retention = TopicRetention::default()
+        .with_overrides(&[format!("{old}=12h"), "logs=1d".into()])
+        .unwrap();
+    let mut topics = admin::default_topics_with(3, &retention);
+    topics.push(TopicSpec {
+        name: old.clone(),
+        partitions: 1,
+        configs: retention.configs(&old),
+    });
+    admin::ensure_topics(&brokers, &topics).await.unwrap();
+    let c = topic_configs(&brokers, &old).await;
+    assert_eq!(
+        c.get("cleanup.policy").map(String::as_str),
+        Some("delete"),
+        "{c:?}"
+    );
+    assert_eq!(
+        c.get("retention.ms").map(String::as_str),
+        Some("43200000"),
+        "{c:?}"
+    );
+    let c = topic_configs(&brokers, drover_schema::topics::LOGS).await;
+    assert_eq!(
+        c.get("retention.ms").map(String::as_str),
+        Some("86400000"),
+        "{c:?}"
+    );
+    let c = topic_configs(&brokers, drover_schema::topics::EVENTS).await;
+    assert_eq!(
+        c.get("retention.ms").map(String::as_str),
+        Some("2592000000"),
+        "the default 30 days: {c:?}"
+    );
+}
+
+/// Records older than the retention are deleted by the broker's maintenance (tansu runs it
+/// at start and every 10 minutes): the disk does not grow for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_past_the_retention_are_deleted() {
+    use drover_kafka::admin::{self, TopicSpec};
+    let mut broker = TestBroker::start().await;
+    let brokers = broker.bootstrap();
+    let topic = drover_tests::unique("t-retention");
+    admin::ensure_topics(
+        &brokers,
+        &[TopicSpec {
+            name: topic.clone(),
+            partitions: 1,
+            configs: vec![
+                ("cleanup.policy".into(), "delete".into()),
+                ("retention.ms".into(), "1000".into()),
+            ],
+        }],
+    )
+    .await
+    .unwrap();
+    produce_all(&brokers, &topic, &numbered(0..500)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The maintenance runs when the broker starts.
+    broker.restart().await;
+    produce_all(&brokers, &topic, &numbered(500..501)).await;
+    let group = drover_tests::unique("g");
+    let (b, t) = (brokers.clone(), topic.clone());
+    let got = tokio::task::spawn_blocking(move || {
+        consume_and_commit(&b, &t, &group, 501, Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        numbers(&got),
+        vec![500],
+        "only the record younger than the retention is left"
+    );
+}

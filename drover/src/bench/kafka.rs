@@ -121,10 +121,12 @@ async fn measure(args: &KafkaBenchArgs, brokers: &str, label: String) -> anyhow:
             TopicSpec {
                 name: topic.clone(),
                 partitions: args.partitions,
+                configs: Vec::new(),
             },
             TopicSpec {
                 name: py_topic.clone(),
                 partitions: args.partitions,
+                configs: Vec::new(),
             },
         ],
     )

@@ -388,6 +388,7 @@ async fn kafka_ingest(args: &MetricsBenchArgs, dir: &std::path::Path) -> anyhow:
             &[drover_kafka::admin::TopicSpec {
                 name: topic.clone(),
                 partitions: 3,
+                configs: Vec::new(),
             }],
         )
         .await?;

@@ -512,6 +512,7 @@ async fn measure(
         &[TopicSpec {
             name: topic.clone(),
             partitions: 3,
+            configs: Vec::new(),
         }],
     )
     .await
