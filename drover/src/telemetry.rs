@@ -102,6 +102,11 @@ pub fn thread_cpu_seconds() -> Option<f64> {
     stat_cpu_seconds("/proc/thread-self/stat")
 }
 
+/// utime + stime of process `pid` in seconds (another process: the embedded broker).
+pub fn pid_cpu_seconds(pid: u32) -> Option<f64> {
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
 fn stat_cpu_seconds(path: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name (which may contain spaces) start after the last ')'.

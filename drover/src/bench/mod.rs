@@ -7,6 +7,7 @@ use drover_kafka::{
     embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker},
 };
 
+mod broker;
 mod collector;
 mod kafka;
 mod metrics;
@@ -19,6 +20,11 @@ pub enum BenchCommand {
     /// Produce and consume throughput against the embedded broker (or --brokers), and the
     /// same measured with Python's confluent-kafka as the baseline.
     Kafka(kafka::KafkaBenchArgs),
+    /// The embedded broker under Drover's own load, per producer codec: a backlog of log
+    /// records produced with the collector's settings, then read from offset 0 with the
+    /// logpipe's (time to the first record, records/s per 100,000, longest wait, drain time),
+    /// and the broker's CPU, RSS and bytes on disk per million records.
+    Broker(broker::BrokerBenchArgs),
     /// Lines/s and MB/s the collector ships from Docker to Kafka (1 and N containers), its
     /// CPU and memory, the `docker logs -f | python producer` baseline for the same container
     /// and broker, and the CPU cost of stats sampling per 100 containers.
@@ -64,6 +70,7 @@ async fn bench_broker(
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Kafka(args) => kafka::run(args).await,
+        BenchCommand::Broker(args) => broker::run(args).await,
         BenchCommand::Collector(args) => collector::run(args).await,
         BenchCommand::Scheduler(args) => scheduler::run(args).await,
         BenchCommand::Search(args) => search::run(args).await,
