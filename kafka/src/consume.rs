@@ -21,11 +21,79 @@ use std::{
 
 use rdkafka::{
     consumer::{BaseConsumer, CommitMode, Consumer},
-    error::KafkaError,
-    message::BorrowedMessage,
-    producer::{BaseProducer, DefaultProducerContext, Producer},
-    Message, Offset, TopicPartitionList,
+    error::{KafkaError, RDKafkaErrorCode},
+    message::{BorrowedMessage, OwnedMessage},
+    producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext},
+    ClientContext, Message, Offset, TopicPartitionList,
 };
+
+/// The dead-letter producer's context: a dead letter the broker refused (tansu answers the
+/// requests in flight with an error when it stops gracefully) is kept and sent again before
+/// the offsets past it are committed, so none is lost.
+#[derive(Debug, Default)]
+struct DeadLetters {
+    failed: std::sync::Mutex<Vec<OwnedMessage>>,
+}
+
+impl ClientContext for DeadLetters {}
+
+impl ProducerContext for DeadLetters {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, msg)) = result {
+            tracing::warn!(error = %e, "a dead letter was refused; it is sent again before the commit");
+            self.failed
+                .lock()
+                .expect("dead letters lock")
+                .push(msg.detach());
+        }
+    }
+}
+
+/// Waits until every dead letter is acknowledged, sending refused ones again (three rounds at
+/// most); an error means the commit must wait.
+fn flush_dead_letters(producer: &BaseProducer<DeadLetters>) -> Result<(), KafkaError> {
+    for _ in 0..3 {
+        producer.flush(Duration::from_secs(10))?;
+        let failed =
+            std::mem::take(&mut *producer.context().failed.lock().expect("dead letters lock"));
+        if failed.is_empty() {
+            return Ok(());
+        }
+        for m in &failed {
+            let mut rec = BaseRecord::to(m.topic()).payload(m.payload().unwrap_or_default());
+            if let Some(k) = m.key() {
+                rec = rec.key(k);
+            }
+            if let Some(h) = m.headers() {
+                rec = rec.headers(h.clone());
+            }
+            if let Err((e, _)) = producer.send(rec) {
+                // Keep the rest for the next flush; the commit waits.
+                producer
+                    .context()
+                    .failed
+                    .lock()
+                    .expect("dead letters lock")
+                    .extend(failed.iter().cloned());
+                return Err(e);
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(10))?;
+    if producer
+        .context()
+        .failed
+        .lock()
+        .expect("dead letters lock")
+        .is_empty()
+    {
+        Ok(())
+    } else {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fail))
+    }
+}
 
 /// Settings of one consume loop.
 #[derive(Debug, Clone)]
@@ -192,8 +260,12 @@ pub fn run<H: Handler>(
     let consumer: BaseConsumer = cc.create()?;
     // Polled from the loop: an idle ThreadedProducer's poll thread costs a few percent of a
     // core for nothing.
-    let dead_letters: BaseProducer<DefaultProducerContext> =
-        crate::config::producer(&cfg.brokers, &format!("{}-deadletter", cfg.client_id)).create()?;
+    // Not idempotent: a broker restarted after a graceful stop refuses an idempotent producer
+    // it knew, and a refused dead letter is sent again (at least once, as documented).
+    let dead_letters: BaseProducer<DeadLetters> =
+        crate::config::producer(&cfg.brokers, &format!("{}-deadletter", cfg.client_id))
+            .set("enable.idempotence", "false")
+            .create_with_context(DeadLetters::default())?;
     let Some(partitions) =
         crate::admin::wait_for_partitions(&consumer, &cfg.topic, stop, || handler.kafka_error())
     else {
@@ -230,7 +302,7 @@ pub fn run<H: Handler>(
 
 struct Loop<'a> {
     cfg: &'a ConsumeConfig,
-    dead_letters: BaseProducer<DefaultProducerContext>,
+    dead_letters: BaseProducer<DeadLetters>,
     /// Next offset to read per partition.
     position: BTreeMap<i32, i64>,
     /// Position at the last completed flush.
@@ -335,7 +407,7 @@ impl Loop<'_> {
         self.last_flush = Instant::now();
         let changed = self.position != self.committed;
         if changed {
-            if let Err(e) = self.dead_letters.flush(Duration::from_secs(10)) {
+            if let Err(e) = flush_dead_letters(&self.dead_letters) {
                 handler.kafka_error();
                 tracing::warn!(error = %e, "dead letters not yet delivered; the commit waits");
                 return Ok(());

@@ -166,7 +166,7 @@ async fn measure(args: &KafkaBenchArgs, brokers: &str, label: String) -> anyhow:
         messages: args.messages,
         size_bytes: args.size,
         partitions: args.partitions,
-        settings: "acks=all, idempotent, lz4, linger.ms=5",
+        settings: "acks=all, idempotent, uncompressed, linger.ms=5",
         produce_ratio: ratio(|r| r.produce.msgs_per_sec),
         consume_ratio: ratio(|r| r.consume.msgs_per_sec),
         drover,
