@@ -8,20 +8,13 @@ use drover_schema::Source;
 
 use crate::logs::multiline::{self, MultilineRule, RuleError};
 
-/// Label holding the app ID.
-pub const LABEL_APP: &str = "drover.app";
-/// Label holding the Drover node ID.
-pub const LABEL_NODE: &str = "drover.node";
-/// Label holding the Drover task ID.
-pub const LABEL_TASK: &str = "drover.task";
-/// Label holding the app's scaling group.
-pub const LABEL_GROUP: &str = "drover.group";
-/// Label choosing the multi-line rule (see [`crate::logs::multiline::parse`]).
-pub const LABEL_MULTILINE: &str = "drover.multiline";
+pub use drover_schema::labels::{
+    APP as LABEL_APP, GROUP as LABEL_GROUP, MULTILINE as LABEL_MULTILINE, NODE as LABEL_NODE,
+    TASK as LABEL_TASK,
+};
 /// Label Docker Compose puts the service name in.
 pub const LABEL_COMPOSE_SERVICE: &str = "com.docker.compose.service";
-/// Environment variables holding the app ID, in order of preference.
-pub const APP_ID_ENV: [&str; 2] = ["DROVER_APP_ID", "MARATHON_APP_ID"];
+pub use drover_schema::labels::APP_ID_ENV;
 
 /// Docker's CPU period when a quota is set without one, microseconds.
 const DEFAULT_CPU_PERIOD_US: i64 = 100_000;

@@ -39,6 +39,34 @@ pub mod topics {
     pub const ALL: [&str; 4] = [LOGS, METRICS, EVENTS, DEAD_LETTER];
 }
 
+/// The labels and environment variables that tie a container to Drover: the agent puts them
+/// on every task's container, the collector reads them to tag records. One definition for
+/// both sides.
+pub mod labels {
+    /// Label: the app ID (`/shop/web`).
+    pub const APP: &str = "drover.app";
+    /// Label: the task ID.
+    pub const TASK: &str = "drover.task";
+    /// Label: the app's group (its parent in the app tree; a scaling group of a service).
+    pub const GROUP: &str = "drover.group";
+    /// Label: the node (agent) that owns the container.
+    pub const NODE: &str = "drover.node";
+    /// Label: the cluster (master) the container belongs to.
+    pub const CLUSTER: &str = "drover.cluster";
+    /// Label: the app configuration version the task runs.
+    pub const VERSION: &str = "drover.version";
+    /// Label: seconds between SIGTERM and SIGKILL when the task is stopped.
+    pub const KILL_GRACE: &str = "drover.kill-grace";
+    /// Label: the multi-line rule the collector joins the container's lines with.
+    pub const MULTILINE: &str = "drover.multiline";
+    /// Environment: the app ID, as Drover sets it.
+    pub const ENV_APP_ID: &str = "DROVER_APP_ID";
+    /// Environment: the app ID, as Marathon sets it (and apps written for Marathon read).
+    pub const ENV_MARATHON_APP_ID: &str = "MARATHON_APP_ID";
+    /// Environment variables holding the app ID, in the collector's order of preference.
+    pub const APP_ID_ENV: [&str; 2] = [ENV_APP_ID, ENV_MARATHON_APP_ID];
+}
+
 /// A record that carries a schema version and can be checked after decoding.
 pub trait Versioned {
     /// The record's `v` field.

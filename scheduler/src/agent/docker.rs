@@ -15,20 +15,11 @@ use futures::StreamExt;
 
 use crate::model::TaskSpec;
 
-/// Label: the app ID.
-pub const LABEL_APP: &str = "drover.app";
-/// Label: the task ID.
-pub const LABEL_TASK: &str = "drover.task";
-/// Label: the app's group.
-pub const LABEL_GROUP: &str = "drover.group";
-/// Label: the node (agent) that owns the container.
-pub const LABEL_NODE: &str = "drover.node";
-/// Label: the cluster (master) the container belongs to.
-pub const LABEL_CLUSTER: &str = "drover.cluster";
-/// Label: the app configuration version the task runs.
-pub const LABEL_VERSION: &str = "drover.version";
-/// Label: seconds between SIGTERM and SIGKILL.
-pub const LABEL_KILL_GRACE: &str = "drover.kill-grace";
+pub use drover_schema::labels::{
+    APP as LABEL_APP, CLUSTER as LABEL_CLUSTER, GROUP as LABEL_GROUP,
+    KILL_GRACE as LABEL_KILL_GRACE, NODE as LABEL_NODE, TASK as LABEL_TASK,
+    VERSION as LABEL_VERSION,
+};
 
 /// Connect to the engine at `addr` (`""` = $DOCKER_HOST or the local socket,
 /// `unix:///PATH`, `tcp://HOST:PORT`).
@@ -130,10 +121,10 @@ pub fn task_env(spec: &TaskSpec, node_id: &str, host: &str) -> Vec<String> {
     let mut set = |k: &str, v: String| {
         env.insert(k.to_string(), v);
     };
-    set("DROVER_APP_ID", spec.app_id.clone());
+    set(drover_schema::labels::ENV_APP_ID, spec.app_id.clone());
     set("DROVER_TASK_ID", spec.task_id.clone());
     set("DROVER_NODE_ID", node_id.to_string());
-    set("MARATHON_APP_ID", spec.app_id.clone());
+    set(drover_schema::labels::ENV_MARATHON_APP_ID, spec.app_id.clone());
     set(
         "MARATHON_APP_VERSION",
         crate::model::ts(spec.config_version),
