@@ -535,6 +535,22 @@ impl TaskState {
     pub fn name(self) -> &'static str {
         &self.marathon()[5..]
     }
+
+    /// From Marathon's name (`TASK_RUNNING`); None for a state Drover does not have.
+    pub fn from_marathon(s: &str) -> Option<Self> {
+        [
+            Self::Staging,
+            Self::Starting,
+            Self::Running,
+            Self::Finished,
+            Self::Failed,
+            Self::Killing,
+            Self::Killed,
+            Self::Unreachable,
+        ]
+        .into_iter()
+        .find(|t| t.marathon() == s)
+    }
 }
 
 /// What an agent needs to run one task. Fixed when the task is placed, so a rolling update
@@ -705,19 +721,309 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// Marathon's deployment plan for it.
+    pub fn plan(&self) -> DeploymentPlan {
+        DeploymentPlan {
+            id: self.id.clone(),
+            version: self.version,
+            affected_apps: vec![self.app_id.clone()],
+            affected_pods: Vec::new(),
+            steps: vec![DeploymentStep {
+                actions: vec![DeploymentAction {
+                    action: self.action.clone(),
+                    app: self.app_id.clone(),
+                }],
+            }],
+            current_actions: vec![CurrentAction {
+                action: self.action.clone(),
+                app: self.app_id.clone(),
+                readiness_check_results: Vec::new(),
+            }],
+            current_step: 1,
+            total_steps: 1,
+        }
+    }
+
     /// Marathon's JSON for it.
     pub fn to_json(&self) -> Value {
-        let action = serde_json::json!({"action": self.action, "app": self.app_id});
-        serde_json::json!({
-            "id": self.id,
-            "version": ts(self.version),
-            "affectedApps": [self.app_id],
-            "affectedPods": [],
-            "steps": [{"actions": [action.clone()]}],
-            "currentActions": [{"action": self.action, "app": self.app_id, "readinessCheckResults": []}],
-            "currentStep": 1,
-            "totalSteps": 1,
+        serde_json::to_value(self.plan()).unwrap_or(Value::Null)
+    }
+}
+
+/// A deployment as Marathon shows it (`/v2/deployments`, the `plan` of deployment events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentPlan {
+    /// Deployment ID.
+    pub id: String,
+    /// The app version it deploys.
+    #[serde(with = "marathon_time")]
+    pub version: DateTime<Utc>,
+    /// The apps it changes (one in Drover).
+    pub affected_apps: Vec<String>,
+    /// Always empty: no pods.
+    pub affected_pods: Vec<String>,
+    /// Its steps (one in Drover).
+    pub steps: Vec<DeploymentStep>,
+    /// What the current step does.
+    pub current_actions: Vec<CurrentAction>,
+    /// The current step, from 1.
+    pub current_step: u32,
+    /// How many steps.
+    pub total_steps: u32,
+}
+
+/// One step of a deployment plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentStep {
+    /// What it does.
+    pub actions: Vec<DeploymentAction>,
+}
+
+/// One action of a deployment step: StartApplication, ScaleApplication, RestartApplication,
+/// StopApplication of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentAction {
+    /// The action.
+    pub action: String,
+    /// The app.
+    pub app: String,
+}
+
+/// An action of the current step, with its readiness checks (none in Drover).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentAction {
+    /// The action.
+    pub action: String,
+    /// The app.
+    pub app: String,
+    /// Always empty: no readiness checks.
+    pub readiness_check_results: Vec<Value>,
+}
+
+// === Marathon's views of apps and tasks (`/v2/apps`, `/v2/tasks`) ===
+
+/// An app as Marathon's API returns it: the definition (defaults filled in) with its
+/// versions, task counts, deployments and, when asked for (`embed=`), its tasks and last
+/// failure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MarathonApp {
+    /// The definition.
+    #[serde(flatten)]
+    pub definition: AppDefinition,
+    /// Changes with every change (scale included).
+    #[serde(with = "marathon_time")]
+    pub version: DateTime<Utc>,
+    /// When it was last scaled and last changed.
+    pub version_info: VersionInfo,
+    /// Tasks staging or starting.
+    pub tasks_staged: usize,
+    /// Tasks running.
+    pub tasks_running: usize,
+    /// Tasks passing their health checks (0 without checks).
+    pub tasks_healthy: usize,
+    /// Tasks failing their health checks.
+    pub tasks_unhealthy: usize,
+    /// Its deployments in progress.
+    pub deployments: Vec<DeploymentRef>,
+    /// Its tasks (`embed=app.tasks`, `embed=apps.tasks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<MarathonTask>>,
+    /// Its last task failure (`embed=…lastTaskFailure`), when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_task_failure: Option<LastTaskFailure>,
+}
+
+impl<'de> Deserialize<'de> for MarathonApp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        /// The fields of the response around the definition.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Status {
+            #[serde(with = "marathon_time")]
+            version: DateTime<Utc>,
+            version_info: VersionInfo,
+            tasks_staged: usize,
+            tasks_running: usize,
+            tasks_healthy: usize,
+            tasks_unhealthy: usize,
+            deployments: Vec<DeploymentRef>,
+            #[serde(default)]
+            tasks: Option<Vec<MarathonTask>>,
+            #[serde(default)]
+            last_task_failure: Option<LastTaskFailure>,
+        }
+        let v = Value::deserialize(d)?;
+        let status: Status = serde_json::from_value(v.clone()).map_err(D::Error::custom)?;
+        // The definition takes (and ignores) the read-only fields of the response.
+        let definition: AppDefinition = serde_json::from_value(v).map_err(D::Error::custom)?;
+        Ok(Self {
+            definition,
+            version: status.version,
+            version_info: status.version_info,
+            tasks_staged: status.tasks_staged,
+            tasks_running: status.tasks_running,
+            tasks_healthy: status.tasks_healthy,
+            tasks_unhealthy: status.tasks_unhealthy,
+            deployments: status.deployments,
+            tasks: status.tasks,
+            last_task_failure: status.last_task_failure,
         })
+    }
+}
+
+/// `versionInfo` of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionInfo {
+    /// When it was last scaled.
+    #[serde(with = "marathon_time")]
+    pub last_scaling_at: DateTime<Utc>,
+    /// When its configuration last changed.
+    #[serde(with = "marathon_time")]
+    pub last_config_change_at: DateTime<Utc>,
+}
+
+/// A deployment named by its ID.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRef {
+    /// Deployment ID.
+    pub id: String,
+}
+
+/// `lastTaskFailure` of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastTaskFailure {
+    /// The app.
+    pub app_id: String,
+    /// The node's hostname.
+    pub host: String,
+    /// Why.
+    pub message: String,
+    /// The task.
+    pub task_id: String,
+    /// The task again.
+    pub instance_id: String,
+    /// Always null.
+    pub slave_id: Option<String>,
+    /// The state it ended in.
+    #[serde(with = "marathon_task_state")]
+    pub state: TaskState,
+    /// When.
+    #[serde(with = "marathon_time")]
+    pub timestamp: DateTime<Utc>,
+    /// The app configuration it ran.
+    #[serde(with = "marathon_time")]
+    pub version: DateTime<Utc>,
+}
+
+/// A task as Marathon's API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MarathonTask {
+    /// Task ID.
+    pub id: String,
+    /// The app.
+    pub app_id: String,
+    /// The node's hostname.
+    pub host: String,
+    /// Its host ports.
+    pub ports: Vec<u16>,
+    /// Always empty.
+    pub service_ports: Vec<u16>,
+    /// The node.
+    pub slave_id: String,
+    /// When it was placed.
+    #[serde(with = "marathon_time")]
+    pub staged_at: DateTime<Utc>,
+    /// When its container started.
+    #[serde(default, with = "marathon_time::option")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// The app configuration it runs.
+    #[serde(with = "marathon_time")]
+    pub version: DateTime<Utc>,
+    /// Its address (the node's hostname).
+    pub ip_addresses: Vec<IpAddress>,
+    /// Its state.
+    #[serde(with = "marathon_task_state")]
+    pub state: TaskState,
+    /// Its health (one result for all its checks; empty without checks).
+    pub health_check_results: Vec<HealthCheckResult>,
+}
+
+/// An address of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpAddress {
+    /// The address.
+    pub ip_address: String,
+    /// `IPv4`.
+    pub protocol: String,
+}
+
+/// A task's health as Marathon reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckResult {
+    /// Healthy.
+    pub alive: bool,
+    /// Failed checks in a row.
+    pub consecutive_failures: u32,
+    /// The last passing check (Drover keeps only the last).
+    #[serde(default, with = "marathon_time::option")]
+    pub first_success: Option<DateTime<Utc>>,
+    /// The last failing check.
+    #[serde(default, with = "marathon_time::option")]
+    pub last_failure: Option<DateTime<Utc>>,
+    /// The last passing check.
+    #[serde(default, with = "marathon_time::option")]
+    pub last_success: Option<DateTime<Utc>>,
+    /// Why the last check failed.
+    pub last_failure_cause: Option<String>,
+    /// The task.
+    pub task_id: String,
+    /// The task again.
+    pub instance_id: String,
+}
+
+impl MarathonTask {
+    /// The view of a task the master keeps.
+    pub fn of(t: &Task) -> Self {
+        let health_check_results = if t.spec.health_checks.is_empty() {
+            Vec::new()
+        } else {
+            vec![HealthCheckResult {
+                alive: t.healthy == Some(true),
+                consecutive_failures: t.consecutive_failures,
+                first_success: t.last_success,
+                last_failure: t.last_failure,
+                last_success: t.last_success,
+                last_failure_cause: t.last_failure_cause.clone(),
+                task_id: t.spec.task_id.clone(),
+                instance_id: t.spec.task_id.clone(),
+            }]
+        };
+        Self {
+            id: t.spec.task_id.clone(),
+            app_id: t.spec.app_id.clone(),
+            host: t.host.clone(),
+            ports: t.spec.host_ports.clone(),
+            service_ports: Vec::new(),
+            slave_id: t.node_id.clone(),
+            staged_at: t.staged_at,
+            started_at: t.started_at,
+            version: t.spec.config_version,
+            ip_addresses: vec![IpAddress {
+                ip_address: t.host.clone(),
+                protocol: "IPv4".into(),
+            }],
+            state: t.state,
+            health_check_results,
+        }
     }
 }
 
@@ -786,6 +1092,66 @@ pub struct HeartbeatReply {
 /// Marathon's timestamp format: `2026-11-22T01:02:03.456Z`.
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Serde for Marathon's timestamps ([`ts`]): `#[serde(with = "marathon_time")]`.
+pub mod marathon_time {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize as [`super::ts`] does.
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::ts(*t))
+    }
+
+    /// Any RFC 3339 timestamp.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        DateTime::<Utc>::deserialize(d)
+    }
+
+    /// The same for an optional timestamp (`null` when None).
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serialize as [`crate::model::ts`] does, or `null`.
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&crate::model::ts(*t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Any RFC 3339 timestamp, or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            Option::<DateTime<Utc>>::deserialize(d)
+        }
+    }
+}
+
+/// Serde for a [`TaskState`] by Marathon's name (`TASK_RUNNING`):
+/// `#[serde(with = "marathon_task_state")]`.
+pub mod marathon_task_state {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use super::TaskState;
+
+    /// `TASK_RUNNING`, …
+    pub fn serialize<S: Serializer>(t: &TaskState, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(t.marathon())
+    }
+
+    /// From `TASK_RUNNING`, …
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TaskState, D::Error> {
+        let s = String::deserialize(d)?;
+        TaskState::from_marathon(&s)
+            .ok_or_else(|| D::Error::custom(format!("unknown task state {s:?}")))
+    }
 }
 
 /// A random UUID (v4 layout).

@@ -124,7 +124,10 @@ pub fn task_env(spec: &TaskSpec, node_id: &str, host: &str) -> Vec<String> {
     set(drover_schema::labels::ENV_APP_ID, spec.app_id.clone());
     set("DROVER_TASK_ID", spec.task_id.clone());
     set("DROVER_NODE_ID", node_id.to_string());
-    set(drover_schema::labels::ENV_MARATHON_APP_ID, spec.app_id.clone());
+    set(
+        drover_schema::labels::ENV_MARATHON_APP_ID,
+        spec.app_id.clone(),
+    );
     set(
         "MARATHON_APP_VERSION",
         crate::model::ts(spec.config_version),

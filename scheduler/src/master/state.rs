@@ -8,12 +8,14 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::{
+    events::{CurrentStep, EventKind, FailedPlan, MarathonEvent},
     model::{
-        group_of, normalize_id, task_id, ts, uuid, AgentReport, App, AppDefinition, Deployment,
-        HeartbeatReply, Node, Resources, Task, TaskSpec, TaskState,
+        group_of, normalize_id, task_id, uuid, AgentReport, App, AppDefinition, Deployment,
+        DeploymentAction, HeartbeatReply, Node, Resources, Task, TaskSpec, TaskState,
     },
     placement::{self, Candidate, Constraint, Demand},
     store::Snapshot,
@@ -124,8 +126,8 @@ pub struct State {
     pub queue: BTreeMap<String, QueueEntry>,
     /// Last failure per app.
     pub failures: HashMap<String, TaskFailure>,
-    /// Events not yet published (Marathon event JSON).
-    pub events: Vec<Value>,
+    /// Events not yet published.
+    pub events: Vec<MarathonEvent>,
     /// Something to persist changed.
     pub dirty: bool,
     /// Timing.
@@ -172,10 +174,8 @@ impl State {
         }
     }
 
-    fn event(&mut self, kind: &str, now: DateTime<Utc>, mut body: Value) {
-        body["eventType"] = json!(kind);
-        body["timestamp"] = json!(ts(now));
-        self.events.push(body);
+    fn event(&mut self, now: DateTime<Utc>, kind: EventKind) {
+        self.events.push(MarathonEvent::new(now, kind));
     }
 
     // === apps ===
@@ -214,9 +214,12 @@ impl State {
             let id = d.id.clone();
             self.deployments.remove(&id);
             self.event(
-                "deployment_failed",
                 now,
-                json!({"id": id, "plan": {"id": id}, "reason": "superseded by a forced change"}),
+                EventKind::DeploymentFailed {
+                    plan: FailedPlan::Id { id: id.clone() },
+                    id,
+                    reason: "superseded by a forced change".into(),
+                },
             );
         }
         Ok(())
@@ -240,9 +243,16 @@ impl State {
         };
         self.deployments.insert(d.id.clone(), d.clone());
         self.event(
-            "deployment_info",
             now,
-            json!({"plan": d.to_json(), "currentStep": {"actions": [{"action": action, "app": app_id}]}}),
+            EventKind::DeploymentInfo {
+                plan: d.plan(),
+                current_step: CurrentStep {
+                    actions: vec![DeploymentAction {
+                        action: action.to_string(),
+                        app: app_id.to_string(),
+                    }],
+                },
+            },
         );
         self.dirty = true;
         d
@@ -269,9 +279,12 @@ impl State {
         let id = app.def.id.clone();
         self.apps.insert(id.clone(), app.clone());
         self.event(
-            "api_post_event",
             now,
-            json!({"clientIp": null, "uri": format!("/v2/apps{id}"), "appDefinition": app.def.to_json()}),
+            EventKind::ApiPost {
+                client_ip: None,
+                uri: format!("/v2/apps{id}"),
+                app_definition: Box::new(app.def.clone()),
+            },
         );
         let d = self.start_deployment(&id, "StartApplication", now, None, now);
         Ok((app, d))
@@ -484,7 +497,7 @@ impl State {
         for t in tasks {
             self.kill(&t, "app deleted", now);
         }
-        self.event("app_terminated_event", now, json!({"appId": id}));
+        self.event(now, EventKind::AppTerminated { app_id: id.clone() });
         Ok(self.start_deployment(&id, "StopApplication", now, old, now))
     }
 
@@ -502,9 +515,12 @@ impl State {
             .ok_or_else(|| MasterError::DeploymentNotFound(id.to_string()))?;
         self.dirty = true;
         self.event(
-            "deployment_failed",
             now,
-            json!({"id": d.id, "plan": d.to_json(), "reason": "canceled"}),
+            EventKind::DeploymentFailed {
+                id: d.id.clone(),
+                plan: FailedPlan::Plan(d.plan()),
+                reason: "canceled".into(),
+            },
         );
         if force {
             return Ok(None);
@@ -554,14 +570,19 @@ impl State {
 
     fn status_event(&mut self, t: &Task, state: TaskState, message: &str, now: DateTime<Utc>) {
         self.event(
-            "status_update_event",
             now,
-            json!({
-                "slaveId": t.node_id, "taskId": t.spec.task_id, "instanceId": t.spec.task_id,
-                "taskStatus": state.marathon(), "message": message, "appId": t.spec.app_id,
-                "host": t.host, "ports": t.spec.host_ports, "ipAddresses": [],
-                "version": ts(t.spec.config_version),
-            }),
+            EventKind::StatusUpdate {
+                slave_id: t.node_id.clone(),
+                task_id: t.spec.task_id.clone(),
+                instance_id: t.spec.task_id.clone(),
+                task_status: state,
+                message: message.to_string(),
+                app_id: t.spec.app_id.clone(),
+                host: t.host.clone(),
+                ports: t.spec.host_ports.clone(),
+                ip_addresses: Vec::new(),
+                version: t.spec.config_version,
+            },
         );
     }
 
@@ -647,7 +668,12 @@ impl State {
         if was_unreachable {
             tracing::info!(node = %id, "node is reachable again");
             self.dirty = true;
-            self.event("node_reachable_event", now, json!({"nodeId": id}));
+            self.event(
+                now,
+                EventKind::NodeReachable {
+                    node_id: id.clone(),
+                },
+            );
             for t in self.tasks.values_mut().filter(|t| t.node_id == id) {
                 if t.state == TaskState::Unreachable {
                     t.state = t
@@ -706,10 +732,14 @@ impl State {
             if new.healthy != t.healthy {
                 self.dirty = true;
                 self.event(
-                    "health_status_changed_event",
                     now,
-                    json!({"appId": new.spec.app_id, "taskId": new.spec.task_id, "instanceId": new.spec.task_id,
-                           "version": ts(new.spec.config_version), "alive": new.healthy == Some(true)}),
+                    EventKind::HealthStatusChanged {
+                        app_id: new.spec.app_id.clone(),
+                        task_id: new.spec.task_id.clone(),
+                        instance_id: new.spec.task_id.clone(),
+                        version: new.spec.config_version,
+                        alive: new.healthy == Some(true),
+                    },
                 );
             }
             self.tasks.insert(r.task_id.clone(), new);
@@ -784,9 +814,12 @@ impl State {
         tracing::info!(node = %id, action = ?action, "node changed");
         self.dirty = true;
         self.event(
-            "node_update_event",
             now,
-            json!({"nodeId": id, "action": format!("{action:?}").to_lowercase(), "status": node.status()}),
+            EventKind::NodeUpdate {
+                node_id: id.to_string(),
+                action,
+                status: node.status().to_string(),
+            },
         );
         Ok(node)
     }
@@ -838,7 +871,12 @@ impl State {
                 n.unreachable = true;
             }
             self.dirty = true;
-            self.event("node_unreachable_event", now, json!({"nodeId": id}));
+            self.event(
+                now,
+                EventKind::NodeUnreachable {
+                    node_id: id.clone(),
+                },
+            );
             let ids: Vec<String> = self
                 .tasks
                 .values()
@@ -959,10 +997,16 @@ impl State {
                     .unwrap_or_default()
             );
             self.event(
-                "unhealthy_task_kill_event",
                 now,
-                json!({"appId": id, "taskId": t.spec.task_id, "instanceId": t.spec.task_id,
-                       "version": ts(t.spec.config_version), "reason": why, "host": t.host, "slaveId": t.node_id}),
+                EventKind::UnhealthyTaskKill {
+                    app_id: id.to_string(),
+                    task_id: t.spec.task_id.clone(),
+                    instance_id: t.spec.task_id.clone(),
+                    version: t.spec.config_version,
+                    reason: why.clone(),
+                    host: t.host.clone(),
+                    slave_id: t.node_id.clone(),
+                },
             );
             self.kill(&t.spec.task_id, &why, now);
             self.record_failure(&t, TaskState::Killed, &why, now);
@@ -1126,16 +1170,19 @@ impl State {
             self.deployments.remove(&d.id);
             self.dirty = true;
             self.event(
-                "deployment_success",
                 now,
-                json!({"id": d.id, "plan": d.to_json()}),
+                EventKind::DeploymentSuccess {
+                    id: d.id.clone(),
+                    plan: d.plan(),
+                },
             );
         }
     }
 }
 
-/// A node operation of `/v1/nodes/{id}/…`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A node operation of `/v1/nodes/{id}/…` (`cordon`, `uncordon`, `drain`, `remove` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NodeAction {
     /// No new tasks.
     Cordon,
@@ -1145,6 +1192,18 @@ pub enum NodeAction {
     Drain,
     /// Drain and forget.
     Remove,
+}
+
+impl NodeAction {
+    /// `cordon`, `uncordon`, `drain`, `remove`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cordon => "cordon",
+            Self::Uncordon => "uncordon",
+            Self::Drain => "drain",
+            Self::Remove => "remove",
+        }
+    }
 }
 
 /// Task IDs in the order they are killed when scaling down.
@@ -1440,7 +1499,7 @@ mod tests {
         assert!(s
             .events
             .iter()
-            .any(|e| e["eventType"] == "unhealthy_task_kill_event"));
+            .any(|e| e.event_type() == "unhealthy_task_kill_event"));
     }
 
     #[test]
