@@ -468,9 +468,11 @@ mod tests {
         use std::sync::Arc;
 
         use crate::{
+            api::apps::put_definition,
             clock::SystemClock,
             master::{Master, MasterConfig},
             metrics::MasterMetrics,
+            validate::parse_app,
         };
 
         let dir = tempfile::tempdir().unwrap();
@@ -505,7 +507,7 @@ mod tests {
         let mut events = client.events();
         assert_eq!(next(&mut events).await, ClientEvent::Resync(vec![]));
         master
-            .write(|s, now| s.create_app(json!({"id": "/a", "cmd": "x"}), now))
+            .write(|s, now| s.create_app(parse_app(json!({"id": "/a", "cmd": "x"})).unwrap(), now))
             .unwrap();
         let mut kinds = Vec::new();
         while kinds.len() < 3 {
@@ -524,7 +526,15 @@ mod tests {
         drop(master);
         let master = open();
         master
-            .write(|s, now| s.update_app("/a", json!({"instances": 3}), true, now))
+            .write(|s, now| {
+                let def = put_definition(
+                    s.apps.get("/a").map(|a| &a.def),
+                    "/a",
+                    json!({"instances": 3}),
+                    true,
+                )?;
+                s.put_app(def, true, now)
+            })
             .unwrap();
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let (_stop, _task) = serve(listener, master.clone());

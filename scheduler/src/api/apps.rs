@@ -16,9 +16,110 @@ use super::{
     ApiError, ApiResult,
 };
 use crate::{
-    master::{Master, MasterError},
-    model::ts,
+    master::{Master, MasterError, State as MState},
+    model::{normalize_id, ts, AppDefinition, Deployment},
+    validate::{parse_app, FieldError, ValidationErrors},
 };
+
+// === decoding definitions ===
+
+/// The definition in a POST body.
+fn decode_app(body: Value) -> Result<AppDefinition, MasterError> {
+    parse_app(body).map_err(MasterError::Invalid)
+}
+
+/// The definition a PUT of app `id` asks for: with `partial` (Marathon's default) the body's
+/// fields over the `current` definition, else the body alone; for a new app (no `current`)
+/// the body with the ID of the path.
+pub fn put_definition(
+    current: Option<&AppDefinition>,
+    id: &str,
+    body: Value,
+    partial: bool,
+) -> Result<AppDefinition, MasterError> {
+    let id = normalize_id(id);
+    let Some(old) = current else {
+        let mut body = body;
+        if body.is_object() {
+            body["id"] = json!(id);
+        }
+        return decode_app(body);
+    };
+    let Value::Object(patch) = body else {
+        let mut e = ValidationErrors::default();
+        e.details.push(FieldError {
+            path: "/".into(),
+            errors: vec!["expected a JSON object".into()],
+        });
+        return Err(MasterError::Invalid(e));
+    };
+    let mut merged = if partial {
+        serde_json::to_value(old).unwrap_or_else(|_| json!({}))
+    } else {
+        json!({})
+    };
+    for (k, v) in patch {
+        merged[k] = v;
+    }
+    merged["id"] = json!(id);
+    let mut def = decode_app(merged)?;
+    def.id = id;
+    Ok(def)
+}
+
+/// PUT of app `id` (the body decoded against the app's current definition).
+fn put(
+    s: &mut MState,
+    id: &str,
+    body: Value,
+    force: bool,
+    partial: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Deployment, MasterError> {
+    let current = s.apps.get(&normalize_id(id)).map(|a| &a.def);
+    let def = put_definition(current, id, body, partial)?;
+    s.put_app(def, force, now)
+}
+
+/// PUT /v2/apps and group deployments: create or update several apps, all or none; an
+/// invalid field is named with the app's index (`/1/instances`).
+fn put_all(
+    s: &mut MState,
+    defs: Vec<Value>,
+    force: bool,
+    partial: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Deployment>, MasterError> {
+    s.all_or_none(|s| {
+        let mut out = Vec::new();
+        for (i, def) in defs.into_iter().enumerate() {
+            let id = def["id"].as_str().unwrap_or("").to_string();
+            let result = if id.trim().is_empty() {
+                let mut e = ValidationErrors::default();
+                e.details.push(FieldError {
+                    path: "/id".into(),
+                    errors: vec!["id is required, e.g. \"/shop/web\"".into()],
+                });
+                Err(MasterError::Invalid(e))
+            } else {
+                put(s, &id, def, force, partial, now)
+            };
+            match result {
+                Ok(d) => out.push(d),
+                Err(MasterError::Invalid(mut errs)) => {
+                    for d in &mut errs.details {
+                        d.path = format!("/{i}{}", if d.path == "/" { "" } else { &d.path });
+                    }
+                    return Err(MasterError::Invalid(errs));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(out)
+    })
+}
+
+// === apps ===
 
 /// What `embed=` asked for.
 #[derive(Debug, Default, Clone, Copy)]
@@ -70,7 +171,8 @@ fn deployment_headers(id: &str) -> HeaderMap {
 
 pub(super) async fn create_app(State(m): State<Master>, body: Bytes) -> ApiResult {
     let body = parse_json(&body)?;
-    let (app, d) = m.write(|s, now| s.create_app(body, now))?;
+    let def = decode_app(body)?;
+    let (app, d) = m.write(|s, now| s.create_app(def, now))?;
     let v = m.read(|s| app_json(s, &app, false, false));
     let mut headers = deployment_headers(&d.id);
     if let Ok(loc) = HeaderValue::from_str(&format!("/v2/apps{}", app.def.id)) {
@@ -150,7 +252,7 @@ pub(super) async fn app_put(
     let body = parse_json(&body)?;
     let force = query_flag(&q, "force");
     let partial = !query_values(&q, "partialUpdate").contains(&"false");
-    let d = m.write(|s, now| s.put_app(&id, body, force, partial, now))?;
+    let d = m.write(|s, now| put(s, &id, body, force, partial, now))?;
     Ok((
         StatusCode::OK,
         deployment_headers(&d.id),
@@ -268,7 +370,7 @@ pub(super) async fn put_apps(
     };
     let force = query_flag(&q, "force");
     let partial = !query_values(&q, "partialUpdate").contains(&"false");
-    let ds = m.write(|s, now| s.put_apps(defs, force, partial, now))?;
+    let ds = m.write(|s, now| put_all(s, defs, force, partial, now))?;
     Ok(deployments_reply(&ds, StatusCode::OK))
 }
 
@@ -357,7 +459,7 @@ pub(super) async fn group_deploy(
     let mut apps = Vec::new();
     flatten_group(&group, "/", &mut apps)?;
     let force = query_flag(&q, "force");
-    let ds = m.write(|s, now| s.put_apps(apps, force, true, now))?;
+    let ds = m.write(|s, now| put_all(s, apps, force, true, now))?;
     Ok(deployments_reply(&ds, status))
 }
 

@@ -113,6 +113,7 @@ mod tests {
         clock::SystemClock,
         master::{Master, MasterConfig},
         model::ts,
+        validate::parse_app,
     };
 
     fn master() -> Master {
@@ -219,11 +220,17 @@ mod tests {
                 now,
             );
             s.create_app(
-                json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 3,
+                parse_app(
+                    json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 3,
                        "healthChecks": [{"protocol": "TCP"}], "labels": {"k": "v"}}),
+                )
+                .unwrap(),
                 now,
             )?;
-            s.create_app(json!({"id": "/b", "cmd": "y", "cpus": 0.1, "mem": 10}), now)?;
+            s.create_app(
+                parse_app(json!({"id": "/b", "cmd": "y", "cpus": 0.1, "mem": 10})).unwrap(),
+                now,
+            )?;
             s.tick(now);
             // One task running and healthy, one failing its checks, one failed.
             let specs: Vec<_> = s

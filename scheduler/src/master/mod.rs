@@ -329,7 +329,10 @@ mod tests {
         m.write(|s, now| Ok(s.heartbeat(report(vec![]), true, now)))
             .unwrap();
         m.write(|s, now| {
-            s.create_app(json!({"id": "/a", "cmd": "x", "cpus": 0.5, "mem": 64}), now)
+            let def =
+                crate::validate::parse_app(json!({"id": "/a", "cmd": "x", "cpus": 0.5, "mem": 64}))
+                    .unwrap();
+            s.create_app(def, now)
         })
         .unwrap();
         m.tick().unwrap();
