@@ -502,3 +502,84 @@ pub fn new_task(
         state_before_unreachable: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{model::TaskState, validate::parse_app};
+
+    fn t0() -> DateTime<Utc> {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    /// Task `n` of `/a` (staged `n` seconds after t0), in `state`, healthy or not.
+    fn task(n: i64, state: TaskState, healthy: bool) -> Task {
+        let app = App {
+            def: parse_app(serde_json::json!({"id": "/a", "cmd": "x"})).unwrap(),
+            version: t0(),
+            config_version: t0(),
+            last_scaling_at: t0(),
+        };
+        let mut t = new_task(&app, "n1", "h", vec![], t0() + chrono::Duration::seconds(n));
+        t.spec.task_id = format!("t{n}");
+        t.state = state;
+        t.healthy = Some(healthy);
+        t
+    }
+
+    #[test]
+    fn scale_steps() {
+        let run = |n| task(n, TaskState::Running, true);
+        let tasks = [run(1), run(2), task(3, TaskState::Staging, false), run(4)];
+        let current: Vec<&Task> = tasks.iter().collect();
+        // (wanted, killSelection) → launches, kills
+        let cases: [(usize, &str, usize, &[&str]); 5] = [
+            (6, "YOUNGEST_FIRST", 2, &[]),
+            (4, "YOUNGEST_FIRST", 0, &[]),
+            // the unstarted one first, then by age
+            (2, "YOUNGEST_FIRST", 0, &["t3", "t4"]),
+            (2, "OLDEST_FIRST", 0, &["t3", "t1"]),
+            (0, "YOUNGEST_FIRST", 0, &["t3", "t4", "t2", "t1"]),
+        ];
+        for (n, selection, launch, kill) in cases {
+            let step = scale_step(&current, n, selection);
+            assert_eq!(step.launch, launch, "{n} {selection}");
+            assert_eq!(step.kill, kill, "{n} {selection}");
+        }
+    }
+
+    #[test]
+    fn rolling_steps_stay_within_the_upgrade_strategy() {
+        let def = |min: f64, over: f64| {
+            parse_app(
+                serde_json::json!({"id": "/a", "cmd": "x", "upgradeStrategy":
+                {"minimumHealthCapacity": min, "maximumOverCapacity": over}}),
+            )
+            .unwrap()
+        };
+        let old: Vec<Task> = (1..=4).map(|n| task(n, TaskState::Running, true)).collect();
+        let old_refs: Vec<&Task> = old.iter().collect();
+        // Nothing new yet. (min, over) → launches, kills
+        let cases: [(f64, f64, usize, &[&str]); 4] = [
+            // 4 more may start; all 4 old must stay healthy
+            (1.0, 1.0, 4, &[]),
+            // 2 may stop (youngest first); none may start on top
+            (0.5, 0.0, 0, &["t4", "t3"]),
+            // 2 may start, 1 may stop
+            (0.75, 0.5, 2, &["t4"]),
+            // neither bound lets anything move: one old task goes anyway
+            (1.0, 0.0, 0, &["t4"]),
+        ];
+        for (min, over, launch, kill) in cases {
+            let step = rolling_step(&def(min, over), 4, &old, &[], &old_refs);
+            assert_eq!(step.launch, launch, "{min} {over}");
+            assert_eq!(step.kill, kill, "{min} {over}");
+        }
+        // An old task that is not healthy (here: never started) always goes.
+        let mut old = old;
+        old[0].state = TaskState::Staging;
+        let old_refs: Vec<&Task> = old.iter().collect();
+        let step = rolling_step(&def(1.0, 1.0), 4, &old, &[], &old_refs);
+        assert_eq!(step.kill, ["t1"]);
+    }
+}
