@@ -5,12 +5,15 @@
 //! Data flow: an app definition ([`model`]) is checked ([`validate`]), kept by the master
 //! ([`master`], persisted by [`store`]); each reconciliation tick places missing tasks
 //! ([`placement`]) and kills surplus ones; each agent ([`agent`]) heartbeats the master over
-//! HTTP ([`api`]) with what its containers do and gets back the tasks it should run.
+//! HTTP ([`api`]) with what its containers do and gets back the tasks it should run. Every
+//! change is a typed [`events::MarathonEvent`], streamed on `/v2/events` and published on
+//! Kafka ([`publish`]); [`client`] is the typed client of the API and its event stream.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod agent;
 pub mod api;
+pub mod client;
 pub mod clock;
 pub mod events;
 pub mod master;

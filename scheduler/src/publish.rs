@@ -21,9 +21,9 @@ pub fn spawn(
     let mut rx = master.subscribe();
     Ok(tokio::spawn(async move {
         loop {
-            let v = tokio::select! {
+            let e = tokio::select! {
                 r = rx.recv() => match r {
-                    Ok(v) => v,
+                    Ok(e) => e,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "scheduler events not published: the publisher fell behind");
                         continue;
@@ -32,7 +32,7 @@ pub fn spawn(
                 },
                 _ = stop.changed() => break,
             };
-            let Some(event) = events::to_schema_event(&v) else {
+            let Some(event) = events::to_schema_event(&e) else {
                 continue;
             };
             let key = events::key(&event);

@@ -4,12 +4,18 @@
 //! a third-party Marathon client.
 use std::time::Duration;
 
+use drover_scheduler::{
+    client::{Client, ClientEvent},
+    events::EventKind,
+    model::TaskState,
+};
 use drover_tests::{
     docker::{docker, BUSYBOX_IMAGE, DEMO_IMAGE},
     drover::{run_drover, DroverUp},
     repo_root,
     scheduler::{running_containers, wait_for, Cluster, NodeContainers},
 };
+use futures::{stream::BoxStream, StreamExt};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(40);
@@ -987,4 +993,124 @@ async fn a_standalone_master_publishes_its_events_on_kafka() {
         "the master says where its events go: {}",
         c.master.logs()
     );
+}
+
+/// The next item of a client's event stream, within `T`.
+async fn next_event(c: &Cluster, events: &mut BoxStream<'static, ClientEvent>) -> ClientEvent {
+    match tokio::time::timeout(T, events.next()).await {
+        Ok(Some(item)) => item,
+        Ok(None) => panic!("the event stream ended\n{}", c.all_logs()),
+        Err(_) => panic!("no event for {T:?}\n{}", c.all_logs()),
+    }
+}
+
+/// `drover_scheduler::client`'s event stream against a `drover master`: the state first, then
+/// typed events as an app is deployed; when the master restarts, the stream reconnects by
+/// itself and starts again with the full state (the app and its running tasks), and events
+/// flow again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_event_stream_reconnects_and_resyncs_across_a_master_restart() {
+    let mut c = Cluster::start(
+        1,
+        &[
+            "--heartbeat-timeout",
+            "10s",
+            "--unreachable-replace-after",
+            "30s",
+        ],
+    )
+    .await;
+    let app = c.app_id("stream");
+    let client = Client::new(&c.url("")).unwrap();
+    let mut events = client.events();
+    match next_event(&c, &mut events).await {
+        ClientEvent::Resync(apps) => assert!(apps.is_empty(), "{apps:?}"),
+        other => panic!("the stream starts with the state, not {other:?}"),
+    }
+    c.create_app(&sleeper(&app, 2)).await;
+    let (mut posted, mut running, mut deployed) = (false, Vec::new(), false);
+    while !(posted && running.len() == 2 && deployed) {
+        let ClientEvent::Event(e) = next_event(&c, &mut events).await else {
+            panic!("the stream dropped\n{}", c.all_logs());
+        };
+        match &e.kind {
+            EventKind::ApiPost { app_definition, .. } => {
+                assert_eq!(app_definition.id, app);
+                assert_eq!(app_definition.instances, 2);
+                posted = true;
+            }
+            EventKind::StatusUpdate {
+                app_id,
+                task_id,
+                task_status: TaskState::Running,
+                slave_id,
+                ..
+            } if app_id == &app => {
+                assert_eq!(slave_id, &c.agents[0].node_id);
+                running.push(task_id.clone());
+            }
+            EventKind::DeploymentSuccess { plan, .. } => {
+                deployed = plan.affected_apps == [app.clone()];
+            }
+            _ => {}
+        }
+    }
+    running.sort();
+    c.master.terminate(Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.master.restart();
+    // The drop, then (once the master answers again) the state as it is now.
+    let mut dropped = 0;
+    let apps = loop {
+        match next_event(&c, &mut events).await {
+            ClientEvent::Disconnected { .. } => dropped += 1,
+            ClientEvent::Resync(apps) => break apps,
+            ClientEvent::Event(e) => assert_eq!(dropped, 0, "an event after the drop: {e:?}"),
+        }
+    };
+    assert!(
+        dropped >= 1,
+        "the stream reconnected without saying it dropped"
+    );
+    let a = apps
+        .iter()
+        .find(|a| a.definition.id == app)
+        .unwrap_or_else(|| panic!("{app} not in the resync: {apps:?}"));
+    let mut tasks: Vec<String> = a
+        .tasks
+        .as_ref()
+        .expect("tasks in the resync")
+        .iter()
+        .filter(|t| t.state == TaskState::Running)
+        .map(|t| t.id.clone())
+        .collect();
+    tasks.sort();
+    assert_eq!(tasks, running, "the same tasks run after the restart");
+    // Events flow again on the new connection.
+    let (s, v) = c
+        .call(
+            "PUT",
+            &format!("/v2/apps{app}"),
+            Some(&json!({"instances": 3})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut new_task = None;
+    while new_task.is_none() {
+        let ClientEvent::Event(e) = next_event(&c, &mut events).await else {
+            panic!("the stream dropped again\n{}", c.all_logs());
+        };
+        if let EventKind::StatusUpdate {
+            app_id,
+            task_id,
+            task_status: TaskState::Running,
+            ..
+        } = &e.kind
+        {
+            if app_id == &app && !running.contains(task_id) {
+                new_task = Some(task_id.clone());
+            }
+        }
+    }
+    let _ = &mut c;
 }

@@ -171,12 +171,13 @@ pub async fn run(args: SchedulerBenchArgs) -> anyhow::Result<()> {
     }
     for a in 0..apps {
         let n = (args.tasks - a * 100).min(100);
+        let def = drover_scheduler::validate::parse_app(
+            json!({"id": format!("/bench/app{a}"), "cmd": "sleep 1", "cpus": 0.25, "mem": 256,
+                   "instances": n, "constraints": sets[a % sets.len()]}),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         state
-            .create_app(
-                json!({"id": format!("/bench/app{a}"), "cmd": "sleep 1", "cpus": 0.25, "mem": 256,
-                       "instances": n, "constraints": sets[a % sets.len()]}),
-                now,
-            )
+            .create_app(def, now)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let started = Instant::now();

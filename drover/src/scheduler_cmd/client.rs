@@ -7,6 +7,7 @@ use std::{
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use drover_scheduler::client::ClientError;
 use serde_json::{json, Value};
 
 // === clients ===
@@ -126,19 +127,13 @@ pub enum NodeCommand {
     },
 }
 
-struct Client {
-    base: String,
-    http: reqwest::Client,
-}
+/// The master's client ([`drover_scheduler::client::Client`]), with errors worded for the
+/// command line.
+struct Client(drover_scheduler::client::Client);
 
 impl Client {
     fn new(master: &str) -> anyhow::Result<Self> {
-        Ok(Self {
-            base: master.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()?,
-        })
+        Ok(Self(drover_scheduler::client::Client::new(master)?))
     }
 
     async fn call(
@@ -147,21 +142,7 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<(u16, Value)> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach the master at {}: {e}; is `drover up` (or `drover master`) running? pass --master URL",
-                self.base
-            )
-        })?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, v))
+        self.0.call(method, path, body).await.map_err(cli_error)
     }
 
     /// A call that must succeed; the error says what the master said.
@@ -171,41 +152,17 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
-        let (status, v) = self.call(method, path, body).await?;
-        if (200..300).contains(&status) {
-            return Ok(v);
-        }
-        bail!("{}", explain(status, &v))
+        self.0.ok(method, path, body).await.map_err(cli_error)
     }
 }
 
-/// The master's error in words a person can act on.
-fn explain(status: u16, v: &Value) -> String {
-    let msg = v["message"].as_str().unwrap_or("").to_string();
-    match status {
-        422 => {
-            let details: Vec<String> = v["details"]
-                .as_array()
-                .map(|d| {
-                    d.iter()
-                        .map(|f| {
-                            let errs: Vec<&str> = f["errors"]
-                                .as_array()
-                                .map(|e| e.iter().filter_map(Value::as_str).collect())
-                                .unwrap_or_default();
-                            format!("  {}: {}", f["path"].as_str().unwrap_or("/"), errs.join("; "))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            format!("the app definition is not valid:\n{}", details.join("\n"))
-        }
-        409 if v["deployments"].is_array() => format!(
-            "a deployment is in progress for this app ({}): wait for it, or pass --force to replace it",
-            v["deployments"][0]["id"].as_str().unwrap_or("?")
+/// A client error, with what to do when the master cannot be reached.
+fn cli_error(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Unreachable { base, source } => anyhow::anyhow!(
+            "cannot reach the master at {base}: {source}; is `drover up` (or `drover master`) running? pass --master URL"
         ),
-        _ if !msg.is_empty() => format!("{msg} (HTTP {status})"),
-        _ => format!("the master answered HTTP {status}: {v}"),
+        other => other.into(),
     }
 }
 
@@ -690,16 +647,4 @@ pub async fn run_app(args: AppArgs) -> anyhow::Result<()> {
 /// Run `drover node …`.
 pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     node(args.cmd, args.client).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn explains_422_by_field() {
-        let v = json!({"message": "Object is not valid", "details": [{"path": "/instances", "errors": ["got -1"]}]});
-        let s = explain(422, &v);
-        assert!(s.contains("/instances: got -1"), "{s}");
-    }
 }

@@ -6,13 +6,13 @@ pub mod state;
 use std::{path::Path, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 pub use state::{MasterConfig, MasterError, NodeAction, State};
 
 use crate::{
     clock::Clock,
+    events::MarathonEvent,
     metrics::{MasterMetrics, StateLabel, StatusLabel},
     model::TaskState,
     store::{Snapshot, Store},
@@ -32,9 +32,9 @@ struct Inner {
     state: std::sync::Mutex<State>,
     store: Option<Store>,
     clock: Arc<dyn Clock>,
-    events: broadcast::Sender<Arc<Value>>,
+    events: broadcast::Sender<Arc<MarathonEvent>>,
     /// The latest events, oldest first, for timelines (`/v1/events`).
-    recent: std::sync::Mutex<std::collections::VecDeque<Arc<Value>>>,
+    recent: std::sync::Mutex<std::collections::VecDeque<Arc<MarathonEvent>>>,
     closing: watch::Sender<bool>,
     metrics: MasterMetrics,
     started_at: DateTime<Utc>,
@@ -178,13 +178,13 @@ impl Master {
     }
 
     /// The latest `limit` events (at most the last 1,000 kept in memory), newest first.
-    pub fn recent_events(&self, limit: usize) -> Vec<Arc<Value>> {
+    pub fn recent_events(&self, limit: usize) -> Vec<Arc<MarathonEvent>> {
         let recent = self.inner.recent.lock().expect("recent events lock");
         recent.iter().rev().take(limit).cloned().collect()
     }
 
-    /// Events as they happen (Marathon event JSON with `eventType`).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Value>> {
+    /// Events as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<MarathonEvent>> {
         self.inner.events.subscribe()
     }
 
@@ -329,7 +329,10 @@ mod tests {
         m.write(|s, now| Ok(s.heartbeat(report(vec![]), true, now)))
             .unwrap();
         m.write(|s, now| {
-            s.create_app(json!({"id": "/a", "cmd": "x", "cpus": 0.5, "mem": 64}), now)
+            let def =
+                crate::validate::parse_app(json!({"id": "/a", "cmd": "x", "cpus": 0.5, "mem": 64}))
+                    .unwrap();
+            s.create_app(def, now)
         })
         .unwrap();
         m.tick().unwrap();
@@ -360,7 +363,7 @@ mod tests {
         assert!(m.read(|s| s.nodes["n1"].unreachable));
         let mut kinds = Vec::new();
         while let Ok(e) = events.try_recv() {
-            kinds.push(e["eventType"].as_str().unwrap_or("").to_string());
+            kinds.push(e.event_type().to_string());
         }
         for k in [
             "api_post_event",

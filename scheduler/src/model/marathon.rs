@@ -1,11 +1,12 @@
-//! The records the scheduler keeps and passes around: Marathon app definitions (with
-//! Marathon's field names and defaults), tasks, nodes, deployments, and the messages between
-//! master and agents. Types only, no IO.
+//! Marathon's wire types: app definitions (with Marathon's field names and defaults), the
+//! views of apps and tasks that `/v2/apps` and `/v2/tasks` return, and deployment plans.
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::{marathon_task_state, marathon_time, Task, TaskState};
 
 // === app definitions (Marathon's AppDefinition) ===
 
@@ -473,418 +474,281 @@ impl Default for UpgradeStrategy {
     }
 }
 
-// === what the master keeps ===
+// === deployment plans ===
 
-/// An app as the master keeps it: the definition plus versions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct App {
-    /// The definition (validated, defaults filled in).
-    pub def: AppDefinition,
-    /// Changes with every change (scale included).
-    pub version: DateTime<Utc>,
-    /// Changes with every change of configuration (not with a scale); tasks of an older
-    /// configuration are replaced by a rolling update.
-    pub config_version: DateTime<Utc>,
-    /// When the app was last scaled.
-    pub last_scaling_at: DateTime<Utc>,
-}
-
-/// Task states (Marathon's, without the `TASK_` prefix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TaskState {
-    /// Placed on a node; the agent has not started it yet.
-    Staging,
-    /// The agent is creating/starting the container.
-    Starting,
-    /// The container runs.
-    Running,
-    /// The container exited with status 0.
-    Finished,
-    /// The container exited with another status, or could not start.
-    Failed,
-    /// Drover is stopping it.
-    Killing,
-    /// Drover stopped it.
-    Killed,
-    /// Its node stopped answering.
-    Unreachable,
-}
-
-impl TaskState {
-    /// No more changes come for it.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Finished | Self::Failed | Self::Killed)
-    }
-
-    /// Marathon's name: `TASK_RUNNING`, …
-    pub fn marathon(self) -> &'static str {
-        match self {
-            Self::Staging => "TASK_STAGING",
-            Self::Starting => "TASK_STARTING",
-            Self::Running => "TASK_RUNNING",
-            Self::Finished => "TASK_FINISHED",
-            Self::Failed => "TASK_FAILED",
-            Self::Killing => "TASK_KILLING",
-            Self::Killed => "TASK_KILLED",
-            Self::Unreachable => "TASK_UNREACHABLE",
-        }
-    }
-
-    /// `RUNNING`, …
-    pub fn name(self) -> &'static str {
-        &self.marathon()[5..]
-    }
-}
-
-/// What an agent needs to run one task. Fixed when the task is placed, so a rolling update
-/// changes new tasks only.
+/// A deployment as Marathon shows it (`/v2/deployments`, the `plan` of deployment events).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskSpec {
-    /// Task ID, e.g. `shop_web.3f2a…`.
-    pub task_id: String,
-    /// App ID, e.g. `/shop/web`.
-    pub app_id: String,
-    /// The app's group, e.g. `/shop`.
-    pub group: String,
-    /// The app's configuration version the task runs.
-    pub config_version: DateTime<Utc>,
-    /// Docker image (busybox-like default for cmd-only apps is the agent's).
-    pub image: Option<String>,
-    /// Shell command.
-    pub cmd: Option<String>,
-    /// Exec-form arguments.
-    pub args: Option<Vec<String>>,
-    /// User.
-    pub user: Option<String>,
-    /// Environment from the definition (the agent adds HOST, PORTn, …).
-    pub env: BTreeMap<String, String>,
-    /// Labels from the definition.
-    pub labels: BTreeMap<String, String>,
-    /// CPU shares.
-    pub cpus: f64,
-    /// Memory limit, MiB.
-    pub mem: f64,
-    /// Host ports assigned by the master.
-    pub host_ports: Vec<u16>,
-    /// Container ports (bridge networking; empty for host networking).
-    pub container_ports: Vec<(u16, String)>,
-    /// Bridge networking.
-    pub bridge: bool,
-    /// Health checks.
-    pub health_checks: Vec<HealthCheck>,
-    /// Seconds between SIGTERM and SIGKILL.
-    pub kill_grace_secs: f64,
-    /// Pull the image before starting.
-    pub force_pull: bool,
-    /// Privileged.
-    pub privileged: bool,
-}
-
-/// A task as the master keeps it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Task {
-    /// What to run.
-    pub spec: TaskSpec,
-    /// Node it is placed on.
-    pub node_id: String,
-    /// The node's hostname (for clients).
-    pub host: String,
-    /// State.
-    pub state: TaskState,
-    /// When it was placed.
-    pub staged_at: DateTime<Utc>,
-    /// When its container started running.
-    pub started_at: Option<DateTime<Utc>>,
-    /// Docker container ID.
-    pub container_id: Option<String>,
-    /// Health: None = unknown (no result yet or no checks).
-    pub healthy: Option<bool>,
-    /// Failed checks in a row.
-    pub consecutive_failures: u32,
-    /// Last passing check.
-    pub last_success: Option<DateTime<Utc>>,
-    /// Last failing check.
-    pub last_failure: Option<DateTime<Utc>>,
-    /// Last failing check's reason.
-    pub last_failure_cause: Option<String>,
-    /// Why it is being killed.
-    pub kill_reason: Option<String>,
-    /// Since when its node has been unreachable.
-    pub unreachable_since: Option<DateTime<Utc>>,
-    /// The state before it went unreachable.
-    pub state_before_unreachable: Option<TaskState>,
-}
-
-impl Task {
-    /// Running and passing its health checks (or running without health checks).
-    pub fn is_healthy(&self) -> bool {
-        self.state == TaskState::Running
-            && (self.spec.health_checks.is_empty() || self.healthy == Some(true))
-    }
-
-    /// Counts towards the app's instances (not being killed, not terminal).
-    pub fn is_active(&self) -> bool {
-        !self.state.is_terminal() && self.state != TaskState::Killing
-    }
-}
-
-/// Resources of a node or a task.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Resources {
-    /// CPUs.
-    pub cpus: f64,
-    /// Memory, MiB.
-    pub mem: f64,
-    /// Disk, MiB.
-    pub disk: f64,
-}
-
-/// A node (an agent) as the master keeps it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Node {
-    /// Node ID (`--node-id`); also the `hostname` constraint field.
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentPlan {
+    /// Deployment ID.
     pub id: String,
-    /// Address tasks are reached at (`HOST`).
-    pub hostname: String,
-    /// What the node offers.
-    pub resources: Resources,
-    /// Host ports tasks may use, inclusive.
-    pub port_range: (u16, u16),
-    /// Attributes for constraints (e.g. `rack`, `zone`).
-    pub attributes: BTreeMap<String, String>,
-    /// No new tasks.
-    pub cordoned: bool,
-    /// Its tasks are being moved away (implies cordoned).
-    pub draining: bool,
-    /// Removed: gets no tasks and is not listed.
-    pub removed: bool,
-    /// Last heartbeat.
-    pub last_seen: DateTime<Utc>,
-    /// Missed heartbeats for longer than the timeout.
-    pub unreachable: bool,
-    /// When it registered.
-    pub registered_at: DateTime<Utc>,
-}
-
-impl Node {
-    /// Its state for people: ACTIVE, CORDONED, DRAINING, UNREACHABLE.
-    pub fn status(&self) -> &'static str {
-        if self.unreachable {
-            "UNREACHABLE"
-        } else if self.draining {
-            "DRAINING"
-        } else if self.cordoned {
-            "CORDONED"
-        } else {
-            "ACTIVE"
-        }
-    }
-
-    /// New tasks may go here.
-    pub fn schedulable(&self) -> bool {
-        !self.unreachable && !self.cordoned && !self.draining && !self.removed
-    }
-}
-
-/// A deployment: a change to an app in progress.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Deployment {
-    /// Deployment ID (a UUID).
-    pub id: String,
-    /// The app it changes.
-    pub app_id: String,
-    /// StartApplication, ScaleApplication, RestartApplication, StopApplication.
-    pub action: String,
     /// The app version it deploys.
+    #[serde(with = "marathon_time")]
     pub version: DateTime<Utc>,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// The app before (for a rollback), None for a new app.
-    pub previous: Option<App>,
+    /// The apps it changes (one in Drover).
+    pub affected_apps: Vec<String>,
+    /// Always empty: no pods.
+    pub affected_pods: Vec<String>,
+    /// Its steps (one in Drover).
+    pub steps: Vec<DeploymentStep>,
+    /// What the current step does.
+    pub current_actions: Vec<CurrentAction>,
+    /// The current step, from 1.
+    pub current_step: u32,
+    /// How many steps.
+    pub total_steps: u32,
 }
 
-impl Deployment {
-    /// Marathon's JSON for it.
-    pub fn to_json(&self) -> Value {
-        let action = serde_json::json!({"action": self.action, "app": self.app_id});
-        serde_json::json!({
-            "id": self.id,
-            "version": ts(self.version),
-            "affectedApps": [self.app_id],
-            "affectedPods": [],
-            "steps": [{"actions": [action.clone()]}],
-            "currentActions": [{"action": self.action, "app": self.app_id, "readinessCheckResults": []}],
-            "currentStep": 1,
-            "totalSteps": 1,
+/// One step of a deployment plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentStep {
+    /// What it does.
+    pub actions: Vec<DeploymentAction>,
+}
+
+/// One action of a deployment step: StartApplication, ScaleApplication, RestartApplication,
+/// StopApplication of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentAction {
+    /// The action.
+    pub action: String,
+    /// The app.
+    pub app: String,
+}
+
+/// An action of the current step, with its readiness checks (none in Drover).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentAction {
+    /// The action.
+    pub action: String,
+    /// The app.
+    pub app: String,
+    /// Always empty: no readiness checks.
+    pub readiness_check_results: Vec<Value>,
+}
+
+// === Marathon's views of apps and tasks (`/v2/apps`, `/v2/tasks`) ===
+
+/// An app as Marathon's API returns it: the definition (defaults filled in) with its
+/// versions, task counts, deployments and, when asked for (`embed=`), its tasks and last
+/// failure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MarathonApp {
+    /// The definition.
+    #[serde(flatten)]
+    pub definition: AppDefinition,
+    /// Changes with every change (scale included).
+    #[serde(with = "marathon_time")]
+    pub version: DateTime<Utc>,
+    /// When it was last scaled and last changed.
+    pub version_info: VersionInfo,
+    /// Tasks staging or starting.
+    pub tasks_staged: usize,
+    /// Tasks running.
+    pub tasks_running: usize,
+    /// Tasks passing their health checks (0 without checks).
+    pub tasks_healthy: usize,
+    /// Tasks failing their health checks.
+    pub tasks_unhealthy: usize,
+    /// Its deployments in progress.
+    pub deployments: Vec<DeploymentRef>,
+    /// Its tasks (`embed=app.tasks`, `embed=apps.tasks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<MarathonTask>>,
+    /// Its last task failure (`embed=…lastTaskFailure`), when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_task_failure: Option<LastTaskFailure>,
+}
+
+impl<'de> Deserialize<'de> for MarathonApp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        /// The fields of the response around the definition.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Status {
+            #[serde(with = "marathon_time")]
+            version: DateTime<Utc>,
+            version_info: VersionInfo,
+            tasks_staged: usize,
+            tasks_running: usize,
+            tasks_healthy: usize,
+            tasks_unhealthy: usize,
+            deployments: Vec<DeploymentRef>,
+            #[serde(default)]
+            tasks: Option<Vec<MarathonTask>>,
+            #[serde(default)]
+            last_task_failure: Option<LastTaskFailure>,
+        }
+        let v = Value::deserialize(d)?;
+        let status: Status = serde_json::from_value(v.clone()).map_err(D::Error::custom)?;
+        // The definition takes (and ignores) the read-only fields of the response.
+        let definition: AppDefinition = serde_json::from_value(v).map_err(D::Error::custom)?;
+        Ok(Self {
+            definition,
+            version: status.version,
+            version_info: status.version_info,
+            tasks_staged: status.tasks_staged,
+            tasks_running: status.tasks_running,
+            tasks_healthy: status.tasks_healthy,
+            tasks_unhealthy: status.tasks_unhealthy,
+            deployments: status.deployments,
+            tasks: status.tasks,
+            last_task_failure: status.last_task_failure,
         })
     }
 }
 
-// === master ⇄ agent ===
-
-/// What an agent sends with each heartbeat (and at registration).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AgentReport {
-    /// Node ID.
-    pub node_id: String,
-    /// Address tasks are reached at.
-    pub hostname: String,
-    /// What the node offers.
-    pub resources: Resources,
-    /// Host ports tasks may use, inclusive.
-    pub port_range: (u16, u16),
-    /// Attributes.
-    pub attributes: BTreeMap<String, String>,
-    /// Every task the agent has a container (or a launch in progress) for.
-    pub tasks: Vec<TaskReport>,
+/// `versionInfo` of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionInfo {
+    /// When it was last scaled.
+    #[serde(with = "marathon_time")]
+    pub last_scaling_at: DateTime<Utc>,
+    /// When its configuration last changed.
+    #[serde(with = "marathon_time")]
+    pub last_config_change_at: DateTime<Utc>,
 }
 
-/// One task as an agent sees it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TaskReport {
-    /// Task ID.
-    pub task_id: String,
-    /// App ID (from the container's label).
+/// A deployment named by its ID.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRef {
+    /// Deployment ID.
+    pub id: String,
+}
+
+/// `lastTaskFailure` of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastTaskFailure {
+    /// The app.
     pub app_id: String,
-    /// State.
+    /// The node's hostname.
+    pub host: String,
+    /// Why.
+    pub message: String,
+    /// The task.
+    pub task_id: String,
+    /// The task again.
+    pub instance_id: String,
+    /// Always null.
+    pub slave_id: Option<String>,
+    /// The state it ended in.
+    #[serde(with = "marathon_task_state")]
     pub state: TaskState,
-    /// Container ID.
-    pub container_id: Option<String>,
-    /// Why it failed or finished.
-    pub message: Option<String>,
-    /// When the container started.
+    /// When.
+    #[serde(with = "marathon_time")]
+    pub timestamp: DateTime<Utc>,
+    /// The app configuration it ran.
+    #[serde(with = "marathon_time")]
+    pub version: DateTime<Utc>,
+}
+
+/// A task as Marathon's API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MarathonTask {
+    /// Task ID.
+    pub id: String,
+    /// The app.
+    pub app_id: String,
+    /// The node's hostname.
+    pub host: String,
+    /// Its host ports.
+    pub ports: Vec<u16>,
+    /// Always empty.
+    pub service_ports: Vec<u16>,
+    /// The node.
+    pub slave_id: String,
+    /// When it was placed.
+    #[serde(with = "marathon_time")]
+    pub staged_at: DateTime<Utc>,
+    /// When its container started.
+    #[serde(default, with = "marathon_time::option")]
     pub started_at: Option<DateTime<Utc>>,
-    /// Latest health result: None = no result yet or no checks.
-    pub healthy: Option<bool>,
+    /// The app configuration it runs.
+    #[serde(with = "marathon_time")]
+    pub version: DateTime<Utc>,
+    /// Its address (the node's hostname).
+    pub ip_addresses: Vec<IpAddress>,
+    /// Its state.
+    #[serde(with = "marathon_task_state")]
+    pub state: TaskState,
+    /// Its health (one result for all its checks; empty without checks).
+    pub health_check_results: Vec<HealthCheckResult>,
+}
+
+/// An address of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpAddress {
+    /// The address.
+    pub ip_address: String,
+    /// `IPv4`.
+    pub protocol: String,
+}
+
+/// A task's health as Marathon reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckResult {
+    /// Healthy.
+    pub alive: bool,
     /// Failed checks in a row.
     pub consecutive_failures: u32,
-    /// Last passing check.
-    pub last_success: Option<DateTime<Utc>>,
-    /// Last failing check.
+    /// The last passing check (Drover keeps only the last).
+    #[serde(default, with = "marathon_time::option")]
+    pub first_success: Option<DateTime<Utc>>,
+    /// The last failing check.
+    #[serde(default, with = "marathon_time::option")]
     pub last_failure: Option<DateTime<Utc>>,
-    /// Last failing check's reason.
+    /// The last passing check.
+    #[serde(default, with = "marathon_time::option")]
+    pub last_success: Option<DateTime<Utc>>,
+    /// Why the last check failed.
     pub last_failure_cause: Option<String>,
+    /// The task.
+    pub task_id: String,
+    /// The task again.
+    pub instance_id: String,
 }
 
-/// The master's answer to a heartbeat: the tasks this node should run (the agent starts the
-/// missing ones and stops every other container it owns).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct HeartbeatReply {
-    /// Tasks to run.
-    pub tasks: Vec<TaskSpec>,
-    /// The node was removed from the cluster: stop everything.
-    #[serde(default)]
-    pub removed: bool,
-    /// The cluster's ID: the agent manages only containers labelled with it.
-    #[serde(default)]
-    pub cluster_id: String,
-}
-
-// === helpers ===
-
-/// Marathon's timestamp format: `2026-11-22T01:02:03.456Z`.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// A random UUID (v4 layout).
-pub fn uuid() -> String {
-    let a = fastrand::u64(..);
-    let b = fastrand::u64(..);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        (a >> 32) as u32,
-        (a >> 16) as u16,
-        (a as u16) & 0x0fff,
-        ((b >> 48) as u16 & 0x3fff) | 0x8000,
-        b & 0xffff_ffff_ffff
-    )
-}
-
-/// Marathon's task ID for an app: `shop_web.UUID`.
-pub fn task_id(app_id: &str) -> String {
-    format!(
-        "{}.{}",
-        app_id.trim_start_matches('/').replace('/', "_"),
-        uuid()
-    )
-}
-
-/// The group of an app: `/shop/web` → `/shop`, `/web` → `/`.
-pub fn group_of(app_id: &str) -> String {
-    match app_id.rfind('/') {
-        Some(0) | None => "/".into(),
-        Some(i) => app_id[..i].into(),
-    }
-}
-
-/// Make an app ID absolute and canonical: `web` → `/web`, no trailing slash.
-pub fn normalize_id(id: &str) -> String {
-    let trimmed = id.trim().trim_end_matches('/');
-    if trimmed.starts_with('/') {
-        trimmed.to_string()
-    } else {
-        format!("/{trimmed}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_marathons() {
-        let app: AppDefinition = serde_json::from_str(r#"{"id":"/a","cmd":"sleep 1"}"#).unwrap();
-        assert_eq!(app.instances, 1);
-        assert_eq!(app.cpus, 1.0);
-        assert_eq!(app.mem, 128.0);
-        assert_eq!(app.backoff_seconds, 1.0);
-        assert_eq!(app.backoff_factor, 1.15);
-        assert_eq!(app.max_launch_delay_seconds, 300.0);
-        assert_eq!(app.upgrade_strategy.minimum_health_capacity, 1.0);
-        assert_eq!(app.upgrade_strategy.maximum_over_capacity, 1.0);
-        assert_eq!(app.host_ports(), vec![0]);
-        assert!(!app.bridge());
-    }
-
-    #[test]
-    fn health_check_defaults() {
-        let hc: HealthCheck = serde_json::from_str("{}").unwrap();
-        assert_eq!(hc.protocol, "HTTP");
-        assert_eq!(hc.path, "/");
-        assert_eq!(hc.grace_period_seconds, 300.0);
-        assert_eq!(hc.interval_seconds, 60.0);
-        assert_eq!(hc.timeout_seconds, 20.0);
-        assert_eq!(hc.max_consecutive_failures, 3);
-    }
-
-    #[test]
-    fn bridge_with_port_mappings() {
-        let app: AppDefinition = serde_json::from_str(
-            r#"{"id":"/a","container":{"docker":{"image":"x","portMappings":[{"containerPort":80}]}}}"#,
-        )
-        .unwrap();
-        assert!(app.bridge());
-        assert_eq!(app.host_ports(), vec![0]);
-    }
-
-    #[test]
-    fn ids_and_groups() {
-        assert_eq!(normalize_id("web/"), "/web");
-        assert_eq!(group_of("/shop/web"), "/shop");
-        assert_eq!(group_of("/web"), "/");
-        assert!(task_id("/shop/web").starts_with("shop_web."));
-        assert_eq!(uuid().len(), 36);
-    }
-
-    #[test]
-    fn scale_is_not_a_config_change() {
-        let a: AppDefinition = serde_json::from_str(r#"{"id":"/a","cmd":"x"}"#).unwrap();
-        let mut b = a.clone();
-        b.instances = 5;
-        assert!(a.config_eq(&b));
-        b.cmd = Some("y".into());
-        assert!(!a.config_eq(&b));
+impl MarathonTask {
+    /// The view of a task the master keeps.
+    pub fn of(t: &Task) -> Self {
+        let health_check_results = if t.spec.health_checks.is_empty() {
+            Vec::new()
+        } else {
+            vec![HealthCheckResult {
+                alive: t.healthy == Some(true),
+                consecutive_failures: t.consecutive_failures,
+                first_success: t.last_success,
+                last_failure: t.last_failure,
+                last_success: t.last_success,
+                last_failure_cause: t.last_failure_cause.clone(),
+                task_id: t.spec.task_id.clone(),
+                instance_id: t.spec.task_id.clone(),
+            }]
+        };
+        Self {
+            id: t.spec.task_id.clone(),
+            app_id: t.spec.app_id.clone(),
+            host: t.host.clone(),
+            ports: t.spec.host_ports.clone(),
+            service_ports: Vec::new(),
+            slave_id: t.node_id.clone(),
+            staged_at: t.staged_at,
+            started_at: t.started_at,
+            version: t.spec.config_version,
+            ip_addresses: vec![IpAddress {
+                ip_address: t.host.clone(),
+                protocol: "IPv4".into(),
+            }],
+            state: t.state,
+            health_check_results,
+        }
     }
 }
