@@ -9,15 +9,20 @@ use tokio::sync::watch;
 use crate::{events, master::Master};
 
 /// Publishes `master`'s events to `brokers` until `stop` turns true (then waits up to 5 s for
-/// what is queued). Fails only when the producer cannot be created (bad settings); a broker
-/// that is away is retried by the producer, and an event it cannot take within 5 s is logged.
+/// what is queued). Fails only when the producer cannot be created (bad settings). A broker
+/// that is away is retried by the producer; an event the broker refuses (tansu answers the
+/// requests in flight with an error when it stops, and refuses an idempotent producer it knew
+/// after it restarts, hence a producer that is not idempotent) is sent again, five times at
+/// most over about 15 s, then logged as lost. At least once: consumers de-duplicate by the
+/// event's `id`.
 pub fn spawn(
     master: &Master,
     brokers: &str,
     mut stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, rdkafka::error::KafkaError> {
-    let producer: FutureProducer =
-        drover_kafka::config::producer(brokers, "drover-scheduler").create()?;
+    let producer: FutureProducer = drover_kafka::config::producer(brokers, "drover-scheduler")
+        .set("enable.idempotence", "false")
+        .create()?;
     let mut rx = master.subscribe();
     Ok(tokio::spawn(async move {
         loop {
@@ -37,11 +42,25 @@ pub fn spawn(
             };
             let key = events::key(&event);
             let payload = drover_schema::encode(&event);
-            let record = FutureRecord::to(drover_schema::topics::EVENTS)
-                .key(&key)
-                .payload(&payload);
-            if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
-                tracing::warn!(error = %e, kind = %event.kind, "cannot publish a scheduler event");
+            let mut backoff = Duration::from_millis(500);
+            for attempt in 1..=5 {
+                let record = FutureRecord::to(drover_schema::topics::EVENTS)
+                    .key(&key)
+                    .payload(&payload);
+                match producer.send(record, Duration::from_secs(5)).await {
+                    Ok(_) => break,
+                    Err((e, _)) if attempt < 5 => {
+                        tracing::debug!(error = %e, kind = %event.kind, attempt, "a scheduler event was refused; sending it again");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = stop.changed() => break,
+                        }
+                        backoff *= 2;
+                    }
+                    Err((e, _)) => {
+                        tracing::warn!(error = %e, kind = %event.kind, id = %event.id, "cannot publish a scheduler event: lost");
+                    }
+                }
             }
         }
         let _ = producer.flush(Duration::from_secs(5));

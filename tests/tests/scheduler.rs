@@ -941,7 +941,7 @@ async fn a_removed_node_stops_its_tasks_and_they_run_elsewhere() {
 /// nothing). The topic is created by the master; the events are read with a plain consumer.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standalone_master_publishes_its_events_on_kafka() {
-    let broker = drover_tests::kafka::TestBroker::start().await;
+    let mut broker = drover_tests::kafka::TestBroker::start().await;
     let brokers = broker.bootstrap();
     let c = Cluster::start(1, &["--kafka", &brokers]).await;
     let app = c.app_id("events");
@@ -991,6 +991,49 @@ async fn a_standalone_master_publishes_its_events_on_kafka() {
     assert!(
         c.master.logs().contains("topic drover.events.v1"),
         "the master says where its events go: {}",
+        c.master.logs()
+    );
+
+    // The broker stops gracefully and comes back (tansu then refuses the producers it knew):
+    // the events of a scale after that still arrive.
+    broker.restart().await;
+    let (status, _) = c
+        .call(
+            "PUT",
+            &format!("/v2/apps{app}"),
+            Some(&serde_json::json!({"instances": 3})),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "scale: {status}");
+    wait_running(&c, &app, 3).await;
+    let brokers = broker.bootstrap();
+    let app2 = app.clone();
+    let events = tokio::task::spawn_blocking(move || {
+        drover_tests::kafka::read_records::<drover_schema::Event>(
+            &brokers,
+            drover_schema::topics::EVENTS,
+            |e| e.app.as_deref() == Some(app2.as_str()),
+            |es| {
+                es.iter()
+                    .filter(|e| {
+                        e.kind == "status_update_event" && e.attrs["taskStatus"] == "TASK_RUNNING"
+                    })
+                    .count()
+                    >= 3
+            },
+            T,
+            Duration::ZERO,
+        )
+    })
+    .await
+    .unwrap();
+    let running = events
+        .iter()
+        .filter(|e| e.kind == "status_update_event" && e.attrs["taskStatus"] == "TASK_RUNNING")
+        .count();
+    assert!(
+        running >= 3,
+        "the third task's TASK_RUNNING, after the broker restart, is on the topic: {events:?}\n{}",
         c.master.logs()
     );
 }
