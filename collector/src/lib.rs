@@ -17,7 +17,7 @@ pub mod tags;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use bollard::{Docker, API_DEFAULT_VERSION};
+use bollard::Docker;
 use tokio::sync::watch;
 
 pub use metrics::CollectorMetrics;
@@ -92,15 +92,6 @@ pub fn hostname() -> String {
 /// Why the collector could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
-    /// The Docker address is not usable.
-    #[error("cannot use the Docker engine at {addr:?}: {source}; pass --docker unix:///var/run/docker.sock or tcp://HOST:PORT")]
-    Docker {
-        /// The address.
-        addr: String,
-        /// The error.
-        #[source]
-        source: bollard::errors::Error,
-    },
     /// The checkpoint file.
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
@@ -109,36 +100,14 @@ pub enum CollectorError {
     Kafka(#[from] rdkafka::error::KafkaError),
 }
 
-/// Connect to the Docker engine at `addr` (no request is made yet).
-pub fn connect_docker(addr: &str) -> Result<Docker, CollectorError> {
-    let err = |source| CollectorError::Docker {
-        addr: addr.to_string(),
-        source,
-    };
-    if addr.is_empty() {
-        Docker::connect_with_local_defaults().map_err(err)
-    } else if let Some(path) = addr.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, 120, API_DEFAULT_VERSION).map_err(err)
-    } else {
-        Docker::connect_with_http(addr, 120, API_DEFAULT_VERSION).map_err(err)
-    }
-}
-
-/// Run the collector until `shutdown` becomes true. Waits for Kafka (to read back what was
+/// Run the collector on `docker` (connected by the caller) until `shutdown` becomes true. Waits for Kafka (to read back what was
 /// delivered after the last checkpoint) before following any container.
 pub async fn run(
     cfg: CollectorConfig,
+    docker: Docker,
     metrics: CollectorMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), CollectorError> {
-    let docker = connect_docker(&cfg.docker)?;
-    let docker = match docker.clone().negotiate_version().await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(error = %e, "docker engine not answering yet; will keep trying");
-            docker
-        }
-    };
     let started_at = chrono::Utc::now().timestamp();
     let checkpoint_path = cfg.data_dir.join("checkpoints.json");
     let saved = Checkpoints::load(&checkpoint_path)?;

@@ -99,8 +99,10 @@ pub async fn run(args: CollectorArgs) -> anyhow::Result<()> {
             .sub_registry_with_prefix("collector"),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
+    let docker = crate::docker::connect(&args.opts.docker).await?;
     let collector = tokio::spawn(drover_collector::run(
         args.opts.config(&args.kafka, dir),
+        docker,
         metrics,
         stop_rx,
     ));

@@ -37,10 +37,9 @@ pub fn definition(image: &str) -> Value {
 
 /// Fails with what to do when the Docker engine cannot be reached or lacks `image`.
 pub async fn check_image(docker_addr: &str, image: &str) -> anyhow::Result<()> {
-    let docker = drover_scheduler::agent::docker::connect(docker_addr)
-        .with_context(|| {
-            format!("--demo: cannot connect to Docker at {docker_addr:?}; is dockerd running? (--docker URI picks another engine)")
-        })?;
+    let docker = crate::docker::connect(docker_addr).await.with_context(|| {
+        format!("--demo: cannot connect to Docker at {docker_addr:?}; is dockerd running? (--docker URI picks another engine)")
+    })?;
     match docker.inspect_image(image).await {
         Ok(_) => Ok(()),
         Err(bollard::errors::Error::DockerResponseServerError {

@@ -7,6 +7,7 @@ mod collector_cmd;
 mod dashboards_cmd;
 mod datadir;
 mod demo;
+mod docker;
 mod http;
 mod logs_cmd;
 mod metrics_cmd;

@@ -174,6 +174,8 @@ async fn serve(
     .await
     .context("failed to create Drover's topics")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // One Docker client for the collector and the local agent.
+    let docker = crate::docker::connect(&args.collector.docker).await?;
     let collector = (!args.no_collector).then(|| {
         let metrics = CollectorMetrics::register(
             registry
@@ -181,8 +183,9 @@ async fn serve(
                 .sub_registry_with_prefix("collector"),
         );
         let cfg = args.collector.config(kafka, data_dir.join("collector"));
+        let docker = docker.clone();
         tokio::spawn(async move {
-            if let Err(e) = drover_collector::run(cfg, metrics, stop_rx).await {
+            if let Err(e) = drover_collector::run(cfg, docker, metrics, stop_rx).await {
                 tracing::error!(error = %e, "the collector stopped");
             }
         })
@@ -237,7 +240,12 @@ async fn serve(
             &args.collector.docker,
         );
         let node_id = agent_cfg.node_id.clone();
-        let agent = scheduler_cmd::spawn_agent(agent_cfg, &mut registry, stop_tx.subscribe());
+        let agent = scheduler_cmd::spawn_agent(
+            agent_cfg,
+            docker.clone(),
+            &mut registry,
+            stop_tx.subscribe(),
+        );
         // Scheduler events also go to Kafka (drover.events.v1) for any consumer.
         let _events = drover_scheduler::publish::spawn(&master, kafka, stop_tx.subscribe())
             .context("cannot create the scheduler's Kafka producer")?;

@@ -38,9 +38,49 @@ pub struct Constraint {
     pub text: String,
 }
 
+/// Why a constraint does not read; the message names the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConstraintError {
+    /// Not 2 or 3 elements.
+    #[error("a constraint is [field, operator] or [field, operator, value]; got {0} element(s)")]
+    Arity(usize),
+    /// The operator needs a value that is missing.
+    #[error("{op} needs a {what} value")]
+    MissingValue {
+        /// The operator.
+        op: String,
+        /// What kind of value.
+        what: &'static str,
+    },
+    /// A LIKE/UNLIKE value is not a regular expression.
+    #[error("{value:?} is not a valid regular expression: {source}")]
+    Regex {
+        /// The value.
+        value: String,
+        /// The regex error.
+        source: regex::Error,
+    },
+    /// A GROUP_BY/MAX_PER value is not a positive whole number.
+    #[error("{op} needs a positive whole number, got {value:?}")]
+    Count {
+        /// The operator.
+        op: String,
+        /// The value.
+        value: String,
+    },
+    /// The operator is not one Drover knows.
+    #[error(
+        "unknown constraint operator {0:?}: use UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE or MAX_PER"
+    )]
+    Operator(String),
+    /// The field is empty.
+    #[error("the constraint's field is empty")]
+    EmptyField,
+}
+
 impl Constraint {
     /// Parse Marathon's array form; the error names the problem.
-    pub fn parse(v: &[Value]) -> Result<Self, String> {
+    pub fn parse(v: &[Value]) -> Result<Self, ConstraintError> {
         let s = |i: usize| -> Option<String> {
             v.get(i).map(|x| match x {
                 Value::String(s) => s.clone(),
@@ -48,10 +88,7 @@ impl Constraint {
             })
         };
         if v.len() < 2 || v.len() > 3 {
-            return Err(format!(
-                "a constraint is [field, operator] or [field, operator, value]; got {} element(s)",
-                v.len()
-            ));
+            return Err(ConstraintError::Arity(v.len()));
         }
         let field = s(0).unwrap_or_default();
         let op_name = s(1).unwrap_or_default();
@@ -60,18 +97,27 @@ impl Constraint {
             Some(val) => format!("{field}:{op_name}:{val}"),
             None => format!("{field}:{op_name}"),
         };
-        let regex = |val: Option<String>| -> Result<Regex, String> {
-            let val = val.ok_or_else(|| format!("{op_name} needs a regular expression value"))?;
+        let regex = |val: Option<String>| -> Result<Regex, ConstraintError> {
+            let val = val.ok_or_else(|| ConstraintError::MissingValue {
+                op: op_name.clone(),
+                what: "regular expression",
+            })?;
             Regex::new(&format!("^(?:{val})$"))
-                .map_err(|e| format!("{val:?} is not a valid regular expression: {e}"))
+                .map_err(|source| ConstraintError::Regex { value: val, source })
         };
-        let count = |val: Option<String>| -> Result<usize, String> {
-            let val = val.ok_or_else(|| format!("{op_name} needs a number value"))?;
+        let count = |val: Option<String>| -> Result<usize, ConstraintError> {
+            let val = val.ok_or_else(|| ConstraintError::MissingValue {
+                op: op_name.clone(),
+                what: "number",
+            })?;
             val.trim()
                 .parse::<usize>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{op_name} needs a positive whole number, got {val:?}"))
+                .ok_or_else(|| ConstraintError::Count {
+                    op: op_name.clone(),
+                    value: val.clone(),
+                })
         };
         let op = match op_name.as_str() {
             "UNIQUE" => Operator::Unique,
@@ -85,14 +131,10 @@ impl Constraint {
             "LIKE" => Operator::Like(regex(value)?),
             "UNLIKE" => Operator::Unlike(regex(value)?),
             "MAX_PER" => Operator::MaxPer(count(value)?),
-            other => {
-                return Err(format!(
-                    "unknown constraint operator {other:?}: use UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE or MAX_PER"
-                ))
-            }
+            other => return Err(ConstraintError::Operator(other.to_string())),
         };
         if field.is_empty() {
-            return Err("the constraint's field is empty".into());
+            return Err(ConstraintError::EmptyField);
         }
         Ok(Self { field, op, text })
     }
@@ -539,6 +581,7 @@ mod tests {
     fn bad_constraints() {
         assert!(Constraint::parse(&[json!("a"), json!("SOMETIMES")])
             .unwrap_err()
+            .to_string()
             .contains("unknown constraint operator"));
         assert!(Constraint::parse(&[json!("a"), json!("MAX_PER"), json!("x")]).is_err());
         assert!(Constraint::parse(&[json!("a"), json!("LIKE"), json!("(")]).is_err());

@@ -259,7 +259,7 @@ pub fn validate_app(app: &AppDefinition, largest_node: Option<Resources>) -> Val
     }
     for (i, c) in app.constraints.iter().enumerate() {
         if let Err(e) = Constraint::parse(c) {
-            errs.add(format!("/constraints/{i}"), e);
+            errs.add(format!("/constraints/{i}"), e.to_string());
         }
     }
     for (k, v) in &app.env {

@@ -106,8 +106,9 @@ struct Report {
 
 /// Run the benchmark.
 pub async fn run(args: CollectorBenchArgs) -> anyhow::Result<()> {
-    let docker = Docker::connect_with_local_defaults()?
-        .negotiate_version()
+    let docker = crate::docker::connect("").await?;
+    docker
+        .ping()
         .await
         .context("the Docker engine does not answer")?;
     for image in [&args.image, &args.idle_image] {
@@ -302,6 +303,7 @@ fn label_filter(label: &str) -> String {
 
 /// Run a collector in this process for the containers with `filter`; stop it with the sender.
 fn spawn_collector(
+    docker: Docker,
     brokers: &str,
     filter: &str,
     dir: std::path::PathBuf,
@@ -312,7 +314,7 @@ fn spawn_collector(
     cfg.stats_interval = stats_interval;
     let metrics = CollectorMetrics::default();
     let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(drover_collector::run(cfg, metrics.clone(), stop_rx));
+    let task = tokio::spawn(drover_collector::run(cfg, docker, metrics.clone(), stop_rx));
     (metrics, stop, task)
 }
 
@@ -336,6 +338,7 @@ async fn ship(
     what: &str,
 ) -> anyhow::Result<Run> {
     let (metrics, stop, task) = spawn_collector(
+        docker.clone(),
         brokers,
         &label_filter(label),
         dir,
@@ -476,8 +479,13 @@ async fn stats_cost(
         cleanup.push(created.id.clone());
         docker.start_container(&created.id, None).await?;
     }
-    let (metrics, stop, task) =
-        spawn_collector(brokers, &label_filter(&label), dir, Duration::from_secs(10));
+    let (metrics, stop, task) = spawn_collector(
+        docker.clone(),
+        brokers,
+        &label_filter(&label),
+        dir,
+        Duration::from_secs(10),
+    );
     // Let it find the containers, then measure whole intervals.
     tokio::time::sleep(Duration::from_secs(5)).await;
     eprintln!(

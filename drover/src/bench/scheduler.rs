@@ -219,8 +219,9 @@ pub async fn run(args: SchedulerBenchArgs) -> anyhow::Result<()> {
 }
 
 async fn scale_run(args: &SchedulerBenchArgs) -> anyhow::Result<ScaleReport> {
-    let docker = bollard::Docker::connect_with_local_defaults()?
-        .negotiate_version()
+    let docker = crate::docker::connect("").await?;
+    docker
+        .ping()
         .await
         .context("the Docker engine does not answer")?;
     docker.inspect_image(&args.image).await.with_context(|| {
@@ -314,6 +315,7 @@ async fn scale_run(args: &SchedulerBenchArgs) -> anyhow::Result<ScaleReport> {
     let agent_metrics = AgentMetrics::default();
     let agent = tokio::spawn(drover_scheduler::agent::run(
         agent_cfg,
+        docker.clone(),
         agent_metrics.clone(),
         stop_rx,
     ));

@@ -182,6 +182,7 @@ impl AgentOpts {
 /// Start the agent in the background.
 pub fn spawn_agent(
     cfg: AgentConfig,
+    docker: bollard::Docker,
     registry: &mut Registry,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -191,7 +192,7 @@ pub fn spawn_agent(
             .sub_registry_with_prefix("agent"),
     );
     tokio::spawn(async move {
-        if let Err(e) = drover_scheduler::agent::run(cfg, metrics, stop).await {
+        if let Err(e) = drover_scheduler::agent::run(cfg, docker, metrics, stop).await {
             tracing::error!(error = %e, "the agent stopped");
         }
     })

@@ -148,7 +148,8 @@ pub async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         cfg.resources.cpus, cfg.resources.mem, cfg.port_range.0, cfg.port_range.1
     );
     println!("  metrics  http://{}/metrics", args.http);
-    let agent = spawn_agent(cfg, &mut registry, stop_rx);
+    let docker = crate::docker::connect(&args.docker).await?;
+    let agent = spawn_agent(cfg, docker, &mut registry, stop_rx);
     let served = http::serve_role(
         listener,
         registry,

@@ -8,7 +8,7 @@ use bollard::{
         CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
         RemoveContainerOptionsBuilder, StopContainerOptions,
     },
-    Docker, API_DEFAULT_VERSION,
+    Docker,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
@@ -21,16 +21,46 @@ pub use drover_schema::labels::{
     VERSION as LABEL_VERSION,
 };
 
-/// Connect to the engine at `addr` (`""` = $DOCKER_HOST or the local socket,
-/// `unix:///PATH`, `tcp://HOST:PORT`).
-pub fn connect(addr: &str) -> Result<Docker, bollard::errors::Error> {
-    if addr.is_empty() {
-        Docker::connect_with_local_defaults()
-    } else if let Some(path) = addr.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, 120, API_DEFAULT_VERSION)
-    } else {
-        Docker::connect_with_http(addr, 120, API_DEFAULT_VERSION)
-    }
+/// Why a task's container could not be started (the message becomes the task's failure
+/// reason on the master).
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// `forcePullImage` and the pull failed.
+    #[error("cannot pull {image}: {source}")]
+    Pull {
+        /// The image.
+        image: String,
+        /// Docker's error.
+        source: bollard::errors::Error,
+    },
+    /// A host port of the task is taken on this node.
+    #[error("host port {port} is not free on this node: {source}")]
+    PortTaken {
+        /// The port.
+        port: u16,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// The image is not on this node's engine.
+    #[error("image {image} is not on this node's Docker engine (Drover does not pull unless container.docker.forcePullImage is set): {source}")]
+    NoImage {
+        /// The image.
+        image: String,
+        /// Docker's error.
+        source: bollard::errors::Error,
+    },
+    /// Creating the container failed.
+    #[error("cannot create the container: {source}")]
+    Create {
+        /// Docker's error.
+        source: bollard::errors::Error,
+    },
+    /// Starting the container failed (it was removed again).
+    #[error("cannot start the container: {source}")]
+    Start {
+        /// Docker's error.
+        source: bollard::errors::Error,
+    },
 }
 
 /// One container the agent owns, as the engine lists it.
@@ -160,7 +190,7 @@ pub async fn launch(
     cluster_id: &str,
     host: &str,
     default_image: &str,
-) -> Result<String, String> {
+) -> Result<String, LaunchError> {
     let image = spec
         .image
         .clone()
@@ -178,14 +208,17 @@ pub async fn launch(
             None,
         );
         while let Some(r) = pull.next().await {
-            r.map_err(|e| format!("cannot pull {image}: {e}"))?;
+            r.map_err(|source| LaunchError::Pull {
+                image: image.clone(),
+                source,
+            })?;
         }
     }
     // A host port something else took (another program, another agent on this host) fails
     // the task now with a clear reason; the master places its replacement on other ports.
     for p in &spec.host_ports {
-        if let Err(e) = std::net::TcpListener::bind(("0.0.0.0", *p)) {
-            return Err(format!("host port {p} is not free on this node: {e}"));
+        if let Err(source) = std::net::TcpListener::bind(("0.0.0.0", *p)) {
+            return Err(LaunchError::PortTaken { port: *p, source });
         }
     }
     let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
@@ -247,15 +280,18 @@ pub async fn launch(
             body,
         )
         .await
-        .map_err(|e| match &e {
-            bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
-                format!("image {image} is not on this node's Docker engine (Drover does not pull unless container.docker.forcePullImage is set): {e}")
-            }
-            _ => format!("cannot create the container: {e}"),
+        .map_err(|source| match &source {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            } => LaunchError::NoImage {
+                image: image.clone(),
+                source,
+            },
+            _ => LaunchError::Create { source },
         })?;
-    if let Err(e) = docker.start_container(&created.id, None).await {
+    if let Err(source) = docker.start_container(&created.id, None).await {
         let _ = remove(docker, &created.id).await;
-        return Err(format!("cannot start the container: {e}"));
+        return Err(LaunchError::Start { source });
     }
     Ok(created.id)
 }

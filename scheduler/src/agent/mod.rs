@@ -54,14 +54,6 @@ pub struct AgentConfig {
 /// What the agent can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// The Docker engine address is not usable.
-    #[error("cannot use the Docker engine at {addr:?}: {source}")]
-    Docker {
-        /// The address.
-        addr: String,
-        /// Why.
-        source: bollard::errors::Error,
-    },
     /// The HTTP client.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
@@ -96,20 +88,10 @@ struct Agent {
 /// restarted agent adopts them).
 pub async fn run(
     cfg: AgentConfig,
+    docker: bollard::Docker,
     metrics: AgentMetrics,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), AgentError> {
-    let docker = docker::connect(&cfg.docker).map_err(|source| AgentError::Docker {
-        addr: cfg.docker.clone(),
-        source,
-    })?;
-    let docker = match docker.clone().negotiate_version().await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(error = %e, "docker engine not answering yet; will keep trying");
-            docker
-        }
-    };
     let agent = Arc::new(Agent {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -446,7 +428,8 @@ impl Agent {
                     .observe(started.elapsed().as_secs_f64());
                 tracing::info!(task = %spec.task_id, app = %spec.app_id, container = %&id[..12.min(id.len())], ms = started.elapsed().as_millis() as u64, "task container started");
             }
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 self.metrics.launch_failures.inc();
                 tracing::warn!(task = %spec.task_id, app = %spec.app_id, error = %message, "task container failed to start");
                 local.failed.insert(
