@@ -29,7 +29,7 @@ p = Producer({
     "bootstrap.servers": brokers,
     "acks": "all",
     "enable.idempotence": True,
-    "compression.type": "lz4",
+    "compression.type": "none",
     "linger.ms": 5,
 })
 start = time.perf_counter()

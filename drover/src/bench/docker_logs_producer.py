@@ -1,6 +1,6 @@
 """Baseline for `drover bench collector`: `docker logs -f CONTAINER | python3 THIS BROKERS TOPIC KEY`.
 Produces every stdin line as one message (key = the container ID, like the collector), with the
-same settings as the collector (idempotent, acks=all, lz4), and prints how many lines and bytes were acknowledged."""
+same settings as the collector (idempotent, acks=all, uncompressed), and prints how many lines and bytes were acknowledged."""
 import sys
 
 from confluent_kafka import Producer
@@ -24,7 +24,7 @@ p = Producer({
     "bootstrap.servers": brokers,
     "acks": "all",
     "enable.idempotence": True,
-    "compression.type": "lz4",
+    "compression.type": "none",
     "linger.ms": 20,
 })
 for line in sys.stdin.buffer:
