@@ -2,7 +2,8 @@
 //! codec, with the collector's and the logpipe's real client settings: a backlog of log
 //! records produced, then read from offset 0 — time to the first record, records/s per
 //! 100,000 (does the rate depend on the backlog?), the longest wait between two records, time
-//! to drain — and the broker's CPU, RSS and bytes on disk per million records.
+//! to drain; then a steady rate produced while the consumer reads on (end-to-end latency
+//! p50/p99/max) — and the broker's CPU, RSS and bytes on disk per million records.
 use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -39,6 +40,13 @@ pub struct BrokerBenchArgs {
     /// Partitions of the topic.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
+    /// After the backlog: records/s produced at a steady rate while the consumer keeps up,
+    /// for the end-to-end latency (0 skips the phase).
+    #[arg(long, default_value_t = 5_000)]
+    steady_rate: u64,
+    /// How long the steady phase lasts.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    steady_for: Duration,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -56,6 +64,10 @@ struct CodecResult {
     /// Records/s of each successive 100,000 read.
     read_per_sec_by_100k: Vec<f64>,
     longest_wait_secs: f64,
+    /// Produce-to-consume latency at the steady rate, milliseconds (p50, p99, max).
+    steady_latency_ms: Option<[f64; 3]>,
+    /// Records of the steady phase that did not arrive within 30 s of its end.
+    steady_missing: u64,
     broker_cpu_secs: f64,
     broker_rss_mib: f64,
     disk_mib_per_million: f64,
@@ -151,10 +163,11 @@ async fn measure(
         args.records,
         codec.to_string(),
     );
-    let partitions = args.partitions;
-    let r = tokio::task::spawn_blocking(move || run_codec(&b, &t, n, &c, partitions))
-        .await
-        .context("benchmark thread panicked")??;
+    let (partitions, rate, steady_for) = (args.partitions, args.steady_rate, args.steady_for);
+    let r =
+        tokio::task::spawn_blocking(move || run_codec(&b, &t, n, &c, partitions, rate, steady_for))
+            .await
+            .context("benchmark thread panicked")??;
     let cpu = pid_cpu_seconds(pid).unwrap_or(0.0) - cpu0;
     let rss = drover_kafka::embedded::resident_bytes(pid).unwrap_or(0) as f64 / 1_048_576.0;
     let disk: u64 = std::fs::read_dir(dir)?
@@ -171,22 +184,27 @@ async fn measure(
     })
 }
 
-fn run_codec(
-    brokers: &str,
-    topic: &str,
-    n: u64,
-    codec: &str,
-    partitions: i32,
-) -> anyhow::Result<CodecResult> {
-    // The collector's producer settings, with this codec.
+/// The collector's producer settings, with this codec.
+fn collector_producer(brokers: &str, codec: &str) -> anyhow::Result<ThreadedProducer<Acks>> {
     let mut pc = config::producer(brokers, "drover-bench-broker");
     pc.set("compression.type", codec)
         .set("queue.buffering.max.kbytes", "1024")
         .set("queue.buffering.max.messages", "100000")
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000");
-    let producer: ThreadedProducer<Acks> =
-        pc.create_with_context(Acks(AtomicU64::new(0), AtomicU64::new(0)))?;
+    Ok(pc.create_with_context(Acks(AtomicU64::new(0), AtomicU64::new(0)))?)
+}
+
+fn run_codec(
+    brokers: &str,
+    topic: &str,
+    n: u64,
+    codec: &str,
+    partitions: i32,
+    steady_rate: u64,
+    steady_for: Duration,
+) -> anyhow::Result<CodecResult> {
+    let producer = collector_producer(brokers, codec)?;
     let containers = 30;
     let keys: Vec<String> = (0..containers).map(|c| format!("{c:064x}")).collect();
     let mut record_bytes = 0;
@@ -265,6 +283,69 @@ fn run_codec(
         }
     }
     let drain_secs = start.elapsed().as_secs_f64();
+
+    // Steady phase: a fixed rate produced while the same consumer reads on.
+    let (steady_latency_ms, steady_missing) = if steady_rate == 0 {
+        (None, 0)
+    } else {
+        eprintln!("{codec}: {steady_rate} records/s for {steady_for:?} while consuming…");
+        let (b, t, c) = (brokers.to_string(), topic.to_string(), codec.to_string());
+        let total = steady_rate * steady_for.as_secs().max(1);
+        let sender = std::thread::spawn(move || -> anyhow::Result<()> {
+            let producer = collector_producer(&b, &c)?;
+            let start = Instant::now();
+            for i in 0..total {
+                // Paced: record i leaves at i / rate seconds.
+                let due = start + Duration::from_secs_f64(i as f64 / steady_rate as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let container = (i % 30) as usize;
+                let payload = drover_schema::encode(&record(n + i, container));
+                let key = format!("{container:064x}");
+                let mut rec = BaseRecord::to(&t).key(&key).payload(&payload);
+                loop {
+                    match producer.send(rec) {
+                        Ok(()) => break,
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            rec = r;
+                            producer.poll(Duration::from_millis(1));
+                        }
+                        Err((e, _)) => return Err(e).context("failed to produce"),
+                    }
+                }
+            }
+            producer
+                .flush(Timeout::After(Duration::from_secs(60)))
+                .context("failed to flush the steady producer")?;
+            Ok(())
+        });
+        let mut latencies = Vec::with_capacity(total as usize);
+        let deadline = Instant::now() + steady_for + Duration::from_secs(30);
+        while (latencies.len() as u64) < total && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                if let Some(Ok(rec)) = m.payload().map(drover_schema::decode::<LogRecord>) {
+                    let ms = (chrono::Utc::now() - rec.ts)
+                        .num_microseconds()
+                        .unwrap_or(0) as f64
+                        / 1000.0;
+                    latencies.push(ms);
+                }
+            }
+        }
+        sender
+            .join()
+            .map_err(|_| anyhow::anyhow!("the steady producer panicked"))??;
+        let missing = total.saturating_sub(latencies.len() as u64);
+        latencies.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        (Some([q(0.5), q(0.99), q(1.0)]), missing)
+    };
     Ok(CodecResult {
         codec: codec.to_string(),
         records: n,
@@ -275,6 +356,8 @@ fn run_codec(
         read_per_sec: n as f64 / drain_secs.max(1e-9),
         read_per_sec_by_100k: by_100k,
         longest_wait_secs: longest,
+        steady_latency_ms,
+        steady_missing,
         broker_cpu_secs: 0.0,
         broker_rss_mib: 0.0,
         disk_mib_per_million: 0.0,
@@ -313,6 +396,15 @@ fn print_table(args: &BrokerBenchArgs, rs: &[CodecResult]) {
             r.broker_rss_mib,
             r.disk_mib_per_million
         );
+    }
+    for r in rs {
+        match r.steady_latency_ms {
+            Some([p50, p99, max]) => println!(
+                "{:<7} steady {} records/s: latency p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, {} missing",
+                r.codec, args.steady_rate, p50, p99, max, r.steady_missing
+            ),
+            None => println!("{:<7} steady phase skipped", r.codec),
+        }
     }
     for r in rs {
         let rates: Vec<String> = r
