@@ -11,6 +11,7 @@ mod broker;
 mod collector;
 mod kafka;
 mod metrics;
+mod pipeline;
 mod scheduler;
 mod search;
 
@@ -40,6 +41,11 @@ pub enum BenchCommand {
     /// Metrics store: ingest samples/s (in process and from Kafka), a 24-hour query over
     /// 1,000 series at 1-minute steps, a 5-minute window aggregation over 10,000 series.
     Metrics(metrics::MetricsBenchArgs),
+    /// The whole path as a user sees it: containers printing numbered lines at set total
+    /// rates through the collector, the embedded broker and the logpipe, each rate's printed →
+    /// searchable latency p50/p99/max (the newest searchable line's age, sampled every
+    /// 250 ms), lines lost, and the CPU of Drover and of the broker.
+    Pipeline(pipeline::PipelineBenchArgs),
 }
 
 /// The broker a benchmark measures against: `--brokers` when given (checked), else an
@@ -75,5 +81,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Scheduler(args) => scheduler::run(args).await,
         BenchCommand::Search(args) => search::run(args).await,
         BenchCommand::Metrics(args) => metrics::run(args).await,
+        BenchCommand::Pipeline(args) => pipeline::run(args).await,
     }
 }
