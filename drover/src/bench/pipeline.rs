@@ -157,11 +157,11 @@ pub async fn run(args: PipelineBenchArgs) -> anyhow::Result<()> {
         "{:>8} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8} {:>11} {:>11}",
         "rate",
         "printed/s",
-        "lines",
+        "indexed",
         "p50 ms",
         "p99 ms",
         "max ms",
-        "lost",
+        "missing",
         "drover cpu",
         "broker cpu"
     );
