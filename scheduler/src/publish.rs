@@ -35,7 +35,8 @@ pub fn spawn(
                     }
                     Err(_) => break,
                 },
-                _ = stop.changed() => break,
+                // wait_for, not changed: a stop seen during a retry below is still seen here.
+                _ = stop.wait_for(|s| *s) => break,
             };
             let Some(event) = events::to_schema_event(&e) else {
                 continue;
@@ -53,7 +54,7 @@ pub fn spawn(
                         tracing::debug!(error = %e, kind = %event.kind, attempt, "a scheduler event was refused; sending it again");
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
-                            _ = stop.changed() => break,
+                            _ = stop.wait_for(|s| *s) => break,
                         }
                         backoff *= 2;
                     }
