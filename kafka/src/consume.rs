@@ -61,7 +61,7 @@ fn flush_dead_letters(producer: &BaseProducer<DeadLetters>) -> Result<(), KafkaE
         if failed.is_empty() {
             return Ok(());
         }
-        for m in &failed {
+        for (i, m) in failed.iter().enumerate() {
             let mut rec = BaseRecord::to(m.topic()).payload(m.payload().unwrap_or_default());
             if let Some(k) = m.key() {
                 rec = rec.key(k);
@@ -70,13 +70,14 @@ fn flush_dead_letters(producer: &BaseProducer<DeadLetters>) -> Result<(), KafkaE
                 rec = rec.headers(h.clone());
             }
             if let Err((e, _)) = producer.send(rec) {
-                // Keep the rest for the next flush; the commit waits.
+                // Keep this one and the rest for the next flush (the ones before it are
+                // queued again); the commit waits.
                 producer
                     .context()
                     .failed
                     .lock()
                     .expect("dead letters lock")
-                    .extend(failed.iter().cloned());
+                    .extend(failed[i..].iter().cloned());
                 return Err(e);
             }
         }
