@@ -4,10 +4,7 @@
 //! 100,000 (does the rate depend on the backlog?), the longest wait between two records, time
 //! to drain; then a steady rate produced while the consumer reads on (end-to-end latency
 //! p50/p99/max) — and the broker's CPU, RSS and bytes on disk per million records.
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -18,13 +15,13 @@ use drover_kafka::{
 use drover_schema::{LogRecord, Source, Stream, SCHEMA_VERSION};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
-    error::{KafkaError, RDKafkaErrorCode},
-    producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer},
+    producer::{BaseRecord, Producer, ThreadedProducer},
     util::Timeout,
-    ClientContext, Message, Offset, TopicPartitionList,
+    Message, Offset, TopicPartitionList,
 };
 use serde::Serialize;
 
+use super::{send_waiting, DeliveryCounter};
 use crate::telemetry::pid_cpu_seconds;
 
 /// Options of `drover bench broker`.
@@ -125,20 +122,6 @@ fn record(i: u64, container: usize) -> LogRecord {
     }
 }
 
-struct Acks(AtomicU64, AtomicU64);
-
-impl ClientContext for Acks {}
-
-impl ProducerContext for Acks {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => self.0.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.1.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-}
-
 async fn measure(
     args: &BrokerBenchArgs,
     brokers: &str,
@@ -185,14 +168,17 @@ async fn measure(
 }
 
 /// The collector's producer settings, with this codec.
-fn collector_producer(brokers: &str, codec: &str) -> anyhow::Result<ThreadedProducer<Acks>> {
+fn collector_producer(
+    brokers: &str,
+    codec: &str,
+) -> anyhow::Result<ThreadedProducer<DeliveryCounter>> {
     let mut pc = config::producer(brokers, "drover-bench-broker");
     pc.set("compression.type", codec)
         .set("queue.buffering.max.kbytes", "1024")
         .set("queue.buffering.max.messages", "100000")
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000");
-    Ok(pc.create_with_context(Acks(AtomicU64::new(0), AtomicU64::new(0)))?)
+    Ok(pc.create_with_context(DeliveryCounter::default())?)
 }
 
 fn run_codec(
@@ -214,27 +200,16 @@ fn run_codec(
         let c = (i % containers as u64) as usize;
         let payload = drover_schema::encode(&record(i, c));
         record_bytes = payload.len();
-        let mut rec = BaseRecord::to(topic).key(&keys[c]).payload(&payload);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    rec = r;
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(e).context("failed to produce"),
-            }
-        }
+        send_waiting(
+            &producer,
+            BaseRecord::to(topic).key(&keys[c]).payload(&payload),
+        )?;
     }
     producer
         .flush(Timeout::After(Duration::from_secs(600)))
         .context("failed to flush the producer")?;
     let produce_secs = start.elapsed().as_secs_f64();
-    let acks = producer.context();
-    let (ok, failed) = (
-        acks.0.load(Ordering::Relaxed),
-        acks.1.load(Ordering::Relaxed),
-    );
+    let (ok, failed) = producer.context().counts();
     if ok != n || failed != 0 {
         bail!("{codec}: only {ok} of {n} records acknowledged ({failed} failed)");
     }
@@ -303,17 +278,7 @@ fn run_codec(
                 let container = (i % 30) as usize;
                 let payload = drover_schema::encode(&record(n + i, container));
                 let key = format!("{container:064x}");
-                let mut rec = BaseRecord::to(&t).key(&key).payload(&payload);
-                loop {
-                    match producer.send(rec) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            rec = r;
-                            producer.poll(Duration::from_millis(1));
-                        }
-                        Err((e, _)) => return Err(e).context("failed to produce"),
-                    }
-                }
+                send_waiting(&producer, BaseRecord::to(&t).key(&key).payload(&payload))?;
             }
             producer
                 .flush(Timeout::After(Duration::from_secs(60)))

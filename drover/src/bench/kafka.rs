@@ -2,7 +2,6 @@
 //! baseline against the same broker in the same run.
 use std::{
     path::PathBuf,
-    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -14,12 +13,13 @@ use drover_kafka::{
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
-    error::{KafkaError, RDKafkaErrorCode},
-    producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer},
+    producer::{BaseRecord, Producer, ThreadedProducer},
     util::Timeout,
-    ClientContext, Message,
+    Message,
 };
 use serde::Serialize;
+
+use super::{send_waiting, DeliveryCounter};
 
 const PYTHON_BENCH: &str = include_str!("confluent_kafka_bench.py");
 
@@ -175,23 +175,6 @@ async fn measure(args: &KafkaBenchArgs, brokers: &str, label: String) -> anyhow:
     })
 }
 
-struct DeliveryCounter {
-    ok: AtomicU64,
-    failed: AtomicU64,
-}
-
-impl ClientContext for DeliveryCounter {}
-
-impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-}
-
 fn rdkafka_run(
     brokers: &str,
     topic: &str,
@@ -200,36 +183,19 @@ fn rdkafka_run(
     partitions: i32,
 ) -> anyhow::Result<ClientResult> {
     let payload = vec![b'x'; size];
-    let producer: ThreadedProducer<DeliveryCounter> = config::producer(brokers, "drover-bench")
-        .create_with_context(DeliveryCounter {
-            ok: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-        })?;
+    let producer: ThreadedProducer<DeliveryCounter> =
+        config::producer(brokers, "drover-bench").create_with_context(DeliveryCounter::default())?;
     let keys: Vec<String> = (0..partitions).map(|p| p.to_string()).collect();
     let start = Instant::now();
     for i in 0..n {
         let key = &keys[(i % partitions as u64) as usize];
-        let mut record = BaseRecord::to(topic).key(key).payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(e).context("failed to produce"),
-            }
-        }
+        send_waiting(&producer, BaseRecord::to(topic).key(key).payload(&payload))?;
     }
     producer
         .flush(Timeout::After(Duration::from_secs(300)))
         .context("failed to flush the producer")?;
     let produce_secs = start.elapsed().as_secs_f64();
-    let ctx = producer.context();
-    let (ok, failed) = (
-        ctx.ok.load(Ordering::Relaxed),
-        ctx.failed.load(Ordering::Relaxed),
-    );
+    let (ok, failed) = producer.context().counts();
     if ok != n || failed != 0 {
         bail!("only {ok} of {n} messages were acknowledged ({failed} failed)");
     }

@@ -84,3 +84,54 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pipeline(args) => pipeline::run(args).await,
     }
 }
+
+/// Counts a producer's delivery reports (the benches check every record was acknowledged).
+#[derive(Debug, Default)]
+struct DeliveryCounter {
+    ok: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl rdkafka::ClientContext for DeliveryCounter {}
+
+impl rdkafka::producer::ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        let n = match result {
+            Ok(_) => &self.ok,
+            Err(_) => &self.failed,
+        };
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl DeliveryCounter {
+    /// (acknowledged, failed) so far.
+    fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.ok.load(Relaxed), self.failed.load(Relaxed))
+    }
+}
+
+/// Queue `record`, waiting while the producer's queue is full.
+fn send_waiting<C, K, P>(
+    producer: &rdkafka::producer::ThreadedProducer<C>,
+    mut record: rdkafka::producer::BaseRecord<'_, K, P, C::DeliveryOpaque>,
+) -> anyhow::Result<()>
+where
+    C: rdkafka::producer::ProducerContext + 'static,
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(anyhow::Error::new(e).context("failed to produce")),
+        }
+    }
+}
