@@ -34,10 +34,15 @@ pub struct BrokerArgs {
     /// Retention of one of Drover's topics, `TOPIC=DURATION` (repeatable; TOPIC is a topic
     /// name or logs, metrics, events, deadletter). Defaults: logs 3d, metrics 2d, events 30d,
     /// deadletter 30d. Set when a topic is created and on existing topics at every start; the
-    /// embedded broker deletes older records in its maintenance (every 10 minutes, and at
-    /// start).
+    /// embedded broker deletes older records in its maintenance (see
+    /// --maintenance-interval).
     #[arg(long, value_name = "TOPIC=DURATION", value_parser = crate::broker_cmd::parse_topic_retention)]
     pub topic_retention: Vec<String>,
+    /// How often the broker deletes the records past their topic's retention (it also does at
+    /// start). Each pass scans the stored records and holds up the broker's other work while
+    /// it runs, so minutes, not seconds, on a busy host.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub maintenance_interval: std::time::Duration,
 }
 
 /// Run the broker until Ctrl-C or SIGTERM.
@@ -52,7 +57,14 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
             .sub_registry_with_prefix("drover")
             .sub_registry_with_prefix("broker"),
     );
-    let broker = start_broker(args.listen, dir, args.tansu_bin, metrics).await?;
+    let broker = start_broker(
+        args.listen,
+        dir,
+        args.tansu_bin,
+        args.maintenance_interval,
+        metrics,
+    )
+    .await?;
     if let Err(e) = drover_kafka::admin::ensure_topics(
         &broker.bootstrap(),
         &drover_kafka::admin::default_topics_with(
@@ -97,11 +109,13 @@ pub async fn start_broker(
     listen: SocketAddr,
     dir: PathBuf,
     program: Option<PathBuf>,
+    maintenance_interval: std::time::Duration,
     metrics: BrokerMetrics,
 ) -> anyhow::Result<EmbeddedBroker> {
     eprintln!("starting the embedded Kafka broker on {listen}…");
     let mut cfg = BrokerConfig::new(listen, dir);
     cfg.program = program;
+    cfg.maintenance_interval = maintenance_interval;
     Ok(EmbeddedBroker::start(cfg, metrics).await?)
 }
 

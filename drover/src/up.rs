@@ -58,10 +58,15 @@ pub struct UpArgs {
     /// Retention of one of Drover's topics, `TOPIC=DURATION` (repeatable; TOPIC is a topic
     /// name or logs, metrics, events, deadletter). Defaults: logs 3d, metrics 2d, events 30d,
     /// deadletter 30d. Set when a topic is created and on existing topics at every start; the
-    /// embedded broker deletes older records in its maintenance (every 10 minutes, and at
-    /// start).
+    /// embedded broker deletes older records in its maintenance (see
+    /// --broker-maintenance-interval).
     #[arg(long, value_name = "TOPIC=DURATION", value_parser = crate::broker_cmd::parse_topic_retention)]
     pub topic_retention: Vec<String>,
+    /// How often the embedded broker deletes the records past their topic's retention (it also
+    /// does at start). Each pass scans the stored records and holds up the broker's other
+    /// work while it runs, so minutes, not seconds, on a busy host.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration, conflicts_with = "kafka")]
+    pub broker_maintenance_interval: Duration,
     /// Path of the tansu program for the embedded broker (default: the one scripts/setup.sh
     /// installed into ~/.cache/drover/tools, or tansu on PATH).
     #[arg(long, value_name = "PATH", env = "DROVER_TANSU_BIN")]
@@ -136,6 +141,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 args.broker_listen,
                 data_dir.join("broker"),
                 args.tansu_bin.clone(),
+                args.broker_maintenance_interval,
                 BrokerMetrics::register(drover.sub_registry_with_prefix("broker")),
             )
             .await?;

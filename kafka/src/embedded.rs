@@ -45,7 +45,16 @@ pub struct BrokerConfig {
     pub program: Option<PathBuf>,
     /// How long to wait for the broker to accept connections.
     pub ready_timeout: Duration,
+    /// How often the broker deletes records past their topic's `retention.ms` (tansu's
+    /// maintenance; it also runs once at start). tansu's own default is 10 minutes.
+    pub maintenance_interval: Duration,
 }
+
+/// Drover's default for [`BrokerConfig::maintenance_interval`]: often enough that a
+/// retention of hours or days is kept to within minutes, rarely enough that the deletion's
+/// scan of the record table (it blocks the broker's other storage calls while it runs) is
+/// rare.
+pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 impl BrokerConfig {
     /// A config with the default timeout.
@@ -55,6 +64,7 @@ impl BrokerConfig {
             data_dir: data_dir.into(),
             program: None,
             ready_timeout: Duration::from_secs(30),
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
         }
     }
 }
@@ -245,6 +255,16 @@ impl EmbeddedBroker {
     }
 }
 
+/// tansu's `--storage-engine` URL: the SQLite file in the working directory and the
+/// maintenance interval (`?maintenance_interval=`, a humantime duration, read by tansu 0.6's
+/// broker builder).
+fn storage_url(maintenance_interval: Duration) -> String {
+    format!(
+        "sqlite://tansu.db?maintenance_interval={}ms",
+        maintenance_interval.as_millis().max(1)
+    )
+}
+
 async fn spawn_ready(program: &Path, cfg: &BrokerConfig, log: &Path) -> Result<Child, KafkaError> {
     let io = |what: String| move |source| KafkaError::Io { what, source };
     let out = OpenOptions::new()
@@ -266,9 +286,10 @@ async fn spawn_ready(program: &Path, cfg: &BrokerConfig, log: &Path) -> Result<C
         .arg(format!("tcp://{}", cfg.listen))
         .arg("--advertised-listener-url")
         .arg(format!("tcp://{advertised}"))
-        // The SQLite file is resolved against the working directory.
+        // The SQLite file is resolved against the working directory; tansu takes the
+        // maintenance interval from the storage URL's query (and strips it).
         .arg("--storage-engine")
-        .arg("sqlite://tansu.db")
+        .arg(storage_url(cfg.maintenance_interval))
         .arg("--cluster-id")
         .arg("drover")
         .current_dir(&cfg.data_dir)
@@ -464,6 +485,25 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("scripts/setup.sh"), "{msg}");
         assert!(msg.contains("--kafka"), "{msg}");
+    }
+
+    #[test]
+    fn storage_url_carries_the_maintenance_interval_in_a_form_humantime_reads() {
+        assert_eq!(
+            storage_url(Duration::from_secs(300)),
+            "sqlite://tansu.db?maintenance_interval=300000ms"
+        );
+        // Never 0 ms (a zero-period interval panics in tokio).
+        assert_eq!(
+            storage_url(Duration::ZERO),
+            "sqlite://tansu.db?maintenance_interval=1ms"
+        );
+        let url = storage_url(Duration::from_millis(1500));
+        let v = url.split_once('=').unwrap().1;
+        assert_eq!(
+            humantime::parse_duration(v).unwrap(),
+            Duration::from_millis(1500)
+        );
     }
 
     #[test]

@@ -22,28 +22,48 @@ pub struct TestBroker {
     broker: Option<EmbeddedBroker>,
     listen: SocketAddr,
     dir: TempDir,
+    maintenance_interval: Duration,
 }
 
 impl TestBroker {
     /// Start a broker; panics with the broker's own message if it cannot start.
     pub async fn start() -> Self {
+        Self::start_with_maintenance(drover_kafka::embedded::DEFAULT_MAINTENANCE_INTERVAL).await
+    }
+
+    /// Start a broker that deletes records past their retention every `interval`.
+    pub async fn start_with_maintenance(interval: Duration) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let broker = Self::spawn(listen, &dir).await;
+        let broker = Self::spawn(listen, &dir, interval).await;
         Self {
             broker: Some(broker),
             listen,
             dir,
+            maintenance_interval: interval,
         }
     }
 
-    async fn spawn(listen: SocketAddr, dir: &TempDir) -> EmbeddedBroker {
-        EmbeddedBroker::start(
-            BrokerConfig::new(listen, dir.path().join("broker")),
-            BrokerMetrics::default(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("cannot start the test broker: {e}"))
+    async fn spawn(listen: SocketAddr, dir: &TempDir, interval: Duration) -> EmbeddedBroker {
+        let mut cfg = BrokerConfig::new(listen, dir.path().join("broker"));
+        cfg.maintenance_interval = interval;
+        EmbeddedBroker::start(cfg, BrokerMetrics::default())
+            .await
+            .unwrap_or_else(|e| panic!("cannot start the test broker: {e}"))
+    }
+
+    /// Bytes of the broker's database on disk (`tansu.db` and its WAL and shared memory).
+    pub fn disk_bytes(&self) -> u64 {
+        std::fs::read_dir(self.dir.path().join("broker"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("tansu.db"))
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 
     /// Bootstrap servers.
@@ -59,7 +79,7 @@ impl TestBroker {
     /// Stop the broker (SIGTERM) and start it again on the same address and data.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.broker = Some(Self::spawn(self.listen, &self.dir).await);
+        self.broker = Some(Self::spawn(self.listen, &self.dir, self.maintenance_interval).await);
     }
 
     /// Kill the broker (SIGKILL); [`TestBroker::start_again`] starts it again.
@@ -72,13 +92,72 @@ impl TestBroker {
     /// Start a stopped or killed broker again on the same address and data.
     pub async fn start_again(&mut self) {
         assert!(self.broker.is_none(), "stop or kill first");
-        self.broker = Some(Self::spawn(self.listen, &self.dir).await);
+        self.broker = Some(Self::spawn(self.listen, &self.dir, self.maintenance_interval).await);
     }
 
     /// Stop the broker; [`TestBroker::restart`] starts it again.
     pub async fn stop(&mut self) {
         if let Some(b) = self.broker.take() {
             b.stop().await;
+        }
+    }
+}
+
+/// Delivery outcomes of a producer.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    ok: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        let n = if result.is_ok() {
+            &self.ok
+        } else {
+            &self.failed
+        };
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Deliveries {
+    /// (acknowledged, failed) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.ok.load(Relaxed), self.failed.load(Relaxed))
+    }
+}
+
+/// A producer with Drover's settings that counts its deliveries.
+pub fn counting_producer(brokers: &str) -> rdkafka::producer::ThreadedProducer<Deliveries> {
+    config::producer(brokers, "drover-test")
+        .create_with_context(Deliveries::default())
+        .expect("producer")
+}
+
+/// Queue one record, waiting while the producer's queue is full (blocking).
+pub fn send_waiting(
+    producer: &rdkafka::producer::ThreadedProducer<Deliveries>,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    let mut record = rdkafka::producer::BaseRecord::to(topic)
+        .key(key)
+        .payload(payload);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => panic!("cannot queue a record: {e}"),
         }
     }
 }
