@@ -186,7 +186,7 @@ async fn routes_by_host_and_path_from_drover_and_marathon_lb_labels_and_refuses_
     .await;
     deploy(
         &up,
-        &demo("/thief", 1, json!({"drover.gateway.host": "web.test"})),
+        &demo("/zthief", 1, json!({"drover.gateway.host": "web.test"})),
     )
     .await;
     deploy(
@@ -197,7 +197,7 @@ async fn routes_by_host_and_path_from_drover_and_marathon_lb_labels_and_refuses_
     let web = wait_healthy(&up, "/web", 2).await;
     let stats = wait_healthy(&up, "/stats", 1).await;
     let legacy = wait_healthy(&up, "/legacy", 1).await;
-    wait_healthy(&up, "/thief", 1).await;
+    wait_healthy(&up, "/zthief", 1).await;
     wait_routed(&up, "web.test", "/", 2).await;
     wait_routed(&up, "web.test", "/metrics", 1).await;
     wait_routed(&up, "a.legacy.test", "/", 1).await;
@@ -213,7 +213,7 @@ async fn routes_by_host_and_path_from_drover_and_marathon_lb_labels_and_refuses_
     // Path routing: /metrics goes to /stats' instance (which served no GET /), not to /web.
     let (code, text) = via(&up, "web.test", "/metrics").await;
     assert_eq!(code, 200);
-    assert!(text.contains("demo_requests"), "{text}");
+    assert!(text.contains("demo_in_flight_requests"), "{text}");
     assert!(
         !text.contains("demo_requests_total{status=\"200\"}"),
         "/metrics came from an instance that served GET /:\n{text}"
@@ -262,9 +262,9 @@ async fn routes_by_host_and_path_from_drover_and_marathon_lb_labels_and_refuses_
         reason("/bad")
     );
     assert!(
-        reason("/thief").contains("already routed to /web"),
+        reason("/zthief").contains("already routed to /web"),
         "{}",
-        reason("/thief")
+        reason("/zthief")
     );
     assert_eq!(refused.len(), 2, "{r:#}");
     assert_eq!(r["source"]["connected"], true, "{r:#}");
@@ -376,6 +376,7 @@ async fn a_scaled_up_instance_takes_traffic_within_2s_of_becoming_healthy() {
     for l in load {
         l.await.unwrap();
     }
+    println!("the new instance got traffic {got_traffic:?} after it was seen healthy");
     assert!(
         got_traffic < Duration::from_secs(2),
         "the new instance took {got_traffic:?} to get traffic after becoming healthy"
