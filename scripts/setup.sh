@@ -14,7 +14,7 @@ say() { echo "==> $*" >&2; }
 # --- Debian packages ---------------------------------------------------------------------
 need=()
 for pkg in prometheus busybox-static gcc g++ make perl pkg-config python3 curl \
-  chromium chromium-driver fonts-dejavu-core; do
+  chromium chromium-driver fonts-dejavu-core haproxy nginx wrk; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

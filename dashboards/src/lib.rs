@@ -8,6 +8,7 @@
 //! | Apps, an app | `/v2/apps`, `/v2/apps/{id}/tasks`, `/v2/deployments`, `/api/metrics/query`, `/api/logs/search` |
 //! | Nodes | `/v1/nodes`, `/v1/nodes/{id}/{cordon,uncordon,drain}`, `DELETE /v1/nodes/{id}` |
 //! | Events | `/v1/events` (the latest), `/v2/events` (SSE, live) |
+//! | Routes | `/v1/gateway/routes` |
 //!
 //! `GET /ui/config.json` tells the page which parts this server has, so a role without the
 //! scheduler (say) hides its pages instead of showing errors.
@@ -35,6 +36,8 @@ pub struct UiConfig {
     pub metrics: bool,
     /// The scheduler's APIs (`/v2/...`, `/v1/nodes`, `/v1/events`).
     pub scheduler: bool,
+    /// The gateway's routes API (`/v1/gateway/routes`).
+    pub gateway: bool,
     /// Drover's version, shown in the footer.
     pub version: String,
 }
@@ -46,6 +49,7 @@ impl UiConfig {
             logs: true,
             metrics: true,
             scheduler: true,
+            gateway: true,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }

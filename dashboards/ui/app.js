@@ -446,6 +446,7 @@
       h('a', { href: logsHash({ q: '', since: '1h', from: '', to: '', app: id, host: '', level: '', stream: '', container: '' }) }, 'All logs of this app →'));
     const info = h('div', { class: 'muted', id: 'app-info' });
     const waiting = h('div', { class: 'banner', id: 'queue-reason', hidden: true });
+    const gateway = h('div', { class: 'muted', id: 'app-routes' });
     const tbody = h('tbody');
     const tasks = h('table', { id: 'tasks' }, h('thead', {}, h('tr', {},
       h('th', {}, 'Task'), h('th', {}, 'Node'), h('th', {}, 'Host:ports'), h('th', {}, 'State'), h('th', {}, 'Health'), h('th', { class: 'num' }, 'Uptime'))), tbody);
@@ -459,7 +460,7 @@
     const chartEls = chartDefs.map(([m, label]) => h('div', { class: 'panel chart-panel', dataset: { metric: m } }, h('h3', {}, label), h('div', { class: 'chart-box' })));
     const since = h('select', { id: 'chart-range' }, ['15m', '1h', '6h', '24h'].map(v => h('option', { value: v }, 'last ' + v)));
     const logs = h('div', { class: 'logs', id: 'app-logs' });
-    view.replaceChildren(h('div', { class: 'row' }, h('a', { href: '#/apps' }, '← Apps')), title, actions, info, waiting,
+    view.replaceChildren(h('div', { class: 'row' }, h('a', { href: '#/apps' }, '← Apps')), title, actions, info, gateway, waiting,
       h('div', { class: 'panel' }, h('h3', {}, 'Tasks'), tasks),
       h('div', { class: 'row' }, h('h3', { style: 'margin:0' }, 'Resources per instance'), since),
       h('div', { class: 'grid', id: 'charts' }, chartEls),
@@ -486,6 +487,16 @@
             h('td', {}, h('span', { class: 'badge ' + task.state }, task.state.replace('TASK_', '').toLowerCase())),
             h('td', {}, hc ? h('span', { class: 'badge ' + (hc.alive ? 'healthy' : 'unhealthy'), title: hc.lastFailureCause || '' }, hc.alive ? 'healthy' : 'unhealthy') : '–'),
             h('td', { class: 'num' }, task.startedAt ? ago(task.startedAt) : '–')));
+        }
+        if (config.gateway !== false) {
+          // Its routes on the gateway, or why its labels were refused.
+          const gw = await api('/v1/gateway/routes').catch(() => null);
+          if (gw) {
+            const mine = gw.routes.filter(x => x.groups.some(g => g.app === id)).map(x => (x.host || '*') + x.path);
+            const no = gw.refused.filter(x => x.app === id);
+            gateway.replaceChildren(mine.length ? h('span', {}, 'routed: ', h('a', { href: '#/routes' }, mine.join(', '))) : '',
+              ...no.map(x => h('div', { class: 'banner', dataset: { refused: x.app } }, 'gateway route refused: ' + x.reason)));
+          }
         }
         tasks.dataset.state = 'ready';
         tasks.dataset.running = String(t.tasks.filter(x => x.state === 'TASK_RUNNING').length);
@@ -628,6 +639,61 @@
     cleanup.push(() => src.close());
   }
 
+  // ---------------------------------------------------------------- routes (the gateway)
+  function fmtMs(v) { return v == null ? '–' : (v < 10 ? v.toFixed(2) : v.toFixed(0)) + ' ms'; }
+  async function renderRoutes() {
+    const body = h('tbody');
+    const table = h('table', { id: 'routes' }, h('thead', {}, h('tr', {},
+      h('th', {}, 'Host and path'), h('th', {}, 'App'), h('th', {}, 'Backend'), h('th', {}, 'Health'),
+      h('th', { class: 'num' }, 'In flight'), h('th', { class: 'num' }, 'Req/s'), h('th', { class: 'num' }, 'p99'), h('th', {}, 'Task'))), body);
+    const refusedBody = h('tbody');
+    const refused = h('table', { id: 'refused' }, h('thead', {}, h('tr', {}, h('th', {}, 'App'), h('th', {}, 'Host and path'), h('th', {}, 'Why refused'))), refusedBody);
+    const source = h('div', { class: 'muted', id: 'routes-source' });
+    view.replaceChildren(h('h2', {}, 'Routes'), source,
+      h('div', { class: 'panel' }, table),
+      h('div', { class: 'panel' }, h('h3', {}, 'Refused routes'), refused));
+    async function load() {
+      try {
+        const res = await api('/v1/gateway/routes');
+        const s = res.source || {};
+        source.textContent = (s.master ? `following ${s.master} · ${s.connected ? 'connected' : 'not connected' + (s.last_error ? ': ' + s.last_error : '')}` : 'routes applied by hand')
+          + (res.built_at ? ` · table built ${ago(res.built_at)} ago` : '');
+        body.textContent = '';
+        if (!res.routes.length) body.append(h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No routes: give an app the label drover.gateway.host (or marathon-lb\'s HAPROXY_0_VHOST).')));
+        for (const r of res.routes) {
+          const name = (r.host || '*') + r.path;
+          body.append(h('tr', { class: 'group', dataset: { route: name } }, h('td', { colspan: 8 },
+            name, r.service ? ` · service ${r.service} · hash ${r.hash_key.kind}${r.hash_key.name ? ':' + r.hash_key.name : ''}` : '', ` · ${r.labels} labels`)));
+          for (const g of r.groups) {
+            const head = h('tr', { dataset: { app: g.app } },
+              h('td', {}, ''), h('td', {}, h('a', { href: appHref(g.app) }, g.app), h('br'), h('small', { class: 'muted' }, `${g.backends.length} of ${g.tasks} task(s) take traffic`)),
+              h('td', {}, g.backends.length ? '' : h('span', { class: 'badge unhealthy' }, 'no backend: 503')), h('td', {}, ''),
+              h('td', { class: 'num' }, g.in_flight), h('td', { class: 'num' }, g.rps.toFixed(1)), h('td', { class: 'num' }, fmtMs(g.p99_ms)), h('td', {}, ''));
+            body.append(head);
+            for (const b of g.backends) {
+              body.append(h('tr', { dataset: { backend: b.addr, ejected: String(b.ejected) } },
+                h('td', {}, ''), h('td', {}, ''), h('td', {}, h('code', {}, b.addr)),
+                h('td', {}, b.ejected ? h('span', { class: 'badge unhealthy', title: `ejected ${b.ejections} time(s)` }, `ejected until ${fmtTs(b.ejected_until)}`)
+                  : h('span', { class: 'badge ok', title: `${b.consecutive_failures} failure(s) in a row` }, 'ok')),
+                h('td', { class: 'num' }, b.in_flight), h('td', { class: 'num' }, b.rps.toFixed(1)), h('td', { class: 'num' }, fmtMs(b.p99_ms)),
+                h('td', {}, h('small', { class: 'muted' }, b.task))));
+            }
+          }
+        }
+        refusedBody.textContent = '';
+        if (!res.refused.length) refusedBody.append(h('tr', {}, h('td', { colspan: 3, class: 'empty' }, 'None: every labelled app is routed.')));
+        for (const x of res.refused) {
+          refusedBody.append(h('tr', { dataset: { app: x.app } }, h('td', {}, h('a', { href: appHref(x.app) }, x.app)),
+            h('td', {}, x.host || x.path ? (x.host || '*') + (x.path || '') : '–'), h('td', { class: 'reason' }, x.reason)));
+        }
+        table.dataset.state = 'ready';
+        showError(null);
+      } catch (e) { showError(e.message); }
+    }
+    await load();
+    every(2000, load);
+  }
+
   // ---------------------------------------------------------------- router
   function render() {
     for (const f of cleanup.splice(0)) { try { f(); } catch (_) { /* already gone */ } }
@@ -637,11 +703,11 @@
       a.classList.toggle('active', a.dataset.page === r.page || (r.page === 'app' && a.dataset.page === 'apps'));
       a.hidden = config[a.dataset.needs] === false;
     }
-    const pages = { logs: renderLogs, apps: renderApps, app: renderApp, nodes: renderNodes, events: renderEvents };
+    const pages = { logs: renderLogs, apps: renderApps, app: renderApp, nodes: renderNodes, events: renderEvents, routes: renderRoutes };
     const page = pages[r.page];
     document.title = 'Drover · ' + (r.page === 'app' ? '/' + r.rest.join('/') : r.page);
     if (!page) { view.replaceChildren(h('div', { class: 'empty' }, `No page "${r.page}". `, h('a', { href: '#/logs' }, 'Go to logs'))); return; }
-    const needs = { logs: 'logs', apps: 'scheduler', app: 'scheduler', nodes: 'scheduler', events: 'scheduler' }[r.page];
+    const needs = { logs: 'logs', apps: 'scheduler', app: 'scheduler', nodes: 'scheduler', events: 'scheduler', routes: 'gateway' }[r.page];
     if (config[needs] === false) { view.replaceChildren(h('div', { class: 'empty' }, `This server has no ${needs}: this page is served by drover up or the role that runs it.`)); return; }
     Promise.resolve(page(r)).catch(e => showError(e.message));
   }
@@ -649,7 +715,7 @@
   window.addEventListener('hashchange', render);
   render(); // the first page does not wait for the config
   fetch('/ui/config.json').then(r => r.json()).then(c => {
-    const changed = ['logs', 'metrics', 'scheduler'].some(k => c[k] !== config[k]);
+    const changed = ['logs', 'metrics', 'scheduler', 'gateway'].some(k => c[k] !== config[k]);
     config = c;
     document.getElementById('footer').textContent = `Drover ${c.version}`;
     if (changed) render();

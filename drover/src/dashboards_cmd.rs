@@ -88,6 +88,8 @@ pub async fn run(args: DashboardsArgs) -> anyhow::Result<()> {
         logs: search.is_some(),
         metrics: metrics.is_some(),
         scheduler: master.is_some(),
+        // The gateway's routes API is served by `drover up` or `drover gateway`, not proxied here.
+        gateway: false,
         ..drover_dashboards::UiConfig::all()
     }));
     if let Some(up) = search {

@@ -26,7 +26,8 @@ pub fn definition(image: &str) -> Value {
             "LOG_RATE": "2", "LOG_FORMAT": "mixed", "ERROR_RATE": "0.05",
             "LATENCY_MS": "5", "LATENCY_JITTER_MS": "60"
         },
-        "labels": {"drover.demo": "true"},
+        // Routed by the gateway (drover up --gateway): curl -H 'Host: demo.localhost' 127.0.0.1:8000
+        "labels": {"drover.demo": "true", "drover.gateway.host": "demo.localhost"},
         "healthChecks": [{"protocol": "HTTP", "path": "/healthz", "portIndex": 0,
             "gracePeriodSeconds": 10, "intervalSeconds": 5, "timeoutSeconds": 2,
             "maxConsecutiveFailures": 3}],

@@ -8,6 +8,7 @@ mod dashboards_cmd;
 mod datadir;
 mod demo;
 mod docker;
+mod gateway_cmd;
 mod http;
 mod logs_cmd;
 mod metrics_cmd;
@@ -65,6 +66,9 @@ enum Command {
     App(scheduler_cmd::AppArgs),
     /// List, cordon, uncordon, drain and remove nodes (client of the master).
     Node(scheduler_cmd::NodeArgs),
+    /// Run only the gateway (the HTTP reverse proxy in front of the apps, routed by their
+    /// labels, following a master), or list its routes (`drover gateway routes`).
+    Gateway(gateway_cmd::GatewayArgs),
     /// Serve only the web UI, its pages backed by the APIs of other hosts' roles (a proxy to
     /// --search, --metrics and --master), for a multi-host setup.
     Dashboards(dashboards_cmd::DashboardsArgs),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             Command::MetricsStore(args) => metrics_cmd::run(args).await,
             Command::Metrics(cmd) => metrics_cmd::client(cmd).await,
             Command::Dashboards(args) => dashboards_cmd::run(args).await,
+            Command::Gateway(args) => gateway_cmd::run(args).await,
         }
     });
     match result {

@@ -15,6 +15,7 @@ use crate::{
     broker_cmd::start_broker,
     collector_cmd::CollectorOpts,
     datadir,
+    gateway_cmd::{bind_gateway, GatewayOpts, RunningGateway},
     http::{self, bind_http, shutdown_signal, AppState},
     logs_cmd::{LogpipeOpts, RunningLogpipe},
     metrics_cmd::{MetricsOpts, RunningMetricsStore},
@@ -93,6 +94,21 @@ pub struct UpArgs {
     pub no_metrics_store: bool,
     #[command(flatten)]
     pub metrics: MetricsOpts,
+    /// Address of the gateway: the HTTP reverse proxy that routes requests to the apps by
+    /// their labels (drover.gateway.host, drover.gateway.path, or marathon-lb's
+    /// HAPROXY_0_VHOST, HAPROXY_0_PATH).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8000",
+        env = "DROVER_GATEWAY"
+    )]
+    pub gateway: SocketAddr,
+    /// Do not run the gateway.
+    #[arg(long)]
+    pub no_gateway: bool,
+    #[command(flatten)]
+    pub gateway_opts: GatewayOpts,
     /// Deploy the demo app (/demo: two instances of drover-demo:latest logging and serving a
     /// little generated traffic), to see live logs and charts without writing any config.
     #[arg(long, conflicts_with = "no_scheduler")]
@@ -170,6 +186,12 @@ async fn serve(
     kafka: &str,
     broker: &Option<EmbeddedBroker>,
 ) -> anyhow::Result<()> {
+    // The gateway follows the local master: without the scheduler it has nothing to route.
+    let gateway_listener = if args.no_gateway || args.no_scheduler {
+        None
+    } else {
+        Some(bind_gateway(args.gateway, "--gateway").await?)
+    };
     admin::ensure_topics(
         kafka,
         &admin::default_topics_with(
@@ -258,11 +280,30 @@ async fn serve(
         extra = extra.merge(drover_scheduler::api::router(master.clone()));
         Some((looped, agent, node_id, master))
     };
+    // The gateway: routes requests to the apps, follows the local master, reports to Kafka.
+    let gateway = match gateway_listener {
+        Some(l) => {
+            let g = RunningGateway::start(
+                &args.gateway_opts,
+                l,
+                &scheduler_cmd::local_master_url(args.http),
+                Some(kafka),
+                registry
+                    .sub_registry_with_prefix("drover")
+                    .sub_registry_with_prefix("gateway"),
+                stop_tx.subscribe(),
+            )?;
+            extra = extra.merge(g.gateway.router());
+            Some(g)
+        }
+        None => None,
+    };
     // The web UI at /, told which parts this server has.
     extra = extra.merge(drover_dashboards::router(drover_dashboards::UiConfig {
         logs: true,
         metrics: !args.no_metrics_store,
         scheduler: !args.no_scheduler,
+        gateway: gateway.is_some(),
         ..drover_dashboards::UiConfig::all()
     }));
     let state = AppState {
@@ -306,6 +347,12 @@ async fn serve(
             args.http
         );
     }
+    if gateway.is_some() {
+        println!(
+            "  gateway     http://{}/   (routes: drover gateway routes; label apps with drover.gateway.host)",
+            args.gateway
+        );
+    }
     let demo = args.demo.then(|| {
         let base = scheduler_cmd::local_master_url(args.http);
         println!(
@@ -334,6 +381,9 @@ async fn serve(
     let _ = stop_tx.send(true);
     if let Some(d) = demo {
         let _ = d.await;
+    }
+    if let Some(g) = gateway {
+        g.wait().await;
     }
     if let Some(c) = collector {
         let _ = c.await;

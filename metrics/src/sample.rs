@@ -478,6 +478,11 @@ mod tests {
             requests: 100,
             status,
             latency,
+            concurrency_mean: 2.5,
+            concurrency_max: 6,
+            bytes_in: 0,
+            bytes_out: 300,
+            gateway_errors: 5,
         };
         let s = flatten(&MetricRecord::Request(r.clone())).unwrap();
         let get = |m| s.values.iter().find(|(x, _)| *x == m).unwrap().1;

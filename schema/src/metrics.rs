@@ -105,6 +105,24 @@ pub struct RequestStats {
     pub status: StatusClasses,
     /// Latency of the completed requests.
     pub latency: LatencyHistogram,
+    /// Time-weighted mean of the requests in flight over the interval (the concurrency the
+    /// autoscaler scales on: 2 requests of 500 ms each in a 1 s interval give 1.0). 0 from
+    /// producers older than this field.
+    #[serde(default)]
+    pub concurrency_mean: f64,
+    /// Most requests in flight at once during the interval.
+    #[serde(default)]
+    pub concurrency_max: u64,
+    /// Request body bytes received from clients during the interval.
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Response body bytes sent to clients during the interval.
+    #[serde(default)]
+    pub bytes_out: u64,
+    /// Responses the gateway made itself (502 bad or no answer, 503 no healthy backend, 504
+    /// timeout), also counted in `status`; `status.s5xx - gateway_errors` came from the app.
+    #[serde(default)]
+    pub gateway_errors: u64,
 }
 
 impl RequestStats {

@@ -72,6 +72,11 @@ fn metric_records_round_trip_both_kinds() {
         requests: 1,
         status,
         latency,
+        concurrency_mean: 1.5,
+        concurrency_max: 4,
+        bytes_in: 10,
+        bytes_out: 20,
+        gateway_errors: 1,
     });
     for rec in [c, r] {
         let bytes = encode(&rec);
@@ -79,6 +84,17 @@ fn metric_records_round_trip_both_kinds() {
         assert_eq!(back, rec);
         assert_eq!(back.app(), "/shop/web");
     }
+}
+
+#[test]
+fn request_stats_without_the_concurrency_fields_still_decode() {
+    let old = br#"{"v":1,"kind":"request","ts":"2026-11-22T10:00:00Z","interval_ms":5000,"app":"/a","in_flight":2,"requests":3,"status":{"s2xx":3},"latency":{"bounds_ms":[1.0],"counts":[3,0],"sum_ms":1.5}}"#;
+    let MetricRecord::Request(r) = decode::<MetricRecord>(old).unwrap() else {
+        panic!("not a request record");
+    };
+    assert_eq!(r.requests, 3);
+    assert_eq!((r.concurrency_mean, r.concurrency_max), (0.0, 0));
+    assert_eq!((r.bytes_in, r.bytes_out, r.gateway_errors), (0, 0, 0));
 }
 
 #[test]

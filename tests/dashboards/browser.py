@@ -333,6 +333,18 @@ def main():
         wait(d, "events", lambda: css(d, '#events .ev[data-type="status_update_event"]'))
         result["events"] = len(css(d, "#events .ev"))
         shot(d, "events")
+        # --- routes: the gateway routes the demo app (label drover.gateway.host) ---------
+        gw = json.load(urllib.request.urlopen(f"{base}/v1/gateway/routes", timeout=5))
+        want = sum(len(g["backends"]) for r in gw["routes"] for g in r["groups"] if g["app"] == a.app)
+        open_page(d, f"{base}/#/routes")
+        wait(d, "routes table", lambda: css(d, '#routes[data-state="ready"]'))
+        wait(d, f"{a.app} on the routes page", lambda: css(d, f'#routes tr[data-app="{a.app}"]'))
+        wait(d, "its backends", lambda: len(css(d, "#routes tr[data-backend]")) >= max(1, want))
+        rows = css(d, "#routes tr[data-backend]")
+        assert all(r.get_attribute("data-ejected") == "false" for r in rows), "no backend ejected"
+        assert "demo.localhost" in d.find_element(By.ID, "routes").text
+        result["routes_backends"] = len(rows)
+        shot(d, "routes")
         # The browser reported no JavaScript errors.
         try:
             errors = [e for e in d.get_log("browser") if e.get("level") == "SEVERE"]

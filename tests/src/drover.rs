@@ -64,6 +64,8 @@ pub struct DroverUp {
     pub http: SocketAddr,
     /// Address of the embedded broker.
     pub broker: SocketAddr,
+    /// Address of the gateway.
+    pub gateway: SocketAddr,
     dir: TempDir,
 }
 
@@ -74,10 +76,12 @@ impl DroverUp {
         let dir = tempfile::tempdir().expect("temp dir");
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let broker: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let gateway: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut up = Self {
             child: None,
             http,
             broker,
+            gateway,
             dir,
         };
         up.spawn(extra).await;
@@ -92,12 +96,15 @@ impl DroverUp {
     async fn spawn(&mut self, extra: &[&str]) {
         let data = self.data_dir();
         let (http, broker) = (self.http.to_string(), self.broker.to_string());
+        let gateway = self.gateway.to_string();
         let mut args = vec![
             "up",
             "--http",
             &http,
             "--broker-listen",
             &broker,
+            "--gateway",
+            &gateway,
             "--data-dir",
             data.to_str().expect("utf-8 path"),
         ];
@@ -193,6 +200,8 @@ impl DroverUp {
             self.http.to_string(),
             "--broker-listen".into(),
             self.broker.to_string(),
+            "--gateway".into(),
+            self.gateway.to_string(),
             "--data-dir".into(),
             self.data_dir().display().to_string(),
         ]

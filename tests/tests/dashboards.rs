@@ -178,6 +178,7 @@ async fn the_ui_in_a_real_browser_against_drover_up_demo() {
         "app-scaled",
         "nodes",
         "events",
+        "routes",
     ] {
         let p = shots.join(format!("{page}.png"));
         let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);

@@ -9,6 +9,7 @@ use drover_kafka::{
 
 mod broker;
 mod collector;
+mod gateway;
 mod kafka;
 mod metrics;
 mod pipeline;
@@ -46,6 +47,10 @@ pub enum BenchCommand {
     /// searchable latency p50/p99/max (the newest searchable line's age, sampled every
     /// 250 ms), lines lost, and the CPU of Drover and of the broker.
     Pipeline(pipeline::PipelineBenchArgs),
+    /// wrk straight to a backend, through Drover's gateway, through HAProxy and through
+    /// nginx (same two backends, configured by the bench): requests/s, p50/p99 and the
+    /// latency each adds, the proxy's CPU and RSS, and Drover's throughput over HAProxy's.
+    Gateway(gateway::GatewayBenchArgs),
 }
 
 /// The broker a benchmark measures against: `--brokers` when given (checked), else an
@@ -82,6 +87,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Search(args) => search::run(args).await,
         BenchCommand::Metrics(args) => metrics::run(args).await,
         BenchCommand::Pipeline(args) => pipeline::run(args).await,
+        BenchCommand::Gateway(args) => gateway::run(args).await,
     }
 }
 

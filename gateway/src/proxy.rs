@@ -1,0 +1,848 @@
+//! The proxy: one request from a client to a backend and back. Finds the route, picks the
+//! backend, forwards with `X-Forwarded-*`, `Forwarded` and `X-Request-Id`, passes upgrades
+//! (WebSocket) through, times out, retries an idempotent request that could not connect once
+//! on another backend, feeds passive health, and counts the request for its instance, app
+//! and service when its response ends. Every failure is a response, never a crash.
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{
+    header::{self, HeaderMap, HeaderName, HeaderValue},
+    Method, Request, Response, StatusCode, Uri, Version,
+};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::{
+    backend::Backend,
+    balance,
+    labels::HashKey,
+    metrics::{status_class, AppLabels, ErrorLabels, ErrorReason, StatusLabels},
+    stats::{Outcome, Tracker},
+    table::{Group, Route},
+    Shared,
+};
+
+/// The body type of requests to backends and responses to clients.
+pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// The request ID header.
+pub const REQUEST_ID: &str = "x-request-id";
+static X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID);
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Headers that belong to one connection (RFC 9110 §7.6.1), never forwarded as they are.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Serve one request from `peer`.
+pub async fn handle(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let request_id = request_id(req.headers());
+    let mut resp = proxy(&shared, peer, req, started, &request_id).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    Ok(resp)
+}
+
+async fn proxy(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+    started: Instant,
+    request_id: &str,
+) -> Response<Body> {
+    let host = request_host(&req);
+    let path = req.uri().path().to_string();
+    let table = shared.table.load_full();
+    let Some(route) = table.find(&host, &path) else {
+        shared
+            .metrics
+            .gateway_errors
+            .get_or_create(&ErrorLabels {
+                app: "-".into(),
+                reason: ErrorReason::NoRoute.as_str(),
+            })
+            .inc();
+        count_prometheus(shared, "-", 404, started);
+        return error_response(
+            StatusCode::NOT_FOUND,
+            format!("no route for host {host:?} and path {path:?}"),
+            "no app is labelled for this host and path: give an app the label drover.gateway.host (and drover.gateway.path) or HAPROXY_0_VHOST; GET /v1/gateway/routes lists the routes, and the refused ones with why",
+            request_id,
+        );
+    };
+    let route = Arc::clone(route);
+    drop(table);
+    let key = balance::hash(&key_bytes(&route.hash_key, req.headers(), peer.ip()));
+    let now = shared.clock.now();
+    let Some(pick) = route.pick(key, now, &shared.cfg.outlier, None) else {
+        // A route always has a group; an empty one is a bug, answered as no backend.
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("route {} has no app", route.name()),
+            "report this: a route without apps should not exist",
+            request_id,
+        );
+    };
+    let group = pick.group;
+    let Some(mut backend) = pick.backend else {
+        let detail = format!(
+            "no running{} task of {} to send to ({} task{} in all); GET /v1/gateway/routes shows each backend, drover app show {} says why tasks wait",
+            if group.backends.is_empty() { " and healthy" } else { " non-ejected" },
+            group.app,
+            group.tasks,
+            if group.tasks == 1 { "" } else { "s" },
+            group.app,
+        );
+        let req_stats = RequestCounters::new(shared, &route, group, None, started);
+        let resp = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no healthy backend for {}", route.name()),
+            &detail,
+            request_id,
+        );
+        return req_stats.gateway_error(ErrorReason::NoBackend, resp);
+    };
+
+    let upgrade = is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let retryable =
+        shared.cfg.retry && !upgrade && is_idempotent(&parts.method) && body.is_end_stream();
+    prepare_headers(
+        &mut parts.headers,
+        &parts.uri,
+        peer.ip(),
+        &host,
+        request_id,
+        upgrade,
+    );
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let mut body = Some(
+        CountingBody {
+            inner: body,
+            count: Arc::clone(&bytes_in),
+        }
+        .boxed_unsync(),
+    );
+    let mut counters = RequestCounters::new(shared, &route, group, Some(&backend), started);
+    counters.bytes_in = Some(Arc::clone(&bytes_in));
+    let mut retried = false;
+    let resp = loop {
+        let mut out = Request::new(body.take().unwrap_or_else(empty));
+        *out.method_mut() = parts.method.clone();
+        *out.version_mut() = Version::HTTP_11;
+        *out.headers_mut() = parts.headers.clone();
+        *out.uri_mut() = match format!("http://{}{}", backend.addr, path_and_query).parse::<Uri>() {
+            Ok(u) => u,
+            Err(e) => {
+                return counters.gateway_error(
+                    ErrorReason::BadResponse,
+                    error_response(
+                        StatusCode::BAD_GATEWAY,
+                        format!("cannot address backend {}: {e}", backend.addr),
+                        "the task's host or port is not usable in a URL; check the app's tasks",
+                        request_id,
+                    ),
+                );
+            }
+        };
+        let sent =
+            tokio::time::timeout(shared.cfg.request_timeout, shared.client.request(out)).await;
+        match sent {
+            Ok(Ok(resp)) => break resp,
+            Ok(Err(e)) if e.is_connect() && retryable && !retried => {
+                // Nothing reached the app: try once more on another backend.
+                backend.on_failure_counted(shared, group);
+                let again = route
+                    .pick(key, shared.clock.now(), &shared.cfg.outlier, Some(&backend))
+                    .and_then(|p| p.backend);
+                let Some(next) = again else {
+                    return counters.failed(
+                        shared,
+                        &backend,
+                        group,
+                        ErrorReason::Connect,
+                        &e.to_string(),
+                        request_id,
+                    );
+                };
+                tracing::debug!(app = %group.app, from = %backend.task, to = %next.task, error = %e, "retrying on another backend");
+                shared
+                    .metrics
+                    .retries
+                    .get_or_create(&AppLabels {
+                        app: group.app.clone(),
+                    })
+                    .inc();
+                counters.move_to(&next);
+                backend = next;
+                retried = true;
+            }
+            Ok(Err(e)) => {
+                let reason = if e.is_connect() {
+                    ErrorReason::Connect
+                } else {
+                    ErrorReason::BadResponse
+                };
+                return counters.failed(
+                    shared,
+                    &backend,
+                    group,
+                    reason,
+                    &error_chain(&e),
+                    request_id,
+                );
+            }
+            Err(_) => {
+                return counters.failed(
+                    shared,
+                    &backend,
+                    group,
+                    ErrorReason::Timeout,
+                    &format!("no answer within {:?}", shared.cfg.request_timeout),
+                    request_id,
+                );
+            }
+        }
+    };
+    let mut resp = resp;
+    let status = resp.status();
+    if status.is_server_error() {
+        backend.on_failure_counted(shared, group);
+    } else {
+        backend.on_success();
+    }
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            let backend_upgrade = hyper::upgrade::on(&mut resp);
+            tunnel(shared, client_upgrade, backend_upgrade, &group.app);
+            // The 101 keeps its Connection and Upgrade headers.
+            let (rparts, _) = resp.into_parts();
+            counters.status = status.as_u16();
+            return counters.into_response(Response::from_parts(rparts, empty()));
+        }
+    }
+    let (mut rparts, rbody) = resp.into_parts();
+    strip_hop_by_hop(&mut rparts.headers);
+    counters.status = status.as_u16();
+    counters.into_response(Response::from_parts(rparts, rbody.boxed_unsync()))
+}
+
+impl Backend {
+    /// A failure of this backend: passive health, and the ejection counted.
+    fn on_failure_counted(&self, shared: &Shared, group: &Group) {
+        if self.on_failure(shared.clock.now(), &group.backends, &shared.cfg.outlier) {
+            tracing::warn!(app = %group.app, task = %self.task, addr = %self.addr, "backend ejected after consecutive failures");
+            shared
+                .metrics
+                .ejections
+                .get_or_create(&AppLabels {
+                    app: group.app.clone(),
+                })
+                .inc();
+        }
+    }
+}
+
+/// Join the client's and the backend's upgraded connections and copy both ways.
+fn tunnel(
+    shared: &Arc<Shared>,
+    client: hyper::upgrade::OnUpgrade,
+    backend: hyper::upgrade::OnUpgrade,
+    app: &str,
+) {
+    let metrics = shared.metrics.clone();
+    let app = app.to_string();
+    tokio::spawn(async move {
+        let (c, b) = match tokio::try_join!(client, backend) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::debug!(app = %app, error = %e, "upgrade did not complete");
+                return;
+            }
+        };
+        metrics.tunnels.inc();
+        let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
+        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut b).await {
+            tracing::debug!(app = %app, error = %e, "upgraded connection ended");
+        }
+        metrics.tunnels.dec();
+    });
+}
+
+/// The counting of one request: in flight on its backend, app and service from the start,
+/// counted (status, latency, bytes) once its response ends.
+struct RequestCounters {
+    shared: Arc<Shared>,
+    app: String,
+    backend: Option<Arc<Backend>>,
+    app_stats: Arc<Tracker>,
+    service_stats: Option<Arc<Tracker>>,
+    started: Instant,
+    status: u16,
+    gateway_error: bool,
+    bytes_in: Option<Arc<AtomicU64>>,
+    bytes_out: u64,
+    done: bool,
+}
+
+impl RequestCounters {
+    fn new(
+        shared: &Arc<Shared>,
+        route: &Route,
+        group: &Group,
+        backend: Option<&Arc<Backend>>,
+        started: Instant,
+    ) -> Self {
+        let now = Instant::now();
+        if let Some(b) = backend {
+            b.stats.start(now);
+        }
+        group.stats.start(now);
+        if let Some(s) = &route.service_stats {
+            s.start(now);
+        }
+        shared
+            .metrics
+            .in_flight
+            .get_or_create(&AppLabels {
+                app: group.app.clone(),
+            })
+            .inc();
+        Self {
+            shared: Arc::clone(shared),
+            app: group.app.clone(),
+            backend: backend.cloned(),
+            app_stats: Arc::clone(&group.stats),
+            service_stats: route.service_stats.clone(),
+            started,
+            status: 0,
+            gateway_error: false,
+            bytes_in: None,
+            bytes_out: 0,
+            done: false,
+        }
+    }
+
+    /// The request goes to another backend (a retry).
+    fn move_to(&mut self, next: &Arc<Backend>) {
+        let now = Instant::now();
+        if let Some(old) = self.backend.replace(Arc::clone(next)) {
+            old.stats.abandon(now);
+        }
+        next.stats.start(now);
+    }
+
+    /// A response the gateway made: counted now.
+    fn gateway_error(mut self, reason: ErrorReason, resp: Response<Body>) -> Response<Body> {
+        self.status = resp.status().as_u16();
+        self.gateway_error = true;
+        self.shared
+            .metrics
+            .gateway_errors
+            .get_or_create(&ErrorLabels {
+                app: self.app.clone(),
+                reason: reason.as_str(),
+            })
+            .inc();
+        self.bytes_out = resp.body().size_hint().exact().unwrap_or(0);
+        self.finish();
+        resp
+    }
+
+    /// The backend gave no good answer: passive health, a 502 or 504 that says why.
+    fn failed(
+        self,
+        shared: &Shared,
+        backend: &Backend,
+        group: &Group,
+        reason: ErrorReason,
+        error: &str,
+        request_id: &str,
+    ) -> Response<Body> {
+        backend.on_failure_counted(shared, group);
+        tracing::info!(app = %group.app, task = %backend.task, addr = %backend.addr, reason = reason.as_str(), error = %error, request_id = %request_id, "backend failed");
+        let (status, what) = match reason {
+            ErrorReason::Timeout => (StatusCode::GATEWAY_TIMEOUT, "did not answer in time"),
+            ErrorReason::Connect => (StatusCode::BAD_GATEWAY, "refused or dropped the connection"),
+            _ => (StatusCode::BAD_GATEWAY, "sent no valid HTTP answer"),
+        };
+        let resp = error_response(
+            status,
+            format!(
+                "{} instance {} at {} {what}",
+                group.app, backend.task, backend.addr
+            ),
+            &format!(
+                "{error}; the app's logs say why (drover logs search --app {})",
+                group.app
+            ),
+            request_id,
+        );
+        self.gateway_error(reason, resp)
+    }
+
+    /// The backend's response, counted when its body ends (or is dropped).
+    fn into_response(self, resp: Response<Body>) -> Response<Body> {
+        let (parts, body) = resp.into_parts();
+        Response::from_parts(
+            parts,
+            TrackedBody {
+                inner: body,
+                counters: self,
+            }
+            .boxed_unsync(),
+        )
+    }
+
+    fn finish(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let now = Instant::now();
+        let outcome = Outcome {
+            status: self.status,
+            latency_ms: now.saturating_duration_since(self.started).as_secs_f64() * 1000.0,
+            bytes_in: self
+                .bytes_in
+                .as_ref()
+                .map_or(0, |b| b.load(Ordering::Relaxed)),
+            bytes_out: self.bytes_out,
+            gateway_error: self.gateway_error,
+        };
+        if let Some(b) = &self.backend {
+            b.stats.finish(now, &outcome);
+        }
+        self.app_stats.finish(now, &outcome);
+        if let Some(s) = &self.service_stats {
+            s.finish(now, &outcome);
+        }
+        let labels = AppLabels {
+            app: self.app.clone(),
+        };
+        self.shared.metrics.in_flight.get_or_create(&labels).dec();
+        count_prometheus(&self.shared, &self.app, self.status, self.started);
+    }
+}
+
+impl Drop for RequestCounters {
+    fn drop(&mut self) {
+        // A client that goes away mid-response still ends the request.
+        self.finish();
+    }
+}
+
+fn count_prometheus(shared: &Shared, app: &str, status: u16, started: Instant) {
+    shared
+        .metrics
+        .requests
+        .get_or_create(&StatusLabels {
+            app: app.to_string(),
+            class: status_class(status),
+        })
+        .inc();
+    if app != "-" {
+        shared
+            .metrics
+            .duration
+            .get_or_create(&AppLabels {
+                app: app.to_string(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// A response body that counts its bytes and ends the request's counting when it ends.
+struct TrackedBody {
+    inner: Body,
+    counters: RequestCounters,
+}
+
+impl HttpBody for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.counters.bytes_out += d.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.counters.finish();
+                }
+            }
+            Poll::Ready(None) => this.counters.finish(),
+            Poll::Ready(Some(Err(_))) => this.counters.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body that counts its bytes.
+struct CountingBody {
+    inner: Incoming,
+    count: Arc<AtomicU64>,
+}
+
+impl HttpBody for CountingBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(d) = frame.data_ref() {
+                self.count.fetch_add(d.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A JSON error the gateway answers itself: `{"error", "detail", "request_id"}`.
+pub fn error_response(
+    status: StatusCode,
+    error: String,
+    detail: &str,
+    request_id: &str,
+) -> Response<Body> {
+    let body =
+        json!({"error": error, "detail": detail, "request_id": request_id}).to_string() + "\n";
+    let mut resp = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert("x-drover-gateway", HeaderValue::from_static("error"));
+    resp
+}
+
+/// The client's `X-Request-Id` when it is sane (1-200 visible ASCII characters), else a new one.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| format!("{:032x}", fastrand::u128(..)), str::to_string)
+}
+
+/// The host a request is for: `Host`, else the URI's authority (HTTP/2's `:authority`).
+fn request_host<B>(req: &Request<B>) -> String {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+}
+
+/// The bytes a request is hashed on to pick an instance group: the header or cookie the
+/// route names, or the client's IP when it names none or the request lacks it.
+pub fn key_bytes(key: &HashKey, headers: &HeaderMap, ip: IpAddr) -> Vec<u8> {
+    let found = match key {
+        HashKey::Ip => None,
+        HashKey::Header(name) => headers.get(name.as_str()).map(|v| v.as_bytes().to_vec()),
+        HashKey::Cookie(name) => headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().as_bytes().to_vec()),
+    };
+    found.unwrap_or_else(|| ip.to_string().into_bytes())
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// `Connection: upgrade` with an `Upgrade` header.
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Remove hop-by-hop headers, and those `Connection` names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for h in named {
+        headers.remove(h);
+    }
+    for h in HOP_BY_HOP {
+        headers.remove(h);
+    }
+}
+
+/// The headers a backend gets: hop-by-hop ones removed (an upgrade's kept), `Host` set (from
+/// HTTP/2's authority), `X-Forwarded-For` and `Forwarded` appended, `X-Forwarded-Proto` and
+/// `-Host` set unless a proxy in front set them, and the request ID.
+pub fn prepare_headers(
+    headers: &mut HeaderMap,
+    uri: &Uri,
+    client: IpAddr,
+    host: &str,
+    request_id: &str,
+    upgrade: bool,
+) {
+    let upgrade_value = upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
+    strip_hop_by_hop(headers);
+    if let Some(u) = upgrade_value {
+        headers.insert(header::UPGRADE, u);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    if !headers.contains_key(header::HOST) {
+        if let Some(a) = uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            headers.insert(header::HOST, a);
+        }
+    }
+    let ip = client.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+        _ => ip.clone(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        if let Ok(v) = HeaderValue::from_str(host) {
+            headers.insert(X_FORWARDED_HOST.clone(), v);
+        }
+    }
+    let for_ = match client {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let host_q = host.replace(['"', '\\'], "");
+    let element = format!("for={for_};host=\"{host_q}\";proto=http");
+    let forwarded = match headers.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {element}"),
+        _ => element,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert(FORWARDED.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert(X_REQUEST_ID.clone(), v);
+    }
+}
+
+/// An error and its causes, `: `-separated.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_headers_append_and_keep() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("host", HeaderValue::from_static("shop.example.com"));
+        let uri: Uri = "/x".parse().unwrap();
+        prepare_headers(
+            &mut h,
+            &uri,
+            "192.168.1.2".parse().unwrap(),
+            "shop.example.com",
+            "rid",
+            false,
+        );
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 192.168.1.2");
+        assert_eq!(
+            h["x-forwarded-proto"], "https",
+            "kept from the proxy in front"
+        );
+        assert_eq!(h["x-forwarded-host"], "shop.example.com");
+        assert_eq!(
+            h["forwarded"],
+            "for=192.168.1.2;host=\"shop.example.com\";proto=http"
+        );
+        assert_eq!(h["x-request-id"], "rid");
+        for gone in ["connection", "x-secret", "te"] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+    }
+
+    #[test]
+    fn http2_authority_becomes_host_and_v6_is_quoted() {
+        let mut h = HeaderMap::new();
+        let uri: Uri = "http://api.example.com/x".parse().unwrap();
+        prepare_headers(
+            &mut h,
+            &uri,
+            "::1".parse().unwrap(),
+            "api.example.com",
+            "r",
+            false,
+        );
+        assert_eq!(h["host"], "api.example.com");
+        assert_eq!(
+            h["forwarded"],
+            "for=\"[::1]\";host=\"api.example.com\";proto=http"
+        );
+    }
+
+    #[test]
+    fn upgrades_keep_their_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&h));
+        prepare_headers(
+            &mut h,
+            &"/".parse().unwrap(),
+            "1.2.3.4".parse().unwrap(),
+            "h",
+            "r",
+            true,
+        );
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_sane() {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert("x-request-id", HeaderValue::from_static("has space"));
+        let id = request_id(&h);
+        assert_eq!(id.len(), 32);
+        assert_ne!(request_id(&HeaderMap::new()), id);
+    }
+
+    #[test]
+    fn hash_keys_from_header_cookie_or_ip() {
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-user", HeaderValue::from_static("alice"));
+        h.append("cookie", HeaderValue::from_static("a=1; session=s42"));
+        assert_eq!(
+            key_bytes(&HashKey::Header("x-user".into()), &h, ip),
+            b"alice"
+        );
+        assert_eq!(
+            key_bytes(&HashKey::Cookie("session".into()), &h, ip),
+            b"s42"
+        );
+        assert_eq!(
+            key_bytes(&HashKey::Cookie("none".into()), &h, ip),
+            b"10.1.2.3"
+        );
+        assert_eq!(key_bytes(&HashKey::Ip, &h, ip), b"10.1.2.3");
+    }
+}

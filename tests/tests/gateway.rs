@@ -1,0 +1,526 @@
+//! The gateway inside a real `drover up`, routing to demo-app containers the scheduler runs:
+//! Host and path routing, marathon-lb labels, 404/503 bodies, a bad label refused with its
+//! reason while the rest work, `drover gateway routes`, and a scaled-up instance taking
+//! traffic within 2 s of becoming healthy.
+use std::time::{Duration, Instant};
+
+use drover_tests::{
+    docker::{ensure_images, DEMO_IMAGE},
+    drover::{run_drover, DroverUp},
+    scheduler::{port_range, wait_for, NodeContainers},
+    unique,
+};
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(60);
+
+/// `drover up` with the scheduler and the gateway, fast reconciliation, no collector or
+/// log pipeline (not under test here); removes its containers when dropped.
+async fn up() -> (DroverUp, NodeContainers) {
+    ensure_images();
+    let node = unique("gw").replace('-', "");
+    let guard = NodeContainers(vec![node.clone()]);
+    let (lo, hi) = port_range();
+    let range = format!("{lo}-{hi}");
+    let up = DroverUp::start(&[
+        "--node-id",
+        &node,
+        "--port-range",
+        &range,
+        "--heartbeat-interval",
+        "200ms",
+        "--reconcile-interval",
+        "200ms",
+        "--no-collector",
+        "--no-logpipe",
+        "--no-metrics-store",
+    ])
+    .await;
+    (up, guard)
+}
+
+/// A demo-app definition with these labels, health-checked every 200 ms.
+fn demo(id: &str, instances: u32, labels: Value) -> Value {
+    json!({
+        "id": id, "instances": instances, "cpus": 0.1, "mem": 32,
+        "container": {"docker": {"image": DEMO_IMAGE}},
+        "env": {"LOG_RATE": "0"},
+        "labels": labels,
+        "healthChecks": [{"protocol": "HTTP", "path": "/healthz", "portIndex": 0,
+            "gracePeriodSeconds": 10, "intervalSeconds": 0.2, "timeoutSeconds": 1,
+            "maxConsecutiveFailures": 3}],
+        "taskKillGracePeriodSeconds": 1,
+    })
+}
+
+async fn deploy(up: &DroverUp, def: &Value) {
+    let r = reqwest::Client::new()
+        .post(up.url("/v2/apps"))
+        .json(def)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "deploy {}: {} {}",
+        def["id"],
+        r.status(),
+        r.text().await.unwrap_or_default()
+    );
+}
+
+async fn tasks(up: &DroverUp, app: &str) -> Vec<Value> {
+    let v: Value = reqwest::get(up.url(&format!("/v2/apps{app}/tasks")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["tasks"].as_array().cloned().unwrap_or_default()
+}
+
+fn healthy(t: &Value) -> bool {
+    t["state"] == "TASK_RUNNING" && t["healthCheckResults"][0]["alive"] == true
+}
+
+async fn wait_healthy(up: &DroverUp, app: &str, n: usize) -> Vec<Value> {
+    let r = wait_for(T, &format!("{n} healthy tasks of {app}"), || async {
+        tasks(up, app).await.iter().filter(|t| healthy(t)).count() == n
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", up.logs());
+    }
+    tasks(up, app).await
+}
+
+/// GET through the gateway with this Host.
+async fn via(up: &DroverUp, host: &str, path: &str) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .get(format!("http://{}{path}", up.gateway))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The `GET /` count of one demo instance, read from it directly (`demo_requests_total`).
+async fn served(task: &Value) -> u64 {
+    let port = task["ports"][0].as_u64().unwrap();
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("demo_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+async fn routes(up: &DroverUp) -> Value {
+    reqwest::get(up.url("/v1/gateway/routes"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Wait until the gateway routes `host` (and `path`) to an app with `n` backends.
+async fn wait_routed(up: &DroverUp, host: &str, path: &str, n: usize) {
+    let r = wait_for(
+        T,
+        &format!("{host}{path} routed to {n} backends"),
+        || async {
+            routes(up).await["routes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| {
+                    r["host"] == host
+                        && r["path"] == path
+                        && r["groups"][0]["backends"].as_array().map(Vec::len) == Some(n)
+                })
+        },
+    )
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{:#}\n{}", routes(up).await, up.logs());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_by_host_and_path_from_drover_and_marathon_lb_labels_and_refuses_bad_ones() {
+    let (up, _guard) = up().await;
+    deploy(
+        &up,
+        &demo("/web", 2, json!({"drover.gateway.host": "web.test"})),
+    )
+    .await;
+    deploy(
+        &up,
+        &demo(
+            "/stats",
+            1,
+            json!({"drover.gateway.host": "web.test", "drover.gateway.path": "/metrics"}),
+        ),
+    )
+    .await;
+    // Written for marathon-lb, unchanged.
+    deploy(
+        &up,
+        &demo(
+            "/legacy",
+            1,
+            json!({"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "a.legacy.test,b.legacy.test"}),
+        ),
+    )
+    .await;
+    deploy(
+        &up,
+        &demo("/bad", 1, json!({"drover.gateway.host": "bad host!"})),
+    )
+    .await;
+    deploy(
+        &up,
+        &demo("/zthief", 1, json!({"drover.gateway.host": "web.test"})),
+    )
+    .await;
+    deploy(
+        &up,
+        &demo("/zero", 0, json!({"drover.gateway.host": "zero.test"})),
+    )
+    .await;
+    let web = wait_healthy(&up, "/web", 2).await;
+    let stats = wait_healthy(&up, "/stats", 1).await;
+    let legacy = wait_healthy(&up, "/legacy", 1).await;
+    wait_healthy(&up, "/zthief", 1).await;
+    wait_routed(&up, "web.test", "/", 2).await;
+    wait_routed(&up, "web.test", "/metrics", 1).await;
+    wait_routed(&up, "a.legacy.test", "/", 1).await;
+
+    // Host routing: all of web.test's "/" goes to /web, spread over both instances.
+    for _ in 0..20 {
+        assert_eq!(via(&up, "web.test", "/").await, (200, "ok\n".into()));
+    }
+    let (a, b) = (served(&web[0]).await, served(&web[1]).await);
+    assert_eq!(a + b, 20, "every request reached /web's instances");
+    assert!(a > 0 && b > 0, "both instances take traffic: {a} + {b}");
+    assert_eq!(served(&stats[0]).await, 0, "/stats got none of /");
+    // Path routing: /metrics goes to /stats' instance (which served no GET /), not to /web.
+    let (code, text) = via(&up, "web.test", "/metrics").await;
+    assert_eq!(code, 200);
+    assert!(text.contains("demo_in_flight_requests"), "{text}");
+    assert!(
+        !text.contains("demo_requests_total{status=\"200\"}"),
+        "/metrics came from an instance that served GET /:\n{text}"
+    );
+    // marathon-lb's labels: both virtual hosts.
+    assert_eq!(via(&up, "a.legacy.test", "/").await.0, 200);
+    assert_eq!(via(&up, "B.Legacy.Test:8000", "/").await.0, 200);
+    assert_eq!(served(&legacy[0]).await, 2);
+
+    // No route: 404 with a body that says what to do.
+    let (code, text) = via(&up, "nowhere.test", "/").await;
+    assert_eq!(code, 404);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("nowhere.test"), "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("drover.gateway.host"),
+        "{v}"
+    );
+    // A route without a running task: 503.
+    wait_routed(&up, "zero.test", "/", 0).await;
+    let (code, text) = via(&up, "zero.test", "/").await;
+    assert_eq!(code, 503, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("no healthy backend"),
+        "{v}"
+    );
+
+    // Bad labels and a conflict are refused, with their reasons, on the routes API.
+    let r = routes(&up).await;
+    let refused = r["refused"].as_array().unwrap();
+    let reason = |app: &str| {
+        refused
+            .iter()
+            .find(|x| x["app"] == app)
+            .and_then(|x| x["reason"].as_str())
+            .unwrap_or_else(|| panic!("{app} not refused: {r:#}"))
+            .to_string()
+    };
+    assert!(
+        reason("/bad").contains("not a host name"),
+        "{}",
+        reason("/bad")
+    );
+    assert!(
+        reason("/zthief").contains("already routed to /web"),
+        "{}",
+        reason("/zthief")
+    );
+    assert_eq!(refused.len(), 2, "{r:#}");
+    assert_eq!(r["source"]["connected"], true, "{r:#}");
+    let web_route = r["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["host"] == "web.test" && x["path"] == "/")
+        .unwrap();
+    assert_eq!(web_route["groups"][0]["app"], "/web");
+    assert_eq!(web_route["labels"], "drover");
+
+    // The CLI shows the same.
+    let server = up.url("");
+    let out = run_drover(
+        &["gateway", "routes", "--server", &server],
+        Duration::from_secs(20),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("web.test/"), "{text}");
+    assert!(text.contains("a.legacy.test/"), "{text}");
+    assert!(text.contains("/bad: "), "{text}");
+    let out = run_drover(
+        &["gateway", "routes", "--server", &server, "--json"],
+        Duration::from_secs(20),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["routes"].as_array().unwrap().len() >= 4, "{v:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scaled_up_instance_takes_traffic_within_2s_of_becoming_healthy() {
+    let (up, _guard) = up().await;
+    deploy(
+        &up,
+        &demo("/grow", 1, json!({"drover.gateway.host": "grow.test"})),
+    )
+    .await;
+    let first = wait_healthy(&up, "/grow", 1).await;
+    wait_routed(&up, "grow.test", "/", 1).await;
+    // Steady load through the gateway.
+    let gateway = up.gateway;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut load = Vec::new();
+    for _ in 0..2 {
+        let (stop, failures) = (stop.clone(), failures.clone());
+        load.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ok = c
+                    .get(format!("http://{gateway}/"))
+                    .header("host", "grow.test")
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if !ok {
+                    failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    let r = reqwest::Client::new()
+        .put(up.url("/v2/apps/grow?force=true"))
+        .json(&json!({"instances": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    // When the new task is first seen healthy (polled every 50 ms)…
+    let first_id = first[0]["id"].clone();
+    let deadline = Instant::now() + T;
+    let new = loop {
+        let ts = tasks(&up, "/grow").await;
+        if let Some(t) = ts.iter().find(|t| t["id"] != first_id && healthy(t)) {
+            break t.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no second healthy task:\n{}",
+            up.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let healthy_at = Instant::now();
+    // …until it has served a request through the gateway.
+    let got_traffic = loop {
+        if served(&new).await > 0 {
+            break healthy_at.elapsed();
+        }
+        assert!(
+            healthy_at.elapsed() < Duration::from_secs(10),
+            "the new instance got no traffic in 10 s:\n{:#}",
+            routes(&up).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    println!("the new instance got traffic {got_traffic:?} after it was seen healthy");
+    assert!(
+        got_traffic < Duration::from_secs(2),
+        "the new instance took {got_traffic:?} to get traffic after becoming healthy"
+    );
+    assert_eq!(
+        failures.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "no request failed while scaling up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reported_request_counts_equal_the_load_generators() {
+    ensure_images();
+    let node = unique("gwm").replace('-', "");
+    let _guard = NodeContainers(vec![node.clone()]);
+    let (lo, hi) = port_range();
+    let range = format!("{lo}-{hi}");
+    let up = DroverUp::start(&[
+        "--node-id",
+        &node,
+        "--port-range",
+        &range,
+        "--heartbeat-interval",
+        "200ms",
+        "--reconcile-interval",
+        "200ms",
+        "--no-collector",
+        "--no-logpipe",
+        "--no-metrics-store",
+        "--report-interval",
+        "1s",
+    ])
+    .await;
+    let mut def = demo(
+        "/counted",
+        2,
+        json!({"drover.gateway.host": "counted.test"}),
+    );
+    def["env"] =
+        json!({"LOG_RATE": "0", "ERROR_RATE": "0.2", "LATENCY_MS": "5", "LATENCY_JITTER_MS": "10"});
+    deploy(&up, &def).await;
+    wait_healthy(&up, "/counted", 2).await;
+    wait_routed(&up, "counted.test", "/", 2).await;
+
+    // The load generator: 10 clients × 40 requests, counting what they got.
+    let gateway = up.gateway;
+    let mut workers = Vec::new();
+    for _ in 0..10 {
+        workers.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let (mut ok, mut err) = (0u64, 0u64);
+            for _ in 0..40 {
+                let r = c
+                    .get(format!("http://{gateway}/"))
+                    .header("host", "counted.test")
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status().as_u16() {
+                    200..=299 => ok += 1,
+                    500..=599 => err += 1,
+                    s => panic!("unexpected status {s}"),
+                }
+                r.bytes().await.unwrap();
+            }
+            (ok, err)
+        }));
+    }
+    let (mut sent_ok, mut sent_err) = (0, 0);
+    for w in workers {
+        let (o, e) = w.await.unwrap();
+        sent_ok += o;
+        sent_err += e;
+    }
+    assert_eq!(sent_ok + sent_err, 400);
+    assert!(sent_err > 0, "ERROR_RATE=0.2 gave no 500s");
+
+    let brokers = up.broker.to_string();
+    let records = tokio::task::spawn_blocking(move || {
+        drover_tests::kafka::read_records::<drover_schema::MetricRecord>(
+            &brokers,
+            drover_schema::topics::METRICS,
+            |r| matches!(r, drover_schema::MetricRecord::Request(s) if s.app == "/counted"),
+            |rs| {
+                rs.iter()
+                    .filter_map(|r| match r {
+                        drover_schema::MetricRecord::Request(s) if s.instance.is_none() => {
+                            Some(s.requests)
+                        }
+                        _ => None,
+                    })
+                    .sum::<u64>()
+                    >= 400
+            },
+            Duration::from_secs(30),
+            Duration::from_secs(3),
+        )
+    })
+    .await
+    .unwrap();
+    let stats: Vec<drover_schema::RequestStats> = records
+        .into_iter()
+        .filter_map(|r| match r {
+            drover_schema::MetricRecord::Request(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let (apps, instances): (Vec<_>, Vec<_>) = stats.iter().partition(|s| s.instance.is_none());
+    let sum = |v: &[&drover_schema::RequestStats], f: fn(&drover_schema::RequestStats) -> u64| {
+        v.iter().map(|s| f(s)).sum::<u64>()
+    };
+    assert_eq!(sum(&apps, |s| s.requests), 400, "app-level requests");
+    assert_eq!(sum(&apps, |s| s.status.s2xx), sent_ok, "app-level 2xx");
+    assert_eq!(sum(&apps, |s| s.status.s5xx), sent_err, "app-level 5xx");
+    assert_eq!(
+        sum(&apps, |s| s.gateway_errors),
+        0,
+        "the 500s are the app's, not the gateway's"
+    );
+    assert_eq!(
+        sum(&instances, |s| s.requests),
+        400,
+        "per-instance requests add up"
+    );
+    assert_eq!(sum(&instances, |s| s.status.s5xx), sent_err);
+    assert_eq!(
+        instances
+            .iter()
+            .filter_map(|s| s.instance.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        2,
+        "both instances reported"
+    );
+    assert_eq!(
+        sum(&apps, |s| s.latency.count()),
+        400,
+        "every request in the histogram"
+    );
+    assert!(sum(&apps, |s| s.bytes_out) >= 400 * 3, "bytes out counted");
+    assert!(
+        apps.iter()
+            .any(|s| s.concurrency_max >= 2 && s.concurrency_mean > 0.0),
+        "concurrency measured: {apps:?}"
+    );
+}
