@@ -311,7 +311,7 @@ async fn filtered_alerts(am: &Alertman, uri: &axum::http::Uri) -> Result<Vec<Ale
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| am_error(StatusCode::BAD_REQUEST, format!("filter: {e}")))?;
-    let receiver = match &p.receiver {
+    let receiver = match p.receiver.as_deref().filter(|r| !r.is_empty()) {
         Some(r) => Some(
             regex::Regex::new(&format!("^(?:{r})$"))
                 .map_err(|e| am_error(StatusCode::BAD_REQUEST, format!("receiver: {e}")))?,

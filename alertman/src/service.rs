@@ -279,79 +279,80 @@ impl Alertman {
             firing += s.values().filter(|a| a.state == AlertState::Firing).count();
         }
         m.firing.set(firing as i64);
-        let mut core = self.core();
-        for t in &out.transitions {
-            m.transitions
-                .get_or_create(&StateLabels {
-                    state: t.to.as_str().into(),
-                })
-                .inc();
-            let app = t.labels.get("app").cloned();
-            let what = if t.labels.len() <= 2
-                && (t.to == AlertState::NoData
-                    || t.to == AlertState::Error
-                    || t.from == AlertState::NoData
-                    || t.from == AlertState::Error)
-            {
-                "rule"
-            } else {
-                "alert"
-            };
-            let message = t.message.clone().unwrap_or_else(|| {
-                format!(
-                    "{what} {} {} → {}{}",
-                    t.rule,
-                    t.from.as_str(),
-                    t.to.as_str(),
-                    t.value
-                        .map(|v| format!(" (value {})", receivers::fmt_value(Some(v))))
-                        .unwrap_or_default()
-                )
-            });
-            if matches!(
-                t.to,
-                AlertState::Firing | AlertState::Resolved | AlertState::Error
-            ) {
-                tracing::info!(rule = %t.rule, from = t.from.as_str(), to = t.to.as_str(), labels = ?t.labels, "alert transition");
-                let sev = match (t.to, t.labels.get("severity").map(String::as_str)) {
-                    (AlertState::Resolved, _) => EventSeverity::Info,
-                    (_, Some("critical")) => EventSeverity::Critical,
-                    _ => EventSeverity::Warning,
+        {
+            let mut core = self.core();
+            for t in &out.transitions {
+                m.transitions
+                    .get_or_create(&StateLabels {
+                        state: t.to.as_str().into(),
+                    })
+                    .inc();
+                let app = t.labels.get("app").cloned();
+                let what = if t.labels.len() <= 2
+                    && (t.to == AlertState::NoData
+                        || t.to == AlertState::Error
+                        || t.from == AlertState::NoData
+                        || t.from == AlertState::Error)
+                {
+                    "rule"
+                } else {
+                    "alert"
                 };
-                self.emit(Event {
-                    v: 1,
+                let message = t.message.clone().unwrap_or_else(|| {
+                    format!(
+                        "{what} {} {} → {}{}",
+                        t.rule,
+                        t.from.as_str(),
+                        t.to.as_str(),
+                        t.value
+                            .map(|v| format!(" (value {})", receivers::fmt_value(Some(v))))
+                            .unwrap_or_default()
+                    )
+                });
+                if matches!(
+                    t.to,
+                    AlertState::Firing | AlertState::Resolved | AlertState::Error
+                ) {
+                    tracing::info!(rule = %t.rule, from = t.from.as_str(), to = t.to.as_str(), labels = ?t.labels, "alert transition");
+                    let sev = match (t.to, t.labels.get("severity").map(String::as_str)) {
+                        (AlertState::Resolved, _) => EventSeverity::Info,
+                        (_, Some("critical")) => EventSeverity::Critical,
+                        _ => EventSeverity::Warning,
+                    };
+                    self.emit(Event {
+                        v: 1,
+                        ts: t.at,
+                        id: uuid::Uuid::new_v4().to_string(),
+                        source: EventSource::Alertman,
+                        kind: format!("alert_{}", t.to.as_str()),
+                        severity: sev,
+                        app: app.clone(),
+                        task: t.labels.get("instance").cloned(),
+                        node: t.labels.get("node").cloned(),
+                        message: message.clone(),
+                        attrs: [
+                            ("rule".to_string(), serde_json::json!(t.rule)),
+                            ("labels".to_string(), serde_json::json!(t.labels)),
+                            ("value".to_string(), serde_json::json!(t.value)),
+                        ]
+                        .into(),
+                    });
+                }
+                core.history.push(HistoryEntry {
                     ts: t.at,
-                    id: uuid::Uuid::new_v4().to_string(),
-                    source: EventSource::Alertman,
-                    kind: format!("alert_{}", t.to.as_str()),
-                    severity: sev,
-                    app: app.clone(),
-                    task: t.labels.get("instance").cloned(),
-                    node: t.labels.get("node").cloned(),
-                    message: message.clone(),
-                    attrs: [
-                        ("rule".to_string(), serde_json::json!(t.rule)),
-                        ("labels".to_string(), serde_json::json!(t.labels)),
-                        ("value".to_string(), serde_json::json!(t.value)),
-                    ]
-                    .into(),
+                    kind: HistoryKind::Transition,
+                    rule: Some(t.rule.clone()),
+                    app,
+                    state: t.to.as_str().into(),
+                    from: Some(t.from.as_str().into()),
+                    labels: t.labels.clone(),
+                    value: t.value,
+                    receiver: None,
+                    message,
                 });
             }
-            core.history.push(HistoryEntry {
-                ts: t.at,
-                kind: HistoryKind::Transition,
-                rule: Some(t.rule.clone()),
-                app,
-                state: t.to.as_str().into(),
-                from: Some(t.from.as_str().into()),
-                labels: t.labels.clone(),
-                value: t.value,
-                receiver: None,
-                message,
-            });
+            core.router.ingest(out.alerts, now);
         }
-        core.router.ingest(out.alerts, now);
-        drop(core);
         self.act(&config, &states, now).await;
         self.persist(Some(states));
     }

@@ -628,6 +628,9 @@
     cleanup.push(() => src.close());
   }
 
+  // Pages in their own files (alerts.js) register on window.DroverPages and use these.
+  window.DroverUI = { h, api, showError, every, dialog, fmtTs, ago, appHref, go, qs, view };
+
   // ---------------------------------------------------------------- router
   function render() {
     for (const f of cleanup.splice(0)) { try { f(); } catch (_) { /* already gone */ } }
@@ -638,10 +641,11 @@
       a.hidden = config[a.dataset.needs] === false;
     }
     const pages = { logs: renderLogs, apps: renderApps, app: renderApp, nodes: renderNodes, events: renderEvents };
-    const page = pages[r.page];
+    const extra = (window.DroverPages || {})[r.page];
+    const page = pages[r.page] || (extra && extra.render);
     document.title = 'Drover · ' + (r.page === 'app' ? '/' + r.rest.join('/') : r.page);
     if (!page) { view.replaceChildren(h('div', { class: 'empty' }, `No page "${r.page}". `, h('a', { href: '#/logs' }, 'Go to logs'))); return; }
-    const needs = { logs: 'logs', apps: 'scheduler', app: 'scheduler', nodes: 'scheduler', events: 'scheduler' }[r.page];
+    const needs = { logs: 'logs', apps: 'scheduler', app: 'scheduler', nodes: 'scheduler', events: 'scheduler' }[r.page] || (extra && extra.needs);
     if (config[needs] === false) { view.replaceChildren(h('div', { class: 'empty' }, `This server has no ${needs}: this page is served by drover up or the role that runs it.`)); return; }
     Promise.resolve(page(r)).catch(e => showError(e.message));
   }
@@ -649,7 +653,7 @@
   window.addEventListener('hashchange', render);
   render(); // the first page does not wait for the config
   fetch('/ui/config.json').then(r => r.json()).then(c => {
-    const changed = ['logs', 'metrics', 'scheduler'].some(k => c[k] !== config[k]);
+    const changed = ['logs', 'metrics', 'scheduler', 'alerts'].some(k => c[k] !== config[k]);
     config = c;
     document.getElementById('footer').textContent = `Drover ${c.version}`;
     if (changed) render();

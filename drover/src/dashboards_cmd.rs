@@ -88,6 +88,7 @@ pub async fn run(args: DashboardsArgs) -> anyhow::Result<()> {
         logs: search.is_some(),
         metrics: metrics.is_some(),
         scheduler: master.is_some(),
+        alerts: false,
         ..drover_dashboards::UiConfig::all()
     }));
     if let Some(up) = search {
