@@ -21,9 +21,17 @@ use drover_tests::{
     drover::{run_drover, DroverUp},
     free_port,
     kafka::produce_all,
-    repo_root,
 };
 use serde_json::Value;
+
+/// The repository root of this test's own sources (not the harness's: with a target dir
+/// shared between work trees, the harness library may have been built from another one).
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
 
 // === a local HTTP server: Slack's and webhooks' stand-in ===
 
@@ -104,7 +112,14 @@ impl SmtpSink {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let script = repo_root().join("tests/alertman/smtp_sink.py");
-        let mut child = Command::new("python3")
+        // Debian's python3-aiosmtpd is a module of Debian's python3, which another python3
+        // first on PATH (pyenv) does not see.
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let mut child = Command::new(python)
             .arg(&script)
             .arg(port.to_string())
             .arg(dir.path())
@@ -627,7 +642,7 @@ fn rules_check_names_file_line_and_field() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| format!("{}:{}", e["line"], e["field"]))
+        .map(|e| format!("{}:{}", e["line"], e["field"].as_str().unwrap()))
         .collect();
     // The unknown key stops the parse of its file first.
     assert_eq!(errs, ["11:rules[1].treshold"], "{report}");
