@@ -37,6 +37,9 @@ pub struct Sample {
 /// A rule's evaluation result: the groups, or why there are none.
 pub type RuleResult = Result<Vec<Sample>, SourceError>;
 
+/// Answers of one evaluation, by query: rules asking the same question share one.
+pub type QueryCache = HashMap<String, Result<Vec<(LabelSet, f64)>, SourceError>>;
+
 /// What the evaluator keeps per alert of a rule (persisted, so a restart keeps `for` timers
 /// and firing alerts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,7 +133,7 @@ impl Evaluator {
     ) -> Output {
         let mut out = Output::default();
         // Rules asking the very same question share one answer within an evaluation.
-        let mut cache: HashMap<String, Result<Vec<(LabelSet, f64)>, SourceError>> = HashMap::new();
+        let mut cache: QueryCache = HashMap::new();
         for rule in rules {
             let started = std::time::Instant::now();
             let result = query(rule, source, now, &mut cache).await;
@@ -399,7 +402,7 @@ pub async fn query(
     rule: &Rule,
     source: &dyn Source,
     now: DateTime<Utc>,
-    cache: &mut HashMap<String, Result<Vec<(LabelSet, f64)>, SourceError>>,
+    cache: &mut QueryCache,
 ) -> RuleResult {
     match &rule.kind {
         RuleKind::Metric {
@@ -522,7 +525,7 @@ pub async fn query(
 async fn metric(
     source: &dyn Source,
     q: &WindowQuery,
-    cache: &mut HashMap<String, Result<Vec<(LabelSet, f64)>, SourceError>>,
+    cache: &mut QueryCache,
 ) -> Result<Vec<(LabelSet, f64)>, SourceError> {
     let filtered: Vec<Dim> = Dim::ALL
         .into_iter()
@@ -550,7 +553,7 @@ async fn metric(
 async fn metric_exact(
     source: &dyn Source,
     q: &WindowQuery,
-    cache: &mut HashMap<String, Result<Vec<(LabelSet, f64)>, SourceError>>,
+    cache: &mut QueryCache,
 ) -> Result<Vec<(LabelSet, f64)>, SourceError> {
     let key = format!("{q:?}");
     if let Some(r) = cache.get(&key) {
@@ -569,7 +572,7 @@ async fn metric_exact(
 async fn metric_groups(
     source: &dyn Source,
     q: &WindowQuery,
-    cache: &mut HashMap<String, Result<Vec<(LabelSet, f64)>, SourceError>>,
+    cache: &mut QueryCache,
 ) -> Result<Vec<LabelSet>, SourceError> {
     Ok(metric(source, q, cache)
         .await?

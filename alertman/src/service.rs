@@ -1018,7 +1018,7 @@ impl Alertman {
                 (s.clone(), st)
             })
             .collect();
-        v.sort_by(|a, b| b.0.updated_at.cmp(&a.0.updated_at));
+        v.sort_by_key(|s| std::cmp::Reverse(s.0.updated_at));
         v
     }
 

@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(sil.id.len(), 36);
         let hit: LabelSet = [("alertname".to_string(), "HighCpu".to_string())].into();
         let miss: LabelSet = [("alertname".to_string(), "Other".to_string())].into();
-        assert_eq!(s.muting(&hit, clock.now()), [sil.id.clone()]);
+        assert_eq!(s.muting(&hit, clock.now()), std::slice::from_ref(&sil.id));
         assert!(s.muting(&miss, clock.now()).is_empty());
         clock.advance(Duration::from_secs(59 * 60 + 59));
         assert_eq!(s.muting(&hit, clock.now()).len(), 1);

@@ -297,13 +297,16 @@ impl Source for Http {
 
 // === impl Fake ===
 
+type MetricAnswer = Result<Vec<GroupValue>, SourceError>;
+type LogAnswer = Result<Vec<(LabelSet, u64)>, SourceError>;
+
 /// Data set by hand: unit tests and the benchmark.
 #[derive(Debug, Default)]
 pub struct Fake {
     /// Metric answers by metric name (the same for every query of that metric), or an error.
-    pub metrics: std::sync::Mutex<BTreeMap<String, Result<Vec<GroupValue>, SourceError>>>,
+    pub metrics: std::sync::Mutex<BTreeMap<String, MetricAnswer>>,
     /// Log answers by query text.
-    pub logs: std::sync::Mutex<BTreeMap<String, Result<Vec<(LabelSet, u64)>, SourceError>>>,
+    pub logs: std::sync::Mutex<BTreeMap<String, LogAnswer>>,
 }
 
 impl Fake {

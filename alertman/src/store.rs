@@ -452,7 +452,7 @@ mod tests {
         }
         let s = Store::open(&path).unwrap();
         let l = s.load().unwrap();
-        assert_eq!(l.alerts, [alert.clone()]);
+        assert_eq!(l.alerts, std::slice::from_ref(&alert));
         assert_eq!(l.rule_alerts["A"][&alert.fingerprint()], ra);
         assert_eq!(l.silences, [sil]);
         let h = s
