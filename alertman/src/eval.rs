@@ -9,6 +9,7 @@
 //! [`Source`] for each rule.
 use std::{
     collections::{BTreeMap, HashMap},
+    sync::Arc,
     time::Duration,
 };
 
@@ -38,7 +39,12 @@ pub struct Sample {
 pub type RuleResult = Result<Vec<Sample>, SourceError>;
 
 /// Answers of one evaluation, by query: rules asking the same question share one.
-pub type QueryCache = HashMap<String, Result<Vec<(LabelSet, f64)>, SourceError>>;
+#[derive(Debug, Default)]
+pub struct QueryCache {
+    answers: HashMap<String, Result<Arc<Vec<(LabelSet, f64)>>, SourceError>>,
+    /// Shared answers indexed by one label's value.
+    index: HashMap<(String, &'static str), Arc<HashMap<String, Vec<usize>>>>,
+}
 
 /// What the evaluator keeps per alert of a rule (persisted, so a restart keeps `for` timers
 /// and firing alerts).
@@ -133,7 +139,7 @@ impl Evaluator {
     ) -> Output {
         let mut out = Output::default();
         // Rules asking the very same question share one answer within an evaluation.
-        let mut cache: QueryCache = HashMap::new();
+        let mut cache = QueryCache::default();
         for rule in rules {
             let started = std::time::Instant::now();
             let result = query(rule, source, now, &mut cache).await;
@@ -521,7 +527,8 @@ pub async fn query(
 /// A metric rule's groups. When every filtered label is also a grouping label, each group
 /// falls wholly inside or outside the filter: the query runs once without the filter for all
 /// the rules that share metric, window, aggregation and grouping (one pass over the window
-/// instead of one per rule), and each rule keeps its groups.
+/// instead of one per rule), and each rule picks its groups through an index of that answer
+/// by the filtered label.
 async fn metric(
     source: &dyn Source,
     q: &WindowQuery,
@@ -532,40 +539,63 @@ async fn metric(
         .filter(|d| !q.filter.values(*d).is_empty())
         .collect();
     if filtered.is_empty() || !filtered.iter().all(|d| q.by.contains(d)) {
-        return metric_exact(source, q, cache).await;
+        return Ok(metric_exact(source, q, cache).await?.to_vec());
     }
-    let all = WindowQuery {
+    let all_q = WindowQuery {
         filter: Filter::default(),
         ..q.clone()
     };
-    Ok(metric_exact(source, &all, cache)
-        .await?
-        .into_iter()
-        .filter(|(labels, _)| {
-            filtered.iter().all(|d| {
-                let v = labels.get(d.as_str()).map(String::as_str).unwrap_or("");
-                q.filter.values(*d).iter().any(|w| w == v)
-            })
+    let all = metric_exact(source, &all_q, cache).await?;
+    // Index the shared answer by the first filtered label (once per evaluation).
+    let first = filtered[0];
+    let key = (format!("{all_q:?}"), first.as_str());
+    let index = cache
+        .index
+        .entry(key)
+        .or_insert_with(|| {
+            let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, (labels, _)) in all.iter().enumerate() {
+                let v = labels.get(first.as_str()).cloned().unwrap_or_default();
+                m.entry(v).or_default().push(i);
+            }
+            Arc::new(m)
         })
-        .collect())
+        .clone();
+    let keeps = |labels: &LabelSet| {
+        filtered[1..].iter().all(|d| {
+            let v = labels.get(d.as_str()).map(String::as_str).unwrap_or("");
+            q.filter.values(*d).iter().any(|w| w == v)
+        })
+    };
+    let mut out = Vec::new();
+    for w in q.filter.values(first) {
+        for &i in index.get(w).map(Vec::as_slice).unwrap_or(&[]) {
+            if keeps(&all[i].0) {
+                out.push(all[i].clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn metric_exact(
     source: &dyn Source,
     q: &WindowQuery,
     cache: &mut QueryCache,
-) -> Result<Vec<(LabelSet, f64)>, SourceError> {
+) -> Result<Arc<Vec<(LabelSet, f64)>>, SourceError> {
     let key = format!("{q:?}");
-    if let Some(r) = cache.get(&key) {
+    if let Some(r) = cache.answers.get(&key) {
         return r.clone();
     }
     let r = source.metric_window(q).await.map(|groups| {
-        groups
-            .into_iter()
-            .map(|g| (g.labels.into_iter().collect(), g.value))
-            .collect::<Vec<_>>()
+        Arc::new(
+            groups
+                .into_iter()
+                .map(|g| (g.labels.into_iter().collect(), g.value))
+                .collect::<Vec<_>>(),
+        )
     });
-    cache.insert(key, r.clone());
+    cache.answers.insert(key, r.clone());
     r
 }
 
