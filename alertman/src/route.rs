@@ -280,10 +280,15 @@ impl Router {
             let entry = self.nflog.get(&key).cloned();
             let mut firing = Vec::new();
             let mut resolved = Vec::new();
+            // Firing, muted or not: a muted alert is not news when its silence ends.
+            let mut active = BTreeSet::new();
             for fp in &g.alerts {
                 let Some(a) = self.alerts.get(fp) else {
                     continue;
                 };
+                if !a.is_resolved(now) {
+                    active.insert(*fp);
+                }
                 if a.is_resolved(now) {
                     // Only alerts the group was told were firing are worth a "resolved".
                     if entry.as_ref().is_some_and(|e| e.firing.contains(fp)) {
@@ -337,10 +342,12 @@ impl Router {
                     previous: entry,
                 });
             } else if let Some(mut e) = entry {
-                // Quietly forget alerts that stopped firing (without send_resolved, or muted),
-                // so that firing again is news.
-                if e.firing != firing_set && firing_set.is_subset(&e.firing) {
-                    e.firing = firing_set;
+                // Quietly forget alerts that stopped firing (notified without send_resolved),
+                // so that firing again is news. Muted ones are still firing: kept, so a
+                // silence that ends repeats nothing (as in Alertmanager).
+                let kept: BTreeSet<Fingerprint> = e.firing.intersection(&active).copied().collect();
+                if kept != e.firing {
+                    e.firing = kept;
                     self.nflog.insert(key.clone(), e);
                     self.dirty_nflog.insert(key.clone());
                 }
@@ -569,9 +576,37 @@ mod tests {
         assert!(r.flush(clock.now(), &s).is_empty(), "silenced");
         assert_eq!(r.muted(&a, &s, clock.now()).silenced_by, [sil.id]);
         clock.advance(Duration::from_secs(570));
-        // The silence ended: notified at the next group_interval.
+        // The silence ended: never notified, so notified at the next group_interval.
         clock.advance(Duration::from_secs(30));
         assert_eq!(r.flush(clock.now(), &s).len(), 1);
+        // A silence over an alert already notified: when it ends, nothing is repeated
+        // before repeat_interval.
+        let sil2 = s
+            .upsert(
+                Silence {
+                    id: String::new(),
+                    matchers: vec![Matcher::eq("alertname", "A")],
+                    starts_at: clock.now(),
+                    ends_at: clock.now() + chrono::Duration::minutes(60),
+                    created_by: "ana".into(),
+                    comment: "again".into(),
+                    updated_at: clock.now(),
+                },
+                clock.now(),
+            )
+            .unwrap();
+        for _ in 0..4 {
+            clock.advance(Duration::from_secs(300));
+            assert!(r.flush(clock.now(), &s).is_empty(), "silenced");
+        }
+        s.expire(&sil2.id, clock.now()).unwrap();
+        for _ in 0..4 {
+            clock.advance(Duration::from_secs(300));
+            assert!(
+                r.flush(clock.now(), &s).is_empty(),
+                "already notified: no repeat when the silence ends"
+            );
+        }
 
         // Inhibition: a critical alert of the same app mutes the warnings.
         let mut r = router(&clock);
