@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what Drover needs and is missing on this machine; quick when nothing is.
 #  - Debian packages: promtool (prometheus), busybox-static (test image), build tools,
-#    chromium + chromium-driver (the dashboards' headless browser tests)
+#    chromium + chromium-driver (the dashboards' headless browser tests), haproxy, nginx and
+#    wrk (the gateway's benchmark baselines and load), python3-aiosmtpd (a real SMTP server for
+#    Alertman's tests), prometheus-alertmanager (amtool, against Alertman's Alertmanager API)
 #  - tansu, the embedded Kafka-protocol broker, into $DROVER_TOOLS (outside the clone)
 #  - Python's confluent-kafka (benchmark baseline and third-party client tests) and marathon
 #    (a third-party Marathon client the scheduler's tests drive), selenium (browser tests)
@@ -14,7 +16,8 @@ say() { echo "==> $*" >&2; }
 # --- Debian packages ---------------------------------------------------------------------
 need=()
 for pkg in prometheus busybox-static gcc g++ make perl pkg-config python3 curl \
-  chromium chromium-driver fonts-dejavu-core haproxy nginx wrk; do
+  chromium chromium-driver fonts-dejavu-core haproxy nginx wrk \
+  python3-aiosmtpd prometheus-alertmanager; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -24,6 +24,7 @@ use serde::Serialize;
 const INDEX_HTML: &str = include_str!("../ui/index.html");
 const APP_JS: &str = include_str!("../ui/app.js");
 const APP_CSS: &str = include_str!("../ui/app.css");
+const ALERTS_JS: &str = include_str!("../ui/alerts.js");
 const CHARTS_JS: &str = include_str!("../ui/charts.js");
 const FAVICON_SVG: &str = include_str!("../ui/favicon.svg");
 
@@ -38,6 +39,8 @@ pub struct UiConfig {
     pub scheduler: bool,
     /// The gateway's routes API (`/v1/gateway/routes`).
     pub gateway: bool,
+    /// Alertman's APIs (`/api/alerts`, `/api/v2/...`).
+    pub alerts: bool,
     /// Drover's version, shown in the footer.
     pub version: String,
 }
@@ -50,6 +53,7 @@ impl UiConfig {
             metrics: true,
             scheduler: true,
             gateway: true,
+            alerts: true,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -68,6 +72,10 @@ pub fn router(config: UiConfig) -> Router {
             asset(CHARTS_JS, "text/javascript; charset=utf-8"),
         )
         .route("/ui/app.css", asset(APP_CSS, "text/css; charset=utf-8"))
+        .route(
+            "/ui/alerts.js",
+            asset(ALERTS_JS, "text/javascript; charset=utf-8"),
+        )
         .route("/favicon.svg", asset(FAVICON_SVG, "image/svg+xml"))
         .route("/ui/config.json", get(config_route))
         .with_state(config)
@@ -149,7 +157,12 @@ mod tests {
         let (status, ct, body) = get("/").await;
         assert_eq!(status, 200);
         assert!(ct.starts_with("text/html"), "{ct}");
-        for asset in ["/ui/app.js", "/ui/charts.js", "/ui/app.css"] {
+        for asset in [
+            "/ui/app.js",
+            "/ui/charts.js",
+            "/ui/app.css",
+            "/ui/alerts.js",
+        ] {
             assert!(body.contains(asset), "index must load {asset}");
             let (status, _, body) = get(asset).await;
             assert_eq!(status, 200, "{asset}");
@@ -157,7 +170,7 @@ mod tests {
         }
         // Works offline: nothing is fetched from another origin.
         // (The SVG namespace is a name, not a fetch.)
-        for page in [INDEX_HTML, APP_JS, CHARTS_JS, APP_CSS] {
+        for page in [INDEX_HTML, APP_JS, CHARTS_JS, APP_CSS, ALERTS_JS] {
             let page = page.replace("http://www.w3.org/2000/svg", "");
             assert!(!page.contains("http://") && !page.contains("https://"));
         }

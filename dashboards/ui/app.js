@@ -693,6 +693,8 @@
     await load();
     every(2000, load);
   }
+  // Pages in their own files (alerts.js) register on window.DroverPages and use these.
+  window.DroverUI = { h, api, showError, every, dialog, fmtTs, ago, appHref, go, qs, view };
 
   // ---------------------------------------------------------------- router
   function render() {
@@ -704,10 +706,11 @@
       a.hidden = config[a.dataset.needs] === false;
     }
     const pages = { logs: renderLogs, apps: renderApps, app: renderApp, nodes: renderNodes, events: renderEvents, routes: renderRoutes };
-    const page = pages[r.page];
+    const extra = (window.DroverPages || {})[r.page];
+    const page = pages[r.page] || (extra && extra.render);
     document.title = 'Drover · ' + (r.page === 'app' ? '/' + r.rest.join('/') : r.page);
     if (!page) { view.replaceChildren(h('div', { class: 'empty' }, `No page "${r.page}". `, h('a', { href: '#/logs' }, 'Go to logs'))); return; }
-    const needs = { logs: 'logs', apps: 'scheduler', app: 'scheduler', nodes: 'scheduler', events: 'scheduler', routes: 'gateway' }[r.page];
+    const needs = { logs: 'logs', apps: 'scheduler', app: 'scheduler', nodes: 'scheduler', events: 'scheduler', routes: 'gateway' }[r.page] || (extra && extra.needs);
     if (config[needs] === false) { view.replaceChildren(h('div', { class: 'empty' }, `This server has no ${needs}: this page is served by drover up or the role that runs it.`)); return; }
     Promise.resolve(page(r)).catch(e => showError(e.message));
   }
@@ -715,7 +718,7 @@
   window.addEventListener('hashchange', render);
   render(); // the first page does not wait for the config
   fetch('/ui/config.json').then(r => r.json()).then(c => {
-    const changed = ['logs', 'metrics', 'scheduler', 'gateway'].some(k => c[k] !== config[k]);
+    const changed = ['logs', 'metrics', 'scheduler', 'gateway', 'alerts'].some(k => c[k] !== config[k]);
     config = c;
     document.getElementById('footer').textContent = `Drover ${c.version}`;
     if (changed) render();

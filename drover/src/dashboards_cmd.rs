@@ -90,6 +90,7 @@ pub async fn run(args: DashboardsArgs) -> anyhow::Result<()> {
         scheduler: master.is_some(),
         // The gateway's routes API is served by `drover up` or `drover gateway`, not proxied here.
         gateway: false,
+        alerts: false,
         ..drover_dashboards::UiConfig::all()
     }));
     if let Some(up) = search {

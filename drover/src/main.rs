@@ -1,6 +1,7 @@
 //! `drover`: every role and every client command of Drover in one binary.
 #![forbid(unsafe_code)]
 
+mod alertman_cmd;
 mod bench;
 mod broker_cmd;
 mod collector_cmd;
@@ -72,6 +73,12 @@ enum Command {
     /// Serve only the web UI, its pages backed by the APIs of other hosts' roles (a proxy to
     /// --search, --metrics and --master), for a multi-host setup.
     Dashboards(dashboards_cmd::DashboardsArgs),
+    /// Run only Alertman: alert rules over the metrics and logs of a `drover up` (read over
+    /// HTTP), notifications, silences, history and the Alertmanager v2 API.
+    Alertman(alertman_cmd::AlertmanArgs),
+    /// Alerts, their history, silences and rule files (client of `drover up`).
+    #[command(subcommand)]
+    Alerts(alertman_cmd::AlertsCommand),
     /// Measure Drover's components on this machine and print the figures (and the baseline
     /// the issue names, measured in the same run).
     #[command(subcommand)]
@@ -107,6 +114,8 @@ fn main() -> ExitCode {
             Command::Metrics(cmd) => metrics_cmd::client(cmd).await,
             Command::Dashboards(args) => dashboards_cmd::run(args).await,
             Command::Gateway(args) => gateway_cmd::run(args).await,
+            Command::Alertman(args) => alertman_cmd::run(args).await,
+            Command::Alerts(cmd) => alertman_cmd::client(cmd).await,
         }
     });
     match result {

@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::{
+    alertman_cmd::{AlertmanOpts, RunningAlertman},
     broker_cmd::start_broker,
     collector_cmd::CollectorOpts,
     datadir,
@@ -109,6 +110,11 @@ pub struct UpArgs {
     pub no_gateway: bool,
     #[command(flatten)]
     pub gateway_opts: GatewayOpts,
+    /// Do not run Alertman (alert rules, notifications, /api/alerts, /api/v2/...).
+    #[arg(long)]
+    pub no_alertman: bool,
+    #[command(flatten)]
+    pub alertman: AlertmanOpts,
     /// Deploy the demo app (/demo: two instances of drover-demo:latest logging and serving a
     /// little generated traffic), to see live logs and charts without writing any config.
     #[arg(long, conflicts_with = "no_scheduler")]
@@ -124,6 +130,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if !args.no_logpipe {
         args.logpipe.config("")?;
     }
+    if !args.no_alertman {
+        drover_alertman::rules::load(&args.alertman.rules)?;
+    }
     if args.demo {
         crate::demo::check_image(&args.collector.docker, &args.demo_image).await?;
     }
@@ -136,6 +145,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ("logs", !args.no_logpipe),
         ("metrics", !args.no_metrics_store),
         ("scheduler", !args.no_scheduler),
+        ("alertman", !args.no_alertman),
     ];
     let _locks = parts
         .iter()
@@ -239,7 +249,7 @@ async fn serve(
             drover_search::LogStore::open(&logs_dir).context("cannot open the log index")?,
         )),
     };
-    extra = extra.merge(drover_search::api::router(search));
+    extra = extra.merge(drover_search::api::router(search.clone()));
     let metrics_store = if args.no_metrics_store {
         None
     } else {
@@ -297,6 +307,37 @@ async fn serve(
             Some(g)
         }
         None => None,
+    // Alertman reads the metrics store and the log index in this process.
+    let alertman = if args.no_alertman {
+        None
+    } else {
+        let source = drover_alertman::source::InProcess {
+            metrics: metrics_store.as_ref().map(|m| Arc::clone(&m.store)),
+            search: Some(search.clone()),
+        };
+        let mut cfg = args
+            .alertman
+            .config(data_dir.join("alertman"), &format!("http://{}", args.http));
+        if !args.no_scheduler {
+            // Actions (remove_instance, remove_node) go through the local master's API.
+            cfg.actuator = Some(Arc::new(
+                drover_alertman::actions::SchedulerActuator::new(&scheduler_cmd::local_master_url(
+                    args.http,
+                ))
+                .map_err(|e| anyhow::anyhow!("cannot create Alertman's scheduler client: {e}"))?,
+            ));
+        }
+        let a = RunningAlertman::start(
+            cfg,
+            Arc::new(source),
+            Some(kafka),
+            registry
+                .sub_registry_with_prefix("drover")
+                .sub_registry_with_prefix("alertman"),
+            stop_tx.subscribe(),
+        )?;
+        extra = extra.merge(drover_alertman::api::router(a.alertman.clone()));
+        Some(a)
     };
     // The web UI at /, told which parts this server has.
     extra = extra.merge(drover_dashboards::router(drover_dashboards::UiConfig {
@@ -304,6 +345,7 @@ async fn serve(
         metrics: !args.no_metrics_store,
         scheduler: !args.no_scheduler,
         gateway: gateway.is_some(),
+        alerts: !args.no_alertman,
         ..drover_dashboards::UiConfig::all()
     }));
     let state = AppState {
@@ -353,6 +395,16 @@ async fn serve(
             args.gateway
         );
     }
+    if let Some(a) = &alertman {
+        let cfg = a.alertman.config();
+        println!(
+            "  alertman    http://{}/api/alerts   {} rule(s), {} receiver(s) (drover alerts ls; amtool --alertmanager.url=http://{})",
+            args.http,
+            cfg.rules.len(),
+            cfg.receivers.len(),
+            args.http
+        );
+    }
     let demo = args.demo.then(|| {
         let base = scheduler_cmd::local_master_url(args.http);
         println!(
@@ -394,6 +446,9 @@ async fn serve(
     }
     if let Some(p) = logpipe {
         p.stop().await;
+    }
+    if let Some(a) = alertman {
+        a.stop().await;
     }
     if let Some(m) = metrics_store {
         m.stop().await;

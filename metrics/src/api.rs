@@ -5,6 +5,7 @@
 //! | `GET /api/metrics/query` | series downsampled to a step: `metric`, `by`, `from`, `to` (or `since`), `step`, `agg`, filters |
 //! | `GET /api/metrics/top` | the top `n` groups (`by`, default `instance`) of a window aggregation over `since` (default `5m`) |
 //! | `GET /api/metrics/latest` | the latest value of every series of `metric` |
+//! | `GET /api/metrics/window` | the window aggregation (`Window::aggregate`) over `since` (default `5m`) per group of `by` (none: one group): what alerting evaluates |
 //!
 //! Filters (comma-separated values): `app`, `instance`, `node`, `group`, `host`. Errors are
 //! JSON `{"error": "..."}`, status 400 for a bad parameter (the message starts with its name).
@@ -154,6 +155,24 @@ impl Params {
         Ok(req)
     }
 
+    /// The window aggregation of `/api/metrics/window` (`by` may be empty: one group).
+    pub fn window_request(&self) -> Result<WindowQuery, MetricsError> {
+        let range = match &self.since {
+            Some(s) => parse_duration(s).map_err(|e| MetricsError::bad("since", e.to_string()))?,
+            None => Duration::from_secs(300),
+        };
+        let metric = self.metric()?;
+        let agg = self.agg()?;
+        agg.check(metric)?;
+        Ok(WindowQuery {
+            metric,
+            range,
+            by: self.by(&[])?,
+            agg,
+            filter: self.filter(),
+        })
+    }
+
     /// The window aggregation of `top`, and `n`.
     pub fn top_request(&self) -> Result<(WindowQuery, usize), MetricsError> {
         let range = match &self.since {
@@ -194,6 +213,7 @@ pub fn router(store: Arc<MetricsStore>) -> Router {
         .route("/api/metrics/query", get(query_route))
         .route("/api/metrics/top", get(top_route))
         .route("/api/metrics/latest", get(latest_route))
+        .route("/api/metrics/window", get(window_route))
         .with_state(store)
 }
 
@@ -269,6 +289,35 @@ async fn top_route(
         agg: q.agg,
         range_s: q.range.as_secs(),
         top,
+    }))
+}
+
+/// The answer of `/api/metrics/window`.
+#[derive(Debug, Serialize)]
+pub struct WindowResponse {
+    /// The window, ms.
+    pub range_ms: u64,
+    /// The end of the window (now by the store's clock), ms since the epoch.
+    pub now_ms: i64,
+    /// One per group with samples, sorted by labels.
+    pub groups: Vec<GroupValue>,
+}
+
+async fn window_route(
+    State(store): State<Arc<MetricsStore>>,
+    p: Result<Query<Params>, QueryRejection>,
+) -> Result<Json<WindowResponse>, ApiError> {
+    let q = params(p)?.window_request()?;
+    let range_ms = q.range.as_millis() as u64;
+    let (now_ms, groups) = blocking(move || {
+        let w = store.window();
+        Ok((w.now_ms(), w.aggregate(&q)?))
+    })
+    .await?;
+    Ok(Json(WindowResponse {
+        range_ms,
+        now_ms,
+        groups,
     }))
 }
 
@@ -363,6 +412,20 @@ mod tests {
         assert_eq!(body["top"].as_array().unwrap().len(), 2);
         assert_eq!(body["top"][0]["value"], 30.0);
         assert_eq!(body["top"][0]["samples"], 30);
+        let (s, body) = get(app.clone(), "/api/metrics/window?metric=cpu_pct&agg=max").await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["groups"].as_array().unwrap().len(), 1);
+        assert_eq!(body["groups"][0]["value"], 30.0);
+        assert_eq!(body["range_ms"], 300_000);
+        let (s, body) = get(
+            app.clone(),
+            "/api/metrics/window?metric=cpu_pct&by=instance&agg=mean&since=1m&instance=1,2",
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["groups"].as_array().unwrap().len(), 2);
+        assert_eq!(body["groups"][1]["labels"]["instance"], "2");
+        assert_eq!(body["groups"][1]["value"], 20.0);
         let (s, body) = get(app, "/api/metrics/latest?metric=cpu_pct").await;
         assert_eq!(s, StatusCode::OK, "{body}");
         assert_eq!(body["series"].as_array().unwrap().len(), 3);

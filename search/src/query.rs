@@ -750,8 +750,28 @@ fn sort_columns(seg: &SegmentReader) -> SortColumns {
 /// Turns unknown field names into paths of the parsed `fields` JSON (`status:502` →
 /// `fields.status:502`), then parses with Tantivy's query parser (AND between terms).
 fn parse_query(part: &Partition, f: &LogFields, text: &str) -> Result<Box<dyn Query>, SearchError> {
+    parse_query_for(&part.index, f, text)
+}
+
+/// Checks that a query parses, without an index on disk: what alert rules call at load, so a
+/// broken query is refused before it is evaluated.
+pub fn check_query(text: &str) -> Result<(), SearchError> {
+    let text = text.trim();
+    if text.is_empty() || text == "*" {
+        return Ok(());
+    }
+    let f = LogFields::new();
+    let index = tantivy::Index::create_in_ram(f.schema.clone());
+    parse_query_for(&index, &f, text).map(|_| ())
+}
+
+fn parse_query_for(
+    index: &tantivy::Index,
+    f: &LogFields,
+    text: &str,
+) -> Result<Box<dyn Query>, SearchError> {
     let rewritten = rewrite_fields(text, |name| f.schema.get_field(name).is_ok());
-    let mut parser = QueryParser::for_index(&part.index, vec![f.message]);
+    let mut parser = QueryParser::for_index(index, vec![f.message]);
     parser.set_conjunction_by_default();
     parser.allow_regexes();
     let parsed = match parser.parse_query(&rewritten) {

@@ -417,3 +417,19 @@ fn one_value_of_a_fast_only_field_matches_like_a_term() {
     assert_eq!(lines_of(&s, &q("ts:2026-11-21T23:59:51Z")), ["c1#2"]);
     assert_eq!(lines_of(&s, &q("(seq:3) AND app:shop/web")), ["c1#3"]);
 }
+
+#[test]
+fn check_query_accepts_good_queries_and_names_the_problem_of_bad_ones() {
+    for q in [
+        "",
+        "*",
+        "level:error",
+        "level:error AND status:[500 TO 599]",
+        "NOT healthz",
+    ] {
+        crate::query::check_query(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    }
+    let e = crate::query::check_query("status:[500 TO").unwrap_err();
+    assert!(e.is_client_error(), "{e}");
+    assert!(e.to_string().contains("status:[500 TO"), "{e}");
+}

@@ -1,0 +1,679 @@
+//! Alertman against real services: a `drover up` with its embedded broker takes container
+//! stats and log lines from the topics; a metric rule fires from those metrics and notifies a
+//! real SMTP server (Debian's python3-aiosmtpd; the email is parsed: subject and both parts),
+//! a local HTTP server standing in for Slack (Block Kit block types checked) and an
+//! Alertmanager webhook; a log rule fires on a burst of `level:error` lines; `amtool` (Debian's
+//! prometheus-alertmanager) lists the alerts and adds and expires a silence; a restart in the
+//! middle of the alert repeats nothing and keeps the silences; a bad reload keeps the rules;
+//! `drover alerts rules check` names file, line and field.
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use drover_schema::{topics, ContainerStats, LogRecord, MetricRecord, Source, Stream};
+use drover_tests::{
+    drover::{run_drover, DroverUp},
+    free_port,
+    kafka::produce_all,
+};
+use serde_json::Value;
+
+/// The repository root of this test's own sources (not the harness's: with a target dir
+/// shared between work trees, the harness library may have been built from another one).
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+// === a local HTTP server: Slack's and webhooks' stand-in ===
+
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// Records the path and JSON body of every POST; answers 200.
+struct HookServer {
+    base: String,
+    got: Received,
+}
+
+impl HookServer {
+    fn start() -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let got: Received = Arc::default();
+        let g = Arc::clone(&got);
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let g = Arc::clone(&g);
+                std::thread::spawn(move || handle(s, &g));
+            }
+        });
+        Self { base, got }
+    }
+
+    fn on(&self, path: &str) -> Vec<Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+fn handle(s: TcpStream, got: &Received) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    if r.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok();
+    got.lock()
+        .unwrap()
+        .push((path, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+    let mut s = s;
+    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+}
+
+// === a real SMTP server ===
+
+/// `tests/alertman/smtp_sink.py` on a free port: every message as parsed JSON in a dir.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let script = repo_root().join("tests/alertman/smtp_sink.py");
+        // Debian's python3-aiosmtpd is a module of Debian's python3, which another python3
+        // first on PATH (pyenv) does not see.
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 runs (scripts/setup.sh installs it)");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).ok();
+        if line.trim() != "ready" {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).ok();
+            panic!(
+                "the SMTP server did not start ({line:?}); it needs Debian's python3-aiosmtpd (scripts/setup.sh installs it):\n{err}"
+            );
+        }
+        Self { child, port, dir }
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "json")
+                    && !p.file_name().unwrap().to_str().unwrap().starts_with('.')
+            })
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// === helpers ===
+
+async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+    logs: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {timeout:?}\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn stats(app: &str, instance: &str, cpu: f64) -> (String, Vec<u8>) {
+    let rec = MetricRecord::Container(ContainerStats {
+        v: 1,
+        ts: Utc::now(),
+        source: Source {
+            host: "it-host".into(),
+            node: Some("it-node".into()),
+            app: app.into(),
+            task: Some(instance.into()),
+            group: None,
+            container_id: format!("c-{instance}"),
+            container_name: format!("c-{instance}"),
+            image: "img".into(),
+        },
+        cpu_pct: cpu,
+        cpu_limit: 1.0,
+        rss_bytes: 1000,
+        working_set_bytes: 2000,
+        mem_limit_bytes: 100_000,
+        rss_pct: 1.0,
+        blkio_read_bytes: 0,
+        blkio_write_bytes: 0,
+        net_rx_bytes: 0,
+        net_tx_bytes: 0,
+    });
+    (app.to_string(), drover_schema::encode(&rec))
+}
+
+fn log_line(app: &str, seq: u64, line: &str) -> (String, Vec<u8>) {
+    let rec = LogRecord {
+        v: 1,
+        ts: Utc::now(),
+        end_ts: None,
+        source: Source {
+            host: "it-host".into(),
+            node: None,
+            app: app.into(),
+            task: Some(format!("{app}.t1")),
+            group: None,
+            container_id: "c-logs".into(),
+            container_name: "c-logs".into(),
+            image: "img".into(),
+        },
+        stream: Stream::Stdout,
+        seq,
+        line: line.into(),
+    };
+    ("c-logs".to_string(), drover_schema::encode(&rec))
+}
+
+async fn get(up: &DroverUp, path: &str) -> Value {
+    reqwest::get(up.url(path))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn amtool(up: &DroverUp, args: &[&str]) -> String {
+    let out = Command::new("amtool")
+        .arg(format!("--alertmanager.url=http://{}", up.http))
+        .args(args)
+        .output()
+        .expect("amtool runs: Debian's prometheus-alertmanager (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "amtool {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write_rules(dir: &Path, hooks: &HookServer, smtp_port: u16) -> PathBuf {
+    // The Slack URL is a secret: read from a file.
+    let slack_file = dir.join("slack-url");
+    std::fs::write(
+        &slack_file,
+        format!("{}/slack/T000/B000/secret\n", hooks.base),
+    )
+    .unwrap();
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("receivers.yaml"),
+        format!(
+            r#"version: 1
+receivers:
+  - name: slack
+    type: slack
+    url_file: {}
+  - name: hook
+    type: webhook
+    url: {}/hook
+  - name: mail
+    type: email
+    smtp: 127.0.0.1:{smtp_port}
+    tls: none
+    from: alertman@drover.test
+    to: [ops@drover.test]
+route:
+  group_by: [alertname, app]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 4h
+"#,
+            slack_file.display(),
+            hooks.base
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("rules.yaml"),
+        r#"version: 1
+rules:
+  - name: HotCpu
+    kind: metric
+    metric: cpu_pct
+    filter: {app: /alert-it}
+    agg: max
+    by: [app, instance]
+    threshold: 80
+    for: 2s
+    severity: critical
+    annotations:
+      summary: "CPU {{ value | round(1) }}% on {{ labels.instance }}"
+      logs: "{{ links.logs }}"
+    receivers: [slack, hook, mail]
+  - name: ErrorBurst
+    kind: log
+    query: "level:error"
+    by: [app]
+    window: 5m
+    threshold: 4
+    annotations:
+      summary: "{{ value | int }} error lines in {{ labels.app }}"
+    receivers: [hook]
+"#,
+    )
+    .unwrap();
+    rules
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_fire_from_real_data_notify_real_receivers_and_survive_a_restart() {
+    let hooks = HookServer::start();
+    let smtp = SmtpSink::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = write_rules(tmp.path(), &hooks, smtp.port);
+    let rules_arg = rules.display().to_string();
+    let flags = [
+        "--no-collector",
+        "--no-scheduler",
+        "--rules",
+        &rules_arg,
+        "--eval-interval",
+        "1s",
+        "--metrics-flush-interval",
+        "200ms",
+        "--commit-interval",
+        "500ms",
+    ];
+    let mut up = DroverUp::start(&flags).await;
+    let brokers = up.broker.to_string();
+    produce_all(
+        &brokers,
+        topics::METRICS,
+        &[
+            stats("/alert-it", "i1", 95.0),
+            stats("/alert-it", "i2", 10.0),
+        ],
+    )
+    .await;
+    let logs = || up.logs();
+
+    // Slack: Block Kit.
+    let slack = wait_for(
+        "the Slack notification",
+        Duration::from_secs(60),
+        async || hooks.on("/slack/T000/B000/secret").first().cloned(),
+        logs,
+    )
+    .await;
+    assert_eq!(slack["text"], "[FIRING:1] HotCpu /alert-it", "{slack}");
+    let types: Vec<&str> = slack["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["type"].as_str().unwrap())
+        .collect();
+    for t in &types {
+        assert!(
+            ["header", "section", "divider", "actions", "context"].contains(t),
+            "not a Block Kit block type: {t}"
+        );
+    }
+    assert_eq!(types[0], "header");
+    assert!(types.contains(&"actions"));
+    let alert_text = slack["blocks"][3]["text"]["text"].as_str().unwrap();
+    assert!(
+        alert_text.contains("instance=i1") && alert_text.contains("CPU 95.0% on i1"),
+        "{alert_text}"
+    );
+
+    // The webhook: Alertmanager's JSON.
+    let hook = wait_for(
+        "the webhook notification",
+        Duration::from_secs(30),
+        async || {
+            hooks
+                .on("/hook")
+                .into_iter()
+                .find(|v| v["groupLabels"]["alertname"] == "HotCpu")
+        },
+        logs,
+    )
+    .await;
+    assert_eq!(hook["version"], "4");
+    assert_eq!(hook["status"], "firing");
+    assert_eq!(
+        hook["alerts"].as_array().unwrap().len(),
+        1,
+        "i2 at 10% does not fire: {hook}"
+    );
+    assert_eq!(hook["alerts"][0]["labels"]["instance"], "i1");
+
+    // The email, through a real SMTP server: subject and both parts.
+    let mail = wait_for(
+        "the email",
+        Duration::from_secs(30),
+        async || smtp.messages().first().cloned(),
+        logs,
+    )
+    .await;
+    assert_eq!(mail["subject"], "[FIRING:1] HotCpu /alert-it", "{mail}");
+    assert_eq!(mail["content_type"], "multipart/alternative");
+    assert_eq!(mail["to"][0], "ops@drover.test");
+    assert!(
+        mail["text"].as_str().unwrap().contains("instance=i1"),
+        "{mail}"
+    );
+    assert!(
+        mail["html"].as_str().unwrap().contains("<h3>Firing</h3>"),
+        "{mail}"
+    );
+
+    // A log rule on a burst of level:error lines.
+    let lines: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| {
+            log_line(
+                "/alert-logs",
+                i,
+                &format!(
+                    "{{\"level\":\"{}\",\"msg\":\"payment failed {i}\"}}",
+                    if i % 2 == 0 { "error" } else { "info" }
+                ),
+            )
+        })
+        .collect();
+    produce_all(&brokers, topics::LOGS, &lines).await;
+    let burst = wait_for(
+        "the log rule's notification",
+        Duration::from_secs(60),
+        async || {
+            hooks
+                .on("/hook")
+                .into_iter()
+                .find(|v| v["groupLabels"]["alertname"] == "ErrorBurst")
+        },
+        logs,
+    )
+    .await;
+    assert_eq!(burst["alerts"][0]["labels"]["app"], "/alert-logs");
+    assert_eq!(
+        burst["alerts"][0]["annotations"]["summary"],
+        "6 error lines in /alert-logs"
+    );
+
+    // amtool lists the alerts, adds a silence, expires it.
+    let listed: Value =
+        serde_json::from_str(&amtool(&up, &["alert", "query", "-o", "json"])).unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["labels"]["alertname"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"HotCpu") && names.contains(&"ErrorBurst"),
+        "{listed}"
+    );
+    let id = amtool(
+        &up,
+        &[
+            "silence",
+            "add",
+            "alertname=ErrorBurst",
+            "--comment=known",
+            "--author=it",
+            "--duration=1h",
+        ],
+    );
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 36, "a silence ID: {id:?}");
+    let q = amtool(&up, &["silence", "query", "-o", "json"]);
+    assert!(q.contains(&id), "{q}");
+    let v = get(&up, "/api/v2/alerts?silenced=false").await;
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["labels"]["alertname"] != "ErrorBurst"),
+        "{v}"
+    );
+    amtool(&up, &["silence", "expire", &id]);
+    let s = get(&up, &format!("/api/v2/silence/{id}")).await;
+    assert_eq!(s["status"]["state"], "expired");
+    // The Alerts page in a real browser: the firing alert, the rule, the history; a silence
+    // added through the form and expired through its button.
+    let shots = repo_root().join("artifacts/screenshots");
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/alertman/alerts_page.py"))
+        .args(["--base", &up.url(""), "--alert", "HotCpu", "--shots"])
+        .arg(&shots)
+        .output()
+        .expect("python3 runs (scripts/setup.sh installs selenium, chromium and chromium-driver)");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("RESULT ok"),
+        "alerts_page.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shots.join("alerts.png").is_file());
+
+    // One more that must survive the restart.
+    let keep = amtool(
+        &up,
+        &[
+            "silence",
+            "add",
+            "alertname=Nothing",
+            "--comment=keep",
+            "--author=it",
+            "--duration=2h",
+        ],
+    );
+    let keep = keep.trim().to_string();
+
+    // History: pending, firing, sent.
+    let h = get(&up, "/api/alerts/history?rule=HotCpu").await;
+    // The alert's own transitions and the notifications (the rule's health — NoData until
+    // the first samples arrived — is in the history too).
+    let states: Vec<&str> = h["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|e| e["kind"] == "notification" || e["labels"]["instance"] == "i1")
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(&states[..2], ["pending", "firing"], "{h}");
+    assert_eq!(states.iter().filter(|s| **s == "sent").count(), 3, "{h}");
+
+    // A restart in the middle of the alert repeats nothing and keeps the silences. First
+    // let what is in flight land (counts unchanged over two group intervals).
+    let counts = || {
+        (
+            hooks.on("/slack/T000/B000/secret").len(),
+            hooks.on("/hook").len(),
+            smtp.messages().len(),
+        )
+    };
+    let mut before = counts();
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let now = counts();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    let status = up.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", up.logs());
+    up.restart(&flags).await;
+    tokio::time::sleep(Duration::from_secs(8)).await; // 8 evaluations, group_wait 1s, group_interval 2s
+    let after = counts();
+    assert_eq!(
+        before,
+        after,
+        "nothing repeated after the restart\n{}",
+        up.logs()
+    );
+    let v = get(&up, "/api/alerts").await;
+    let firing: Vec<&str> = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] == "firing")
+        .map(|a| a["labels"]["alertname"].as_str().unwrap())
+        .collect();
+    assert!(
+        firing.contains(&"HotCpu"),
+        "still firing after the restart: {v}"
+    );
+    let s = get(&up, &format!("/api/v2/silence/{keep}")).await;
+    assert_eq!(s["status"]["state"], "active", "the silence survived: {s}");
+
+    // A bad reload keeps the running rules and says why.
+    std::fs::write(rules.join("rules.yaml"), "version: 1\nrules:\n  - name: Broken\n    kind: metric\n    metric: cpu\n    threshold: 1\n").unwrap();
+    let r = reqwest::Client::new()
+        .post(up.url("/api/alerts/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    let err = body["error"].as_str().unwrap();
+    assert!(
+        err.contains("rules.yaml:5: rules[0] (Broken).metric: unknown metric \"cpu\""),
+        "{err}"
+    );
+    let v = get(&up, "/api/alerts").await;
+    assert!(
+        v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "HotCpu"),
+        "{v}"
+    );
+    assert_eq!(v["reload"]["ok"], false);
+}
+
+#[test]
+fn rules_check_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "version: 1\nrules:\n  - name: A\n    kind: metric\n    metric: rss_pct\n    threshold: 90\n").unwrap();
+    let out = run_drover(
+        &["alerts", "rules", "check", good.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 rule(s) (A)"));
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "version: 1\nrules:\n  - name: A\n    kind: log\n    query: \"status:[500 TO\"\n    threshold: 1\n    receivers: [nobody]\n  - name: B\n    kind: metric\n    metric: rss_pct\n    treshold: 90\n",
+    )
+    .unwrap();
+    let out = run_drover(
+        &["alerts", "rules", "check", bad.to_str().unwrap(), "--json"],
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let errs: Vec<String> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}:{}", e["line"], e["field"].as_str().unwrap()))
+        .collect();
+    // The unknown key stops the parse of its file first.
+    assert_eq!(errs, ["11:rules[1].treshold"], "{report}");
+    std::fs::write(
+        &bad,
+        "version: 1\nrules:\n  - name: A\n    kind: log\n    query: \"status:[500 TO\"\n    threshold: 1\n    receivers: [nobody]\n",
+    )
+    .unwrap();
+    let out = run_drover(
+        &["alerts", "rules", "check", bad.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml:5: rules[0] (A).query: invalid query"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.yaml:7: rules[0] (A).receivers: unknown receiver \"nobody\""),
+        "{err}"
+    );
+}
