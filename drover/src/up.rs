@@ -307,6 +307,7 @@ async fn serve(
             Some(g)
         }
         None => None,
+    };
     // Alertman reads the metrics store and the log index in this process.
     let alertman = if args.no_alertman {
         None
