@@ -105,6 +105,8 @@ pub struct GatewayMetrics {
     pub reports: Family<ResultLabels, Counter>,
     /// Upgraded connections (WebSocket) open.
     pub tunnels: Gauge,
+    /// Access-log lines produced to Kafka, by result.
+    pub access_lines: Family<ResultLabels, Counter>,
 }
 
 impl Default for GatewayMetrics {
@@ -127,6 +129,7 @@ impl Default for GatewayMetrics {
             table_updates: Counter::default(),
             reports: Family::default(),
             tunnels: Gauge::default(),
+            access_lines: Family::default(),
         }
     }
 }
