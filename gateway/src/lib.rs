@@ -142,7 +142,10 @@ impl Gateway {
         Self {
             shared: Arc::new(Shared {
                 table: ArcSwap::from_pointee(RouteTable::default()),
-                registry: Mutex::new(table::Registry::default()),
+                registry: Mutex::new(table::Registry {
+                    metrics: metrics.clone(),
+                    ..table::Registry::default()
+                }),
                 client,
                 cfg,
                 clock,

@@ -94,7 +94,7 @@ async fn proxy(
                 reason: ErrorReason::NoRoute.as_str(),
             })
             .inc();
-        count_prometheus(shared, "-", 404, started);
+        count_no_route(shared);
         if shared.access.wants(404, true) {
             let mut e = access_entry(&req, &host, peer, request_id);
             e.status = 404;
@@ -326,6 +326,7 @@ struct RequestCounters {
     backend: Option<Arc<Backend>>,
     app_stats: Arc<Tracker>,
     service_stats: Option<Arc<Tracker>>,
+    prom: Arc<crate::metrics::AppHandles>,
     started: Instant,
     status: u16,
     gateway_error: bool,
@@ -354,18 +355,13 @@ impl RequestCounters {
         if let Some(s) = &route.service_stats {
             s.start(now);
         }
-        shared
-            .metrics
-            .in_flight
-            .get_or_create(&AppLabels {
-                app: group.app.clone(),
-            })
-            .inc();
+        group.prom.in_flight.inc();
         Self {
             shared: Arc::clone(shared),
             app: group.app.clone(),
             backend: backend.cloned(),
             app_stats: Arc::clone(&group.stats),
+            prom: Arc::clone(&group.prom),
             service_stats: route.service_stats.clone(),
             started,
             status: 0,
@@ -473,11 +469,11 @@ impl RequestCounters {
         if let Some(s) = &self.service_stats {
             s.finish(now, &outcome);
         }
-        let labels = AppLabels {
-            app: self.app.clone(),
-        };
-        self.shared.metrics.in_flight.get_or_create(&labels).dec();
-        count_prometheus(&self.shared, &self.app, self.status, self.started);
+        self.prom.in_flight.dec();
+        self.prom.count(self.status);
+        self.prom
+            .duration
+            .observe(now.saturating_duration_since(self.started).as_secs_f64());
         if let Some(mut e) = self.access.take() {
             if self.shared.access.wants(self.status, self.gateway_error) {
                 e.status = self.status;
@@ -508,24 +504,16 @@ impl Drop for RequestCounters {
     }
 }
 
-fn count_prometheus(shared: &Shared, app: &str, status: u16, started: Instant) {
+/// A response without an app (404): counted under app `-`.
+fn count_no_route(shared: &Shared) {
     shared
         .metrics
         .requests
         .get_or_create(&StatusLabels {
-            app: app.to_string(),
-            class: status_class(status),
+            app: "-".into(),
+            class: status_class(404),
         })
         .inc();
-    if app != "-" {
-        shared
-            .metrics
-            .duration
-            .get_or_create(&AppLabels {
-                app: app.to_string(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-    }
 }
 
 /// A response body that counts its bytes and ends the request's counting when it ends.
