@@ -41,6 +41,10 @@ pub struct GatewayOpts {
     /// Do not retry idempotent requests on another backend after a failed connect.
     #[arg(long)]
     pub no_gateway_retry: bool,
+    /// Which requests the gateway writes to the log search (drover.logs.v1, as lines of the
+    /// app and instance): `errors` (5xx and the gateway's own 404/502/503/504), `all`, `off`.
+    #[arg(long, value_name = "MODE", default_value = "errors")]
+    pub access_log: drover_gateway::access::AccessLog,
 }
 
 impl GatewayOpts {
@@ -54,6 +58,7 @@ impl GatewayOpts {
             groups: GroupFilter::from_args(&self.haproxy_group),
             resync_interval: self.gateway_resync_interval.max(Duration::from_secs(1)),
             report_interval: self.report_interval.max(Duration::from_millis(100)),
+            access_log: self.access_log,
             ..GatewayConfig::default()
         }
     }
@@ -110,7 +115,18 @@ impl RunningGateway {
         if let Some(brokers) = kafka {
             let sink = KafkaSink::new(brokers, drover_schema::topics::METRICS, metrics)?;
             let g = gateway.clone();
-            tasks.push(tokio::spawn(async move { g.report(sink, stop).await }));
+            let s = stop.clone();
+            tasks.push(tokio::spawn(async move { g.report(sink, s).await }));
+            let g = gateway.clone();
+            let brokers = brokers.to_string();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = g
+                    .access_log(&brokers, drover_schema::topics::LOGS, stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "the gateway's access log stopped");
+                }
+            }));
         }
         Ok(Self { gateway, tasks })
     }

@@ -144,7 +144,8 @@ pub enum MetricsCommand {
 pub struct ClientArgs {
     /// The metric: cpu_pct, rss_bytes, rss_pct, working_set_bytes, blkio_read_bytes,
     /// blkio_write_bytes, net_rx_bytes, net_tx_bytes, requests, request_rate, in_flight,
-    /// error_rate, latency_p50_ms, latency_p95_ms, latency_p99_ms.
+    /// error_rate, latency_p50_ms, latency_p95_ms, latency_p99_ms, concurrency_mean,
+    /// concurrency_max.
     #[arg(long, value_name = "METRIC")]
     pub metric: String,
     /// Only these apps (comma-separated).

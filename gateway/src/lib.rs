@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod api;
 pub mod backend;
 pub mod balance;
@@ -65,6 +66,8 @@ pub struct GatewayConfig {
     pub report_interval: Duration,
     /// On shutdown, connections get this long to finish their requests.
     pub shutdown_grace: Duration,
+    /// Which requests go to the access log (when one is attached).
+    pub access_log: access::AccessLog,
 }
 
 impl Default for GatewayConfig {
@@ -79,6 +82,7 @@ impl Default for GatewayConfig {
             resync_interval: Duration::from_secs(30),
             report_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            access_log: access::AccessLog::Errors,
         }
     }
 }
@@ -106,6 +110,8 @@ pub struct Shared {
     pub(crate) clock: SharedClock,
     pub(crate) metrics: GatewayMetrics,
     pub(crate) source: Mutex<SourceStatus>,
+    pub(crate) access: access::AccessSender,
+    access_rx: Mutex<Option<tokio::sync::mpsc::Receiver<access::Entry>>>,
 }
 
 /// The gateway. Cheap to clone.
@@ -126,15 +132,27 @@ impl Gateway {
             .pool_idle_timeout(cfg.idle_timeout)
             .pool_max_idle_per_host(1024)
             .build(http);
+        let (access, access_rx) = match cfg.access_log {
+            access::AccessLog::Off => (access::AccessSender::off(), None),
+            mode => {
+                let (tx, rx) = access::AccessSender::new(mode, 10_000);
+                (tx, Some(rx))
+            }
+        };
         Self {
             shared: Arc::new(Shared {
                 table: ArcSwap::from_pointee(RouteTable::default()),
-                registry: Mutex::new(table::Registry::default()),
+                registry: Mutex::new(table::Registry {
+                    metrics: metrics.clone(),
+                    ..table::Registry::default()
+                }),
                 client,
                 cfg,
                 clock,
                 metrics,
                 source: Mutex::new(SourceStatus::default()),
+                access,
+                access_rx: Mutex::new(access_rx),
             }),
         }
     }
@@ -177,6 +195,31 @@ impl Gateway {
     /// (and once more then).
     pub async fn report<S: report::Sink>(&self, sink: S, stop: tokio::sync::watch::Receiver<bool>) {
         report::run(Arc::clone(&self.shared), sink, stop).await;
+    }
+
+    /// Produce the access log to `topic` on `brokers` until `stop` turns true (once: a
+    /// second call, or `access_log: Off`, returns at once).
+    pub async fn access_log(
+        &self,
+        brokers: &str,
+        topic: &str,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), report::ReportError> {
+        let rx = self
+            .shared
+            .access_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match rx {
+            Some(rx) => access::run(brokers, topic, rx, self.shared.metrics.clone(), stop).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Access-log lines dropped because the queue was full (or no log is attached).
+    pub fn access_dropped(&self) -> u64 {
+        self.shared.access.dropped()
     }
 
     /// Take the request statistics of the interval that ends now (what the reporter sends).

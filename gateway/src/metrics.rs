@@ -105,6 +105,8 @@ pub struct GatewayMetrics {
     pub reports: Family<ResultLabels, Counter>,
     /// Upgraded connections (WebSocket) open.
     pub tunnels: Gauge,
+    /// Access-log lines produced to Kafka, by result.
+    pub access_lines: Family<ResultLabels, Counter>,
 }
 
 impl Default for GatewayMetrics {
@@ -127,11 +129,58 @@ impl Default for GatewayMetrics {
             table_updates: Counter::default(),
             reports: Family::default(),
             tunnels: Gauge::default(),
+            access_lines: Family::default(),
         }
     }
 }
 
+/// One app's metric handles, looked up when the route table is built instead of on every
+/// request (a family lookup hashes and allocates its label set).
+#[derive(Debug, Clone)]
+pub struct AppHandles {
+    /// `in_flight_requests{app}`.
+    pub in_flight: Gauge,
+    /// `request_duration_seconds{app}`.
+    pub duration: Histogram,
+    /// `requests_total{app,class}` for 1xx … 5xx.
+    requests: [Counter; 5],
+}
+
+impl AppHandles {
+    /// Count one response.
+    pub fn count(&self, status: u16) {
+        let i = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            _ => 4,
+        };
+        self.requests[i].inc();
+    }
+}
+
 impl GatewayMetrics {
+    /// The handles of `app`.
+    pub fn app(&self, app: &str) -> AppHandles {
+        let labels = AppLabels {
+            app: app.to_string(),
+        };
+        let class = |status: u16| {
+            self.requests
+                .get_or_create(&StatusLabels {
+                    app: app.to_string(),
+                    class: status_class(status),
+                })
+                .clone()
+        };
+        AppHandles {
+            in_flight: self.in_flight.get_or_create(&labels).clone(),
+            duration: self.duration.get_or_create(&labels).clone(),
+            requests: [class(100), class(200), class(300), class(400), class(500)],
+        }
+    }
+
     /// Register in `registry` (the caller gives it the `drover_gateway` prefix).
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();

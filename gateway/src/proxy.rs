@@ -26,6 +26,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::{
+    access::Entry,
     backend::Backend,
     balance,
     labels::HashKey,
@@ -93,7 +94,15 @@ async fn proxy(
                 reason: ErrorReason::NoRoute.as_str(),
             })
             .inc();
-        count_prometheus(shared, "-", 404, started);
+        count_no_route(shared);
+        if shared.access.wants(404, true) {
+            let mut e = access_entry(&req, &host, peer, request_id);
+            e.status = 404;
+            e.level = "warn";
+            e.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            e.gateway_error = Some(ErrorReason::NoRoute.as_str());
+            shared.access.send(e);
+        }
         return error_response(
             StatusCode::NOT_FOUND,
             format!("no route for host {host:?} and path {path:?}"),
@@ -124,7 +133,8 @@ async fn proxy(
             if group.tasks == 1 { "" } else { "s" },
             group.app,
         );
-        let req_stats = RequestCounters::new(shared, &route, group, None, started);
+        let mut req_stats = RequestCounters::new(shared, &route, group, None, started);
+        req_stats.access = access_of(shared, &req, &host, peer, request_id);
         let resp = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("no healthy backend for {}", route.name()),
@@ -134,6 +144,7 @@ async fn proxy(
         return req_stats.gateway_error(ErrorReason::NoBackend, resp);
     };
 
+    let access = access_of(shared, &req, &host, peer, request_id);
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -162,6 +173,7 @@ async fn proxy(
     );
     let mut counters = RequestCounters::new(shared, &route, group, Some(&backend), started);
     counters.bytes_in = Some(Arc::clone(&bytes_in));
+    counters.access = access;
     let mut retried = false;
     let resp = loop {
         let mut out = Request::new(body.take().unwrap_or_else(empty));
@@ -314,12 +326,17 @@ struct RequestCounters {
     backend: Option<Arc<Backend>>,
     app_stats: Arc<Tracker>,
     service_stats: Option<Arc<Tracker>>,
+    prom: Arc<crate::metrics::AppHandles>,
     started: Instant,
     status: u16,
     gateway_error: bool,
     bytes_in: Option<Arc<AtomicU64>>,
     bytes_out: u64,
     done: bool,
+    /// The access-log entry, filled in at the end (when an access log is kept).
+    access: Option<Box<Entry>>,
+    /// Why the gateway answered itself.
+    reason: Option<ErrorReason>,
 }
 
 impl RequestCounters {
@@ -338,18 +355,13 @@ impl RequestCounters {
         if let Some(s) = &route.service_stats {
             s.start(now);
         }
-        shared
-            .metrics
-            .in_flight
-            .get_or_create(&AppLabels {
-                app: group.app.clone(),
-            })
-            .inc();
+        group.prom.in_flight.inc();
         Self {
             shared: Arc::clone(shared),
             app: group.app.clone(),
             backend: backend.cloned(),
             app_stats: Arc::clone(&group.stats),
+            prom: Arc::clone(&group.prom),
             service_stats: route.service_stats.clone(),
             started,
             status: 0,
@@ -357,6 +369,8 @@ impl RequestCounters {
             bytes_in: None,
             bytes_out: 0,
             done: false,
+            access: None,
+            reason: None,
         }
     }
 
@@ -373,6 +387,7 @@ impl RequestCounters {
     fn gateway_error(mut self, reason: ErrorReason, resp: Response<Body>) -> Response<Body> {
         self.status = resp.status().as_u16();
         self.gateway_error = true;
+        self.reason = Some(reason);
         self.shared
             .metrics
             .gateway_errors
@@ -454,11 +469,31 @@ impl RequestCounters {
         if let Some(s) = &self.service_stats {
             s.finish(now, &outcome);
         }
-        let labels = AppLabels {
-            app: self.app.clone(),
-        };
-        self.shared.metrics.in_flight.get_or_create(&labels).dec();
-        count_prometheus(&self.shared, &self.app, self.status, self.started);
+        self.prom.in_flight.dec();
+        self.prom.count(self.status);
+        self.prom
+            .duration
+            .observe(now.saturating_duration_since(self.started).as_secs_f64());
+        if let Some(mut e) = self.access.take() {
+            if self.shared.access.wants(self.status, self.gateway_error) {
+                e.status = self.status;
+                e.level = if self.status >= 500 || self.gateway_error {
+                    "warn"
+                } else {
+                    "info"
+                };
+                e.latency_ms = outcome.latency_ms;
+                e.bytes = outcome.bytes_out;
+                e.app = Some(self.app.clone());
+                if let Some(b) = &self.backend {
+                    e.instance = Some(b.task.clone());
+                    e.node = Some(b.node.clone()).filter(|n| !n.is_empty());
+                    e.upstream = Some(b.addr.clone());
+                }
+                e.gateway_error = self.reason.map(ErrorReason::as_str);
+                self.shared.access.send(*e);
+            }
+        }
     }
 }
 
@@ -469,24 +504,16 @@ impl Drop for RequestCounters {
     }
 }
 
-fn count_prometheus(shared: &Shared, app: &str, status: u16, started: Instant) {
+/// A response without an app (404): counted under app `-`.
+fn count_no_route(shared: &Shared) {
     shared
         .metrics
         .requests
         .get_or_create(&StatusLabels {
-            app: app.to_string(),
-            class: status_class(status),
+            app: "-".into(),
+            class: status_class(404),
         })
         .inc();
-    if app != "-" {
-        shared
-            .metrics
-            .duration
-            .get_or_create(&AppLabels {
-                app: app.to_string(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-    }
 }
 
 /// A response body that counts its bytes and ends the request's counting when it ends.
@@ -559,6 +586,53 @@ impl HttpBody for CountingBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The request's part of an access-log entry, when an access log is kept.
+fn access_of<B>(
+    shared: &Shared,
+    req: &Request<B>,
+    host: &str,
+    peer: SocketAddr,
+    request_id: &str,
+) -> Option<Box<Entry>> {
+    shared
+        .access
+        .wants(500, true)
+        .then(|| Box::new(access_entry(req, host, peer, request_id)))
+}
+
+fn access_entry<B>(req: &Request<B>, host: &str, peer: SocketAddr, request_id: &str) -> Entry {
+    let mut path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    if path.len() > 2048 {
+        let mut end = 2048;
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        path.truncate(end);
+    }
+    Entry {
+        ts: chrono::Utc::now(),
+        level: "info",
+        msg: "access",
+        method: req.method().to_string(),
+        host: host.to_string(),
+        path,
+        status: 0,
+        latency_ms: 0.0,
+        bytes: 0,
+        client: peer.ip().to_string(),
+        request_id: request_id.to_string(),
+        app: None,
+        instance: None,
+        node: None,
+        upstream: None,
+        gateway_error: None,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::{
     backend::{available, Backend, OutlierConfig},
     balance::{p2c, Ring},
     labels::{self, GroupFilter, HashKey, LabelSource, RouteSpec},
+    metrics::{AppHandles, GatewayMetrics},
     stats::Tracker,
 };
 
@@ -111,6 +112,8 @@ pub struct Group {
     pub tasks: usize,
     /// The app's statistics.
     pub stats: Arc<Tracker>,
+    /// The app's Prometheus metrics.
+    pub prom: Arc<AppHandles>,
 }
 
 /// A route an app's labels ask for that the gateway does not serve, and why.
@@ -251,6 +254,10 @@ pub struct Registry {
     pub apps: HashMap<String, Entry<Tracker>>,
     /// By Marathon group.
     pub services: HashMap<String, Entry<Tracker>>,
+    /// Where each app's Prometheus handles come from.
+    pub metrics: GatewayMetrics,
+    /// Each app's handles, by app ID (kept while the app is routed).
+    pub handles: HashMap<String, Arc<AppHandles>>,
 }
 
 /// A registry entry.
@@ -393,9 +400,18 @@ pub fn build(
                         ))
                     })
                     .collect();
+                let prom = match reg.handles.get(&app.id) {
+                    Some(h) => Arc::clone(h),
+                    None => {
+                        let h = Arc::new(reg.metrics.app(&app.id));
+                        reg.handles.insert(app.id.clone(), Arc::clone(&h));
+                        h
+                    }
+                };
                 Group {
                     app: app.id.clone(),
                     backends,
+                    prom,
                     tasks: app.tasks.len(),
                     stats: entry(&mut reg.apps, &mut used_apps, app.id.clone(), || {
                         Tracker::new(now)
@@ -430,6 +446,7 @@ pub fn build(
     for (k, e) in reg.services.iter_mut() {
         e.retired = !used_services.contains(k);
     }
+    reg.handles.retain(|app, _| used_apps.contains(app));
     let mut by_host: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
     let mut any_host = Vec::new();
     for r in &routes {

@@ -357,6 +357,26 @@ async fn five_failures_eject_a_backend_and_traffic_goes_to_the_rest() {
         "exactly 5 failures, then the bad one is ejected (1 of 2 may be)"
     );
     assert_eq!(a_hits.load(Ordering::SeqCst), 55);
+    let count = |class| {
+        g.metrics
+            .requests
+            .get_or_create(&drover_gateway::metrics::StatusLabels {
+                app: "/e".into(),
+                class,
+            })
+            .get()
+    };
+    assert_eq!(
+        (count("2xx"), count("5xx")),
+        (55, 5),
+        "Prometheus counts match"
+    );
+    let ejections = g
+        .metrics
+        .ejections
+        .get_or_create(&drover_gateway::metrics::AppLabels { app: "/e".into() })
+        .get();
+    assert_eq!(ejections, 1);
     let routes = reqwest_routes(&g).await;
     let backends = routes["routes"][0]["groups"][0]["backends"]
         .as_array()

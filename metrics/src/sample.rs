@@ -42,11 +42,16 @@ pub enum Metric {
     LatencyP95Ms,
     /// 99th percentile latency, ms.
     LatencyP99Ms,
+    /// Time-weighted mean of the requests in flight over the reporting interval (the
+    /// concurrency to scale on).
+    ConcurrencyMean,
+    /// Most requests in flight at once during the reporting interval.
+    ConcurrencyMax,
 }
 
 impl Metric {
     /// Every metric, in a stable order.
-    pub const ALL: [Metric; 15] = [
+    pub const ALL: [Metric; 17] = [
         Metric::CpuPct,
         Metric::RssBytes,
         Metric::RssPct,
@@ -62,6 +67,8 @@ impl Metric {
         Metric::LatencyP50Ms,
         Metric::LatencyP95Ms,
         Metric::LatencyP99Ms,
+        Metric::ConcurrencyMean,
+        Metric::ConcurrencyMax,
     ];
 
     /// The name used in the API, the CLI and the Parquet files.
@@ -82,6 +89,8 @@ impl Metric {
             Metric::LatencyP50Ms => "latency_p50_ms",
             Metric::LatencyP95Ms => "latency_p95_ms",
             Metric::LatencyP99Ms => "latency_p99_ms",
+            Metric::ConcurrencyMean => "concurrency_mean",
+            Metric::ConcurrencyMax => "concurrency_max",
         }
     }
 
@@ -325,7 +334,9 @@ fn request(r: &RequestStats) -> Result<Samples, Invalid> {
     let mut values = vec![
         (Metric::Requests, r.requests as f64),
         (Metric::InFlight, r.in_flight as f64),
+        (Metric::ConcurrencyMax, r.concurrency_max as f64),
     ];
+    values.push((Metric::ConcurrencyMean, r.concurrency_mean));
     if r.interval_ms > 0 {
         values.push((Metric::RequestRate, r.rate()));
     }
@@ -489,6 +500,8 @@ mod tests {
         assert_eq!(get(Metric::RequestRate), 10.0);
         assert_eq!(get(Metric::ErrorRate), 0.05);
         assert_eq!(get(Metric::InFlight), 3.0);
+        assert_eq!(get(Metric::ConcurrencyMean), 2.5);
+        assert_eq!(get(Metric::ConcurrencyMax), 6.0);
         assert!(get(Metric::LatencyP50Ms) <= 10.0);
         assert!(get(Metric::LatencyP99Ms) > 250.0);
         let mut bad = r;

@@ -245,6 +245,43 @@ async fn routes_by_host_and_path_from_drover_and_marathon_lb_labels_and_refuses_
         "{v}"
     );
 
+    // The access log (errors by default): the 404 and the 503 as lines of the log search,
+    // the 503 tagged with its app.
+    let brokers = up.broker.to_string();
+    let lines = tokio::task::spawn_blocking(move || {
+        drover_tests::kafka::read_records::<drover_schema::LogRecord>(
+            &brokers,
+            drover_schema::topics::LOGS,
+            |r| r.source.container_name == "drover-gateway",
+            |rs| rs.len() >= 2,
+            Duration::from_secs(20),
+            Duration::from_secs(1),
+        )
+    })
+    .await
+    .unwrap();
+    let fields: Vec<(String, Value)> = lines
+        .iter()
+        .map(|r| (r.source.app.clone(), serde_json::from_str(&r.line).unwrap()))
+        .collect();
+    assert_eq!(
+        fields.len(),
+        2,
+        "only the two errors are logged: {fields:?}"
+    );
+    let unavailable = fields
+        .iter()
+        .find(|(_, v)| v["status"] == 503)
+        .expect("the 503");
+    assert_eq!(unavailable.0, "/zero");
+    assert_eq!(unavailable.1["gateway_error"], "no_backend");
+    assert_eq!(unavailable.1["host"], "zero.test");
+    let missing = fields
+        .iter()
+        .find(|(_, v)| v["status"] == 404)
+        .expect("the 404");
+    assert_eq!(missing.1["gateway_error"], "no_route");
+
     // Bad labels and a conflict are refused, with their reasons, on the routes API.
     let r = routes(&up).await;
     let refused = r["refused"].as_array().unwrap();

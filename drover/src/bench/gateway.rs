@@ -527,7 +527,7 @@ fn nginx_proxy(dir: &Path, port: u16, backends: [u16; 2], workers: u32) -> anyho
 /// HAProxy: least connections over both backends, keep-alive and connection reuse.
 fn haproxy_cmd(dir: &Path, port: u16, backends: [u16; 2], threads: u32) -> anyhow::Result<Command> {
     let conf = format!(
-        "global\n  maxconn 20000\n  nbthread {threads}\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  option forwardfor\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  balance leastconn\n  http-reuse always\n  server b1 127.0.0.1:{}\n  server b2 127.0.0.1:{}\n",
+        "global\n  maxconn 4096\n  nbthread {threads}\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  option forwardfor\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  balance leastconn\n  http-reuse always\n  server b1 127.0.0.1:{}\n  server b2 127.0.0.1:{}\n",
         backends[0], backends[1]
     );
     let path = dir.join("haproxy.cfg");
