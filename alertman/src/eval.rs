@@ -38,12 +38,17 @@ pub struct Sample {
 /// A rule's evaluation result: the groups, or why there are none.
 pub type RuleResult = Result<Vec<Sample>, SourceError>;
 
+/// One query's answer: a value per label set, shared by the rules that asked it.
+type Answer = Result<Arc<Vec<(LabelSet, f64)>>, SourceError>;
+/// Positions in an answer by one label's value.
+type LabelIndex = Arc<HashMap<String, Vec<usize>>>;
+
 /// Answers of one evaluation, by query: rules asking the same question share one.
 #[derive(Debug, Default)]
 pub struct QueryCache {
-    answers: HashMap<String, Result<Arc<Vec<(LabelSet, f64)>>, SourceError>>,
+    answers: HashMap<String, Answer>,
     /// Shared answers indexed by one label's value.
-    index: HashMap<(String, &'static str), Arc<HashMap<String, Vec<usize>>>>,
+    index: HashMap<(String, &'static str), LabelIndex>,
 }
 
 /// What the evaluator keeps per alert of a rule (persisted, so a restart keeps `for` timers

@@ -143,6 +143,7 @@ pub fn aggregate(w: &Window, q: &WindowQuery) -> Result<Vec<GroupValue>, SourceE
     let rate = q.agg == Agg::Rate;
     let mut index: HashMap<Vec<&str>, usize> = HashMap::new();
     // Per group: its labels, the samples (ts, value), or for rates the summed rate and count.
+    #[allow(clippy::type_complexity)] // a local tuple, named by the comment above
     let mut groups: Vec<(Vec<&str>, Vec<(i64, f64)>, f64, u64)> = Vec::new();
     w.for_each_series(q.metric, &q.filter, from, now, |labels, points| {
         let key: Vec<&str> = q.by.iter().map(|d| labels.get(*d)).collect();
@@ -158,7 +159,7 @@ pub fn aggregate(w: &Window, q: &WindowQuery) -> Result<Vec<GroupValue>, SourceE
                 group.3 += n;
             }
         } else {
-            group.1.extend(points.map(|p| *p));
+            group.1.extend(points.copied());
         }
     });
     let mut out = Vec::with_capacity(groups.len());
