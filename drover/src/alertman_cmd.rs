@@ -11,6 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
+    api_client::{call, ClientArgs},
     datadir,
     http::{self, bind_http},
     telemetry::ProcessMetrics,
@@ -238,22 +239,6 @@ pub enum RulesCommand {
     Check(CheckArgs),
 }
 
-/// Options every client command shares.
-#[derive(Debug, Args)]
-pub struct ClientArgs {
-    /// Drover's HTTP address.
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8080",
-        env = "DROVER_URL"
-    )]
-    pub server: String,
-    /// Print the API's JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// Options of `drover alerts history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -354,42 +339,6 @@ pub async fn client(cmd: AlertsCommand) -> anyhow::Result<()> {
         }
         AlertsCommand::Rules(RulesCommand::Check(a)) => check(a),
     }
-}
-
-async fn call(
-    server: &str,
-    method: reqwest::Method,
-    path: &str,
-    params: &[(&str, String)],
-    body: Option<serde_json::Value>,
-) -> anyhow::Result<serde_json::Value> {
-    let url = format!("{}{path}", server.trim_end_matches('/'));
-    let mut req = reqwest::Client::new().request(method, &url).query(params);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot reach Drover at {server} ({e}): is `drover up` running? pass --server URL"
-        )
-    })?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let body: serde_json::Value = if text.trim().is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_str(&text)
-            .with_context(|| format!("unreadable answer from {url} (HTTP {status})"))?
-    };
-    if !status.is_success() {
-        let msg = body["error"]
-            .as_str()
-            .or(body.as_str())
-            .unwrap_or("no details")
-            .to_string();
-        anyhow::bail!("{msg} (HTTP {status})");
-    }
-    Ok(body)
 }
 
 fn labels_text(v: &serde_json::Value) -> String {

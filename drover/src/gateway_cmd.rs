@@ -159,20 +159,7 @@ pub enum GatewayCommand {
 }
 
 /// Options of `drover gateway routes`.
-#[derive(Debug, Args)]
-pub struct RoutesArgs {
-    /// Drover's HTTP address (`drover up --http`, or `drover gateway --http`).
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8080",
-        env = "DROVER_URL"
-    )]
-    pub server: String,
-    /// Print the API's JSON.
-    #[arg(long)]
-    pub json: bool,
-}
+pub type RoutesArgs = crate::api_client::ClientArgs;
 
 /// Options of `drover gateway` run alone.
 #[derive(Debug, Args)]
@@ -247,22 +234,17 @@ async fn run_alone(args: GatewayRunArgs) -> anyhow::Result<()> {
 }
 
 async fn routes(args: RoutesArgs) -> anyhow::Result<()> {
-    let url = format!("{}/v1/gateway/routes", args.server.trim_end_matches('/'));
-    let resp = reqwest::get(&url).await.with_context(|| {
-        format!(
-            "cannot reach {url}: is `drover up` (or `drover gateway`) running? pass --server URL"
-        )
-    })?;
-    let status = resp.status();
-    let v: Value = resp
-        .json()
-        .await
-        .with_context(|| format!("{url} did not answer JSON"))?;
+    let path = "/v1/gateway/routes";
+    let (status, v) =
+        crate::api_client::call_raw(&args.server, reqwest::Method::GET, path, &[], None).await?;
     if status == reqwest::StatusCode::NOT_FOUND {
-        anyhow::bail!("{url} answered 404: this server runs no gateway (drover up --no-gateway?); pass --server URL of one that does");
+        anyhow::bail!("{}{path} answered 404: this server runs no gateway (drover up --no-gateway?); pass --server URL of one that does", args.server.trim_end_matches('/'));
     }
     if !status.is_success() {
-        anyhow::bail!("{url} answered HTTP {status}: {v}");
+        anyhow::bail!(
+            "{}{path} answered HTTP {status}: {v}",
+            args.server.trim_end_matches('/')
+        );
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod alertman_cmd;
+mod api_client;
 mod bench;
 mod broker_cmd;
 mod collector_cmd;

@@ -256,27 +256,7 @@ async fn get(
     path: &str,
     params: &[(&str, String)],
 ) -> anyhow::Result<serde_json::Value> {
-    let url = format!("{}{path}", server.trim_end_matches('/'));
-    let resp = reqwest::Client::new()
-        .get(&url)
-        .query(params)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach Drover at {server} ({e}): is `drover up` running? pass --server URL"
-            )
-        })?;
-    let status = resp.status();
-    let body: serde_json::Value = resp
-        .json()
-        .await
-        .with_context(|| format!("unreadable answer from {url} (HTTP {status})"))?;
-    if !status.is_success() {
-        let msg = body["error"].as_str().unwrap_or("no details");
-        anyhow::bail!("{msg} (HTTP {status})");
-    }
-    Ok(body)
+    crate::api_client::call(server, reqwest::Method::GET, path, params, None).await
 }
 
 async fn query(a: QueryArgs) -> anyhow::Result<()> {
