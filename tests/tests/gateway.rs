@@ -17,12 +17,17 @@ const T: Duration = Duration::from_secs(60);
 /// `drover up` with the scheduler and the gateway, fast reconciliation, no collector or
 /// log pipeline (not under test here); removes its containers when dropped.
 async fn up() -> (DroverUp, NodeContainers) {
+    up_with(&[]).await
+}
+
+/// [`up`] with more flags.
+async fn up_with(extra: &[&str]) -> (DroverUp, NodeContainers) {
     ensure_images();
     let node = unique("gw").replace('-', "");
     let guard = NodeContainers(vec![node.clone()]);
     let (lo, hi) = port_range();
     let range = format!("{lo}-{hi}");
-    let up = DroverUp::start(&[
+    let mut args = vec![
         "--node-id",
         &node,
         "--port-range",
@@ -34,8 +39,9 @@ async fn up() -> (DroverUp, NodeContainers) {
         "--no-collector",
         "--no-logpipe",
         "--no-metrics-store",
-    ])
-    .await;
+    ];
+    args.extend_from_slice(extra);
+    let up = DroverUp::start(&args).await;
     (up, guard)
 }
 
@@ -427,27 +433,7 @@ async fn a_scaled_up_instance_takes_traffic_within_2s_of_becoming_healthy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reported_request_counts_equal_the_load_generators() {
-    ensure_images();
-    let node = unique("gwm").replace('-', "");
-    let _guard = NodeContainers(vec![node.clone()]);
-    let (lo, hi) = port_range();
-    let range = format!("{lo}-{hi}");
-    let up = DroverUp::start(&[
-        "--node-id",
-        &node,
-        "--port-range",
-        &range,
-        "--heartbeat-interval",
-        "200ms",
-        "--reconcile-interval",
-        "200ms",
-        "--no-collector",
-        "--no-logpipe",
-        "--no-metrics-store",
-        "--report-interval",
-        "1s",
-    ])
-    .await;
+    let (up, _guard) = up_with(&["--report-interval", "1s"]).await;
     let mut def = demo(
         "/counted",
         2,
