@@ -353,6 +353,18 @@ pub fn validate_app(app: &AppDefinition, largest_node: Option<Resources>) -> Val
     if app.kill_selection != "YOUNGEST_FIRST" && app.kill_selection != "OLDEST_FIRST" {
         errs.add("/killSelection", "must be YOUNGEST_FIRST or OLDEST_FIRST");
     }
+    if let Some(v) = app.labels.get(crate::model::LABEL_DRAIN) {
+        let ok = v
+            .trim()
+            .parse::<f64>()
+            .is_ok_and(|d| d.is_finite() && d >= 0.0);
+        if !ok {
+            errs.add(
+                format!("/labels/{}", crate::model::LABEL_DRAIN),
+                format!("{v:?} is not a number of seconds (0 or more, e.g. \"5\"; 0 turns the drain off)"),
+            );
+        }
+    }
     errs
 }
 
@@ -425,6 +437,10 @@ mod tests {
             (
                 json!({"id": "/a", "cmd": "x", "upgradeStrategy": {"minimumHealthCapacity": 2}}),
                 "/upgradeStrategy/minimumHealthCapacity",
+            ),
+            (
+                json!({"id": "/a", "cmd": "x", "labels": {"drover.gateway.drain-seconds": "soon"}}),
+                "/labels/drover.gateway.drain-seconds",
             ),
         ];
         for (v, path) in cases {

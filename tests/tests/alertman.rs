@@ -5,7 +5,8 @@
 //! Alertmanager webhook; a log rule fires on a burst of `level:error` lines; `amtool` (Debian's
 //! prometheus-alertmanager) lists the alerts and adds and expires a silence; a restart in the
 //! middle of the alert repeats nothing and keeps the silences; a bad reload keeps the rules;
-//! `drover alerts rules check` names file, line and field.
+//! `drover alerts rules check` names file, line and field; a real Prometheus server (Debian's)
+//! delivers its alerts to Alertman's Alertmanager API, and they reach Alertman's receivers.
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
@@ -675,5 +676,98 @@ fn rules_check_names_file_line_and_field() {
     assert!(
         err.contains("bad.yaml:7: rules[0] (A).receivers: unknown receiver \"nobody\""),
         "{err}"
+    );
+}
+
+/// A real Prometheus (Debian's `prometheus`) with an always-firing rule and Drover as its
+/// Alertmanager: the alert shows on `/api/v2/alerts` and goes out through the route's
+/// receiver (a webhook with Alertmanager's JSON).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prometheus_server_delivers_its_alerts_to_alertman() {
+    let hooks = HookServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("alertman.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "version: 1\nreceivers:\n  - name: hook\n    type: webhook\n    url: {}/prom\nroute:\n  group_wait: 1s\n  receivers: [hook]\n",
+            hooks.base
+        ),
+    )
+    .unwrap();
+    let rules_arg = rules.display().to_string();
+    let up = DroverUp::start(&[
+        "--no-collector",
+        "--no-scheduler",
+        "--no-logpipe",
+        "--rules",
+        &rules_arg,
+    ])
+    .await;
+
+    let prom_port = free_port();
+    std::fs::write(
+        tmp.path().join("always.rules.yml"),
+        "groups:\n  - name: t\n    interval: 1s\n    rules:\n      - alert: AlwaysFiring\n        expr: vector(1)\n        labels: {severity: warning, app: /prom-test}\n        annotations: {summary: from prometheus}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("prometheus.yml"),
+        format!(
+            "global: {{evaluation_interval: 1s}}\nrule_files: [always.rules.yml]\nalerting:\n  alertmanagers:\n    - api_version: v2\n      static_configs:\n        - targets: ['{}']\n",
+            up.http
+        ),
+    )
+    .unwrap();
+    let mut prom = Command::new("prometheus")
+        .current_dir(tmp.path())
+        .args([
+            "--config.file=prometheus.yml",
+            "--storage.tsdb.path=data",
+            &format!("--web.listen-address=127.0.0.1:{prom_port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("prometheus (Debian's package; scripts/setup.sh installs it)");
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _prom = Kill(&mut prom);
+
+    let logs = || up.logs();
+    let alert = wait_for(
+        "Prometheus's alert on /api/v2/alerts",
+        Duration::from_secs(60),
+        async || {
+            let v = get(&up, "/api/v2/alerts").await;
+            v.as_array()?
+                .iter()
+                .find(|a| a["labels"]["alertname"] == "AlwaysFiring")
+                .cloned()
+        },
+        logs,
+    )
+    .await;
+    assert_eq!(alert["labels"]["app"], "/prom-test", "{alert}");
+    assert_eq!(
+        alert["annotations"]["summary"], "from prometheus",
+        "{alert}"
+    );
+    let sent = wait_for(
+        "the webhook notification of Prometheus's alert",
+        Duration::from_secs(60),
+        async || hooks.on("/prom").first().cloned(),
+        logs,
+    )
+    .await;
+    assert_eq!(sent["status"], "firing", "{sent}");
+    assert_eq!(
+        sent["alerts"][0]["labels"]["alertname"], "AlwaysFiring",
+        "{sent}"
     );
 }

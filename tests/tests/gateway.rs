@@ -1,7 +1,10 @@
 //! The gateway inside a real `drover up`, routing to demo-app containers the scheduler runs:
 //! Host and path routing, marathon-lb labels, 404/503 bodies, a bad label refused with its
-//! reason while the rest work, `drover gateway routes`, and a scaled-up instance taking
-//! traffic within 2 s of becoming healthy.
+//! reason while the rest work, `drover gateway routes`, a scaled-up instance taking
+//! traffic within 2 s of becoming healthy, scale-down and a rolling restart under load
+//! losing no request (the drain before the kill), and a `docker kill` failing only the
+//! requests in flight on the killed instance; an instance answering 500s ejected by the
+//! gateway, then removed by an Alertman rule on the gateway's error rate and replaced.
 use std::time::{Duration, Instant};
 
 use drover_tests::{
@@ -22,6 +25,16 @@ async fn up() -> (DroverUp, NodeContainers) {
 
 /// [`up`] with more flags.
 async fn up_with(extra: &[&str]) -> (DroverUp, NodeContainers) {
+    up_without(
+        &["--no-collector", "--no-logpipe", "--no-metrics-store"],
+        extra,
+    )
+    .await
+}
+
+/// `drover up` with the scheduler and the gateway, fast reconciliation, without the
+/// components `no` turns off, with more flags.
+async fn up_without(no: &[&str], extra: &[&str]) -> (DroverUp, NodeContainers) {
     ensure_images();
     let node = unique("gw").replace('-', "");
     let guard = NodeContainers(vec![node.clone()]);
@@ -36,10 +49,8 @@ async fn up_with(extra: &[&str]) -> (DroverUp, NodeContainers) {
         "200ms",
         "--reconcile-interval",
         "200ms",
-        "--no-collector",
-        "--no-logpipe",
-        "--no-metrics-store",
     ];
+    args.extend_from_slice(no);
     args.extend_from_slice(extra);
     let up = DroverUp::start(&args).await;
     (up, guard)
@@ -451,8 +462,9 @@ async fn reported_request_counts_equal_the_load_generators() {
     for _ in 0..10 {
         workers.push(tokio::spawn(async move {
             let c = reqwest::Client::new();
-            let (mut ok, mut err) = (0u64, 0u64);
+            let (mut ok, mut err, mut took) = (0u64, 0u64, Vec::new());
             for _ in 0..40 {
+                let t = Instant::now();
                 let r = c
                     .get(format!("http://{gateway}/"))
                     .header("host", "counted.test")
@@ -465,15 +477,17 @@ async fn reported_request_counts_equal_the_load_generators() {
                     s => panic!("unexpected status {s}"),
                 }
                 r.bytes().await.unwrap();
+                took.push(t.elapsed().as_secs_f64() * 1000.0);
             }
-            (ok, err)
+            (ok, err, took)
         }));
     }
-    let (mut sent_ok, mut sent_err) = (0, 0);
+    let (mut sent_ok, mut sent_err, mut took) = (0, 0, Vec::new());
     for w in workers {
-        let (o, e) = w.await.unwrap();
+        let (o, e, t) = w.await.unwrap();
         sent_ok += o;
         sent_err += e;
+        took.extend(t);
     }
     assert_eq!(sent_ok + sent_err, 400);
     assert!(sent_err > 0, "ERROR_RATE=0.2 gave no 500s");
@@ -541,9 +555,334 @@ async fn reported_request_counts_equal_the_load_generators() {
         "every request in the histogram"
     );
     assert!(sum(&apps, |s| s.bytes_out) >= 400 * 3, "bytes out counted");
+    // The gateway's p99 (its histograms merged) against the load generator's own.
+    let mut merged = drover_schema::LatencyHistogram::default();
+    for s in &apps {
+        assert!(merged.merge(&s.latency), "one set of buckets");
+    }
+    let gateway_p99 = merged.quantile(0.99).unwrap();
+    took.sort_by(f64::total_cmp);
+    let client_p99 = took[(took.len() * 99).div_ceil(100) - 1];
+    println!("p99: gateway {gateway_p99:.2} ms, client {client_p99:.2} ms");
+    assert!(
+        (gateway_p99 - client_p99).abs() <= 0.10 * client_p99,
+        "the gateway's p99 {gateway_p99:.2} ms is not within 10 % of the client's {client_p99:.2} ms"
+    );
     assert!(
         apps.iter()
             .any(|s| s.concurrency_max >= 2 && s.concurrency_mean > 0.0),
         "concurrency measured: {apps:?}"
+    );
+}
+
+/// Clients that GET `host` through the gateway in a loop until stopped, counting answers by
+/// outcome: `(ok, failed, failed_at)` where `failed_at` is when each failure came back.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<Answers>>,
+}
+
+/// Requests answered, and each failure with when it came back and what it was.
+type Answers = (u64, Vec<(Instant, String)>);
+
+impl Load {
+    fn start(gateway: std::net::SocketAddr, host: &'static str, clients: usize) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers = (0..clients)
+            .map(|_| {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let c = reqwest::Client::new();
+                    let (mut ok, mut failed) = (0u64, Vec::new());
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let r = c
+                            .get(format!("http://{gateway}/"))
+                            .header("host", host)
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status().is_success() => {
+                                r.bytes().await.ok();
+                                ok += 1
+                            }
+                            Ok(r) => failed.push((
+                                Instant::now(),
+                                format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                            )),
+                            Err(e) => failed.push((Instant::now(), e.to_string())),
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        Self { stop, workers }
+    }
+
+    async fn stop(self) -> Answers {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut ok, mut failed) = (0, Vec::new());
+        for w in self.workers {
+            let (o, f) = w.await.unwrap();
+            ok += o;
+            failed.extend(f);
+        }
+        (ok, failed)
+    }
+}
+
+async fn put_app(up: &DroverUp, app: &str, body: Value) {
+    let r = reqwest::Client::new()
+        .put(up.url(&format!("/v2/apps{app}?force=true")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
+/// Scale-down and a rolling restart while clients keep requests in flight on every instance
+/// (each takes 800 ms; the demo app gives in-flight requests only 500 ms after SIGTERM, so
+/// without the drain the killed instances' requests fail): no request fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_down_and_a_rolling_restart_under_load_lose_no_request() {
+    let (up, _guard) = up().await;
+    let mut def = demo("/shrink", 3, json!({"drover.gateway.host": "shrink.test"}));
+    def["env"] = json!({"LOG_RATE": "0", "LATENCY_MS": "800"});
+    def["taskKillGracePeriodSeconds"] = json!(5);
+    deploy(&up, &def).await;
+    wait_healthy(&up, "/shrink", 3).await;
+    wait_routed(&up, "shrink.test", "/", 3).await;
+
+    let load = Load::start(up.gateway, "shrink.test", 9);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    put_app(&up, "/shrink", json!({"instances": 1})).await;
+    let r = wait_for(T, "/shrink down to one task", || async {
+        tasks(&up, "/shrink").await.len() == 1
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", up.logs());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A rolling restart: new tasks first, then the old ones go (drained).
+    put_app(&up, "/shrink", json!({"instances": 2})).await;
+    let before: Vec<Value> = wait_healthy(&up, "/shrink", 2).await;
+    let r = reqwest::Client::new()
+        .post(up.url("/v2/apps/shrink/restart?force=true"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let r = wait_for(
+        T,
+        "/shrink restarted: two healthy tasks, none of the old",
+        || async {
+            let ts = tasks(&up, "/shrink").await;
+            ts.len() == 2
+                && ts.iter().all(healthy)
+                && ts.iter().all(|t| before.iter().all(|b| b["id"] != t["id"]))
+        },
+    )
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", up.logs());
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (ok, failed) = load.stop().await;
+    println!("{ok} requests answered, {} failed", failed.len());
+    assert!(ok > 50, "the load ran: {ok} requests");
+    assert!(
+        failed.is_empty(),
+        "requests failed while scaling down and restarting: {:?}\n{}",
+        failed.iter().map(|f| &f.1).collect::<Vec<_>>(),
+        up.logs()
+    );
+}
+
+/// `docker kill` of one instance under load: only the requests in flight on it fail (at
+/// most one per client), and none once the gateway has seen it go (a new connection to it is
+/// refused and retried on the other instance; the scheduler's event removes it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_instance_fails_only_the_requests_in_flight_on_it() {
+    let (up, _guard) = up().await;
+    let mut def = demo("/victim", 2, json!({"drover.gateway.host": "victim.test"}));
+    def["env"] = json!({"LOG_RATE": "0", "LATENCY_MS": "300"});
+    deploy(&up, &def).await;
+    let ts = wait_healthy(&up, "/victim", 2).await;
+    wait_routed(&up, "victim.test", "/", 2).await;
+
+    let clients = 6;
+    let load = Load::start(up.gateway, "victim.test", clients);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let task = ts[0]["id"].as_str().unwrap();
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label={}={task}", drover_schema::labels::TASK),
+        ])
+        .output()
+        .unwrap();
+    let container = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        !container.is_empty(),
+        "no container labelled with task {task}"
+    );
+    let killed_at = Instant::now();
+    let out = std::process::Command::new("docker")
+        .args(["kill", &container])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (ok, failed) = load.stop().await;
+    println!(
+        "{ok} answered, {} failed: {:?}",
+        failed.len(),
+        failed
+            .iter()
+            .map(|(t, e)| (t.duration_since(killed_at), e))
+            .collect::<Vec<_>>()
+    );
+    assert!(ok > 20, "the load ran: {ok} requests");
+    assert!(
+        failed.len() <= clients,
+        "more failures ({}) than requests that can have been in flight on the killed instance",
+        failed.len()
+    );
+    // A request in flight when the kill landed comes back within its 300 ms; allow 1 s.
+    let late: Vec<_> = failed
+        .iter()
+        .filter(|(t, _)| t.duration_since(killed_at) > Duration::from_secs(1))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "requests failed after the kill had landed: {late:?}"
+    );
+}
+
+/// An instance that starts answering 500s: the gateway ejects it (5 in a row), the gateway's
+/// per-instance `error_rate` reaches the metrics store, an Alertman rule on it fires and its
+/// `remove_instance` action kills that task through the scheduler, which replaces it — and
+/// only that one (the cap: max(1, 10 %) of the app's instances per window).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_answering_errors_is_ejected_then_removed_by_alertman_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        r#"version: 1
+rules:
+  - name: Gateway5xx
+    kind: metric
+    metric: error_rate
+    filter: {app: /flaky}
+    agg: max
+    by: [app, instance]
+    window: 1m
+    threshold: 0.5
+    action: {type: remove_instance}
+"#,
+    )
+    .unwrap();
+    let rules = rules.display().to_string();
+    let (up, _guard) = up_without(
+        &["--no-collector", "--no-logpipe"],
+        &[
+            "--rules",
+            &rules,
+            "--eval-interval",
+            "1s",
+            "--report-interval",
+            "1s",
+            "--metrics-flush-interval",
+            "200ms",
+        ],
+    )
+    .await;
+    deploy(
+        &up,
+        &demo("/flaky", 3, json!({"drover.gateway.host": "flaky.test"})),
+    )
+    .await;
+    let ts = wait_healthy(&up, "/flaky", 3).await;
+    wait_routed(&up, "flaky.test", "/", 3).await;
+    let load = Load::start(up.gateway, "flaky.test", 3);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let bad = ts[0]["id"].as_str().unwrap().to_string();
+    let port = ts[0]["ports"][0].as_u64().unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/admin/errors?rate=1"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+
+    // The gateway ejects it.
+    let backend = |v: &Value| -> Option<Value> {
+        v["routes"].as_array()?.iter().find_map(|r| {
+            r["groups"][0]["backends"]
+                .as_array()?
+                .iter()
+                .find(|b| b["task"] == bad.as_str())
+                .cloned()
+        })
+    };
+    let r = wait_for(T, "the failing instance ejected", || async {
+        backend(&routes(&up).await).is_some_and(|b| b["ejected"] == true)
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{:#}\n{}", routes(&up).await, up.logs());
+    }
+    // Alertman removes it; the scheduler replaces it.
+    let r = wait_for(
+        Duration::from_secs(90),
+        "the failing instance removed and replaced",
+        || async {
+            let ts = tasks(&up, "/flaky").await;
+            ts.len() == 3 && ts.iter().all(healthy) && ts.iter().all(|t| t["id"] != bad.as_str())
+        },
+    )
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", up.logs());
+    }
+    let (ok, failed) = load.stop().await;
+    assert!(ok > 20, "the load ran: {ok}");
+    // Only the bad instance's answers failed: at most the 5 that ejected it per client
+    // connection, plus none from the others.
+    println!("{ok} answered, {} failed", failed.len());
+    let history: Value = reqwest::get(up.url("/api/alerts/history?rule=Gateway5xx&kind=action"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions = history["entries"].as_array().cloned().unwrap_or_default();
+    assert!(
+        actions.iter().any(|e| e.to_string().contains(&bad)),
+        "an action entry names the removed task {bad}: {history:#}"
+    );
+    assert!(
+        actions
+            .iter()
+            .all(|e| e.to_string().contains(&bad) || !e.to_string().contains("\"done\"")),
+        "no other instance was removed: {history:#}"
     );
 }

@@ -118,6 +118,10 @@ pub struct Task {
     pub last_failure_cause: Option<String>,
     /// Why it is being killed.
     pub kill_reason: Option<String>,
+    /// Being killed, it keeps running until then (the drain: a gateway routing to it has
+    /// stopped sending it new requests, and those in flight finish); then the agent stops it.
+    #[serde(default)]
+    pub drain_until: Option<DateTime<Utc>>,
     /// Since when its node has been unreachable.
     pub unreachable_since: Option<DateTime<Utc>>,
     /// The state before it went unreachable.
@@ -135,6 +139,41 @@ impl Task {
     pub fn is_active(&self) -> bool {
         !self.state.is_terminal() && self.state != TaskState::Killing
     }
+
+    /// Its agent should keep running it: active, or being killed but still draining.
+    pub fn keep_running(&self, now: DateTime<Utc>) -> bool {
+        self.is_active()
+            || (self.state == TaskState::Killing && self.drain_until.is_some_and(|t| now < t))
+    }
+}
+
+/// The default drain of a routed task (see [`drain_secs`]).
+pub const DEFAULT_DRAIN_SECS: f64 = 2.0;
+
+/// The label that sets a task's drain, seconds (`0` turns it off).
+pub const LABEL_DRAIN: &str = "drover.gateway.drain-seconds";
+
+/// How long a task being killed keeps running before its agent stops it, seconds: the
+/// `drover.gateway.drain-seconds` label, else [`DEFAULT_DRAIN_SECS`] for an app a gateway
+/// routes (a `drover.gateway.*` or marathon-lb `HAPROXY_*` label), else 0; never more than
+/// the task's kill grace period (`taskKillGracePeriodSeconds`, Marathon's bound on how long a
+/// kill may take).
+pub fn drain_secs(spec: &TaskSpec) -> f64 {
+    let routed = spec
+        .labels
+        .keys()
+        .any(|k| k.starts_with("drover.gateway.") || k.starts_with("HAPROXY_"));
+    let asked = spec
+        .labels
+        .get(LABEL_DRAIN)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0);
+    let d = match asked {
+        Some(d) => d,
+        None if routed => DEFAULT_DRAIN_SECS,
+        None => 0.0,
+    };
+    d.min(spec.kill_grace_secs.max(0.0))
 }
 
 /// Resources of a node or a task.

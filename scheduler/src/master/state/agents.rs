@@ -154,7 +154,7 @@ impl State {
             tasks: self
                 .tasks
                 .values()
-                .filter(|t| t.node_id == id && t.is_active())
+                .filter(|t| t.node_id == id && t.keep_running(now))
                 .map(|t| t.spec.clone())
                 .collect(),
             removed: false,

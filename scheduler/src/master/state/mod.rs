@@ -201,9 +201,13 @@ impl State {
             || self.nodes.get(&t.node_id).is_none_or(|n| n.unreachable);
         t.state = TaskState::Killing;
         t.kill_reason = Some(reason.to_string());
+        let drain = crate::model::drain_secs(&t.spec);
+        if drain > 0.0 && !unreachable {
+            t.drain_until = Some(now + chrono::Duration::milliseconds((drain * 1000.0) as i64));
+        }
         let t = t.clone();
         self.dirty = true;
-        tracing::info!(task = %task_id, app = %t.spec.app_id, node = %t.node_id, reason, "killing task");
+        tracing::info!(task = %task_id, app = %t.spec.app_id, node = %t.node_id, reason, drain_secs = drain, "killing task");
         self.status_event(&t, TaskState::Killing, reason, now);
         if unreachable {
             self.tasks.remove(task_id);

@@ -498,6 +498,7 @@ pub fn new_task(
         last_failure: None,
         last_failure_cause: None,
         kill_reason: None,
+        drain_until: None,
         unreachable_since: None,
         state_before_unreachable: None,
     }

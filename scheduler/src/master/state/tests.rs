@@ -447,3 +447,112 @@ fn a_stuck_upgrade_strategy_still_moves() {
     assert!(s.tasks.values().all(|t| t.spec.config_version == v));
     assert!(s.deployments.is_empty());
 }
+
+/// A routed task being killed stays in its agent's reply for its drain (the gateway has
+/// stopped sending it requests, those in flight finish), then leaves it: the agent stops it.
+#[test]
+fn a_routed_task_drains_before_its_agent_stops_it() {
+    let mut s = state();
+    s.heartbeat(report("n1", vec![]), true, t0());
+    app(
+        &mut s,
+        json!({"id": "/web", "cmd": "sleep 1", "cpus": 0.1, "mem": 10, "instances": 2,
+               "labels": {"drover.gateway.host": "web.local", "drover.gateway.drain-seconds": "4"},
+               "taskKillGracePeriodSeconds": 10}),
+        t0(),
+    );
+    app(
+        &mut s,
+        json!({"id": "/batch", "cmd": "sleep 1", "cpus": 0.1, "mem": 10, "instances": 1}),
+        t0(),
+    );
+    s.tick(t0());
+    all_running(&mut s, "n1", at(1.0));
+    s.tick(at(1.0));
+    s.update_app("/web", json!({"instances": 1}), false, at(2.0))
+        .unwrap();
+    s.update_app("/batch", json!({"instances": 0}), false, at(2.0))
+        .unwrap();
+    s.tick(at(2.0));
+    let killed: Vec<TaskSpec> = s
+        .tasks
+        .values()
+        .filter(|t| t.state == TaskState::Killing)
+        .map(|t| t.spec.clone())
+        .collect();
+    assert_eq!(killed.len(), 2, "one of /web and /batch's only task");
+    let in_reply = |s: &mut State, now| {
+        let reports = s
+            .tasks
+            .values()
+            .map(|t| running(&t.spec, Some(true)))
+            .collect();
+        let ids: Vec<String> = s
+            .heartbeat(report("n1", reports), false, now)
+            .tasks
+            .into_iter()
+            .map(|t| t.app_id)
+            .collect();
+        ids
+    };
+    // During the drain the routed task is still wanted (the unrouted one is not), and it
+    // does not count towards the app's instances: no replacement is held back.
+    let ids = in_reply(&mut s, at(5.9));
+    assert_eq!(ids.iter().filter(|a| *a == "/web").count(), 2, "{ids:?}");
+    assert_eq!(ids.iter().filter(|a| *a == "/batch").count(), 0, "{ids:?}");
+    assert_eq!(
+        s.tasks.values().filter(|t| t.is_active()).count(),
+        1,
+        "the draining task is not one of /web's instances"
+    );
+    // After it: stopped.
+    let ids = in_reply(&mut s, at(6.1));
+    assert_eq!(ids, vec!["/web".to_string()]);
+}
+
+#[test]
+fn the_drain_defaults_for_routed_apps_and_is_bounded_by_the_kill_grace_period() {
+    let spec = |labels: &[(&str, &str)], grace: f64| {
+        let mut s = state();
+        s.heartbeat(report("n1", vec![]), true, t0());
+        let labels: serde_json::Map<String, Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        app(
+            &mut s,
+            json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "labels": labels,
+                   "taskKillGracePeriodSeconds": grace}),
+            t0(),
+        );
+        s.tick(t0());
+        s.tasks.values().next().unwrap().spec.clone()
+    };
+    use crate::model::{drain_secs, DEFAULT_DRAIN_SECS};
+    assert_eq!(drain_secs(&spec(&[], 3.0)), 0.0, "not routed: no drain");
+    assert_eq!(
+        drain_secs(&spec(&[("HAPROXY_0_VHOST", "a.example")], 30.0)),
+        DEFAULT_DRAIN_SECS
+    );
+    assert_eq!(
+        drain_secs(&spec(
+            &[
+                ("drover.gateway.host", "a"),
+                ("drover.gateway.drain-seconds", "20")
+            ],
+            5.0
+        )),
+        5.0,
+        "never longer than the kill grace period"
+    );
+    assert_eq!(
+        drain_secs(&spec(
+            &[
+                ("drover.gateway.host", "a"),
+                ("drover.gateway.drain-seconds", "0")
+            ],
+            5.0
+        )),
+        0.0
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,6 +34,9 @@ pub struct AppState {
     config: Config,
     out: Output,
     healthy: AtomicBool,
+    /// The share of `GET /` answered 500, as f64 bits: `ERROR_RATE`, changed by
+    /// `POST /admin/errors?rate=R`.
+    error_rate: AtomicU64,
     metrics: Metrics,
     registry: Registry,
 }
@@ -43,6 +46,7 @@ impl AppState {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         Arc::new(Self {
+            error_rate: AtomicU64::new(config.error_rate.to_bits()),
             config,
             out,
             healthy: AtomicBool::new(true),
@@ -60,6 +64,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/admin/healthy", post(set_healthy))
         .route("/admin/unhealthy", post(set_unhealthy))
+        .route("/admin/errors", post(set_errors))
         .route("/admin/exit", post(exit))
         .route("/echo", get(echo))
         .route("/metrics", get(metrics))
@@ -149,7 +154,8 @@ async fn root(State(state): State<Arc<AppState>>, request: Request) -> Response 
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let fail = config.error_rate > 0.0 && fastrand::f64() < config.error_rate;
+    let error_rate = f64::from_bits(state.error_rate.load(Ordering::Relaxed));
+    let fail = error_rate > 0.0 && fastrand::f64() < error_rate;
     let (status, body) = if fail {
         (StatusCode::INTERNAL_SERVER_ERROR, ERROR_BODY)
     } else {
@@ -205,6 +211,24 @@ async fn set_healthy(State(state): State<Arc<AppState>>) -> &'static str {
 async fn set_unhealthy(State(state): State<Arc<AppState>>) -> &'static str {
     state.healthy.store(false, Ordering::Relaxed);
     OK_BODY
+}
+
+/// `POST /admin/errors?rate=R`: from now on answer a share R (0–1) of `GET /` with 500.
+async fn set_errors(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match params.get("rate").map(|r| r.parse::<f64>()) {
+        Some(Ok(r)) if (0.0..=1.0).contains(&r) => {
+            state.error_rate.store(r.to_bits(), Ordering::Relaxed);
+            OK_BODY.into_response()
+        }
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "rate must be a number from 0 to 1, e.g. /admin/errors?rate=1\n",
+        )
+            .into_response(),
+    }
 }
 
 /// `POST /admin/exit?code=N`: replies, then exits the process with code N (default 0).
@@ -360,6 +384,17 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("demo_in_flight_requests 0"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn errors_can_be_switched_on_and_off_at_runtime() {
+        let (addr, _lines) = serve(Config::default()).await;
+        assert_eq!(call(addr, "GET", "/").await.0, 200);
+        assert_eq!(call(addr, "POST", "/admin/errors?rate=1").await.0, 200);
+        assert_eq!(call(addr, "GET", "/").await.0, 500);
+        assert_eq!(call(addr, "POST", "/admin/errors?rate=2").await.0, 400);
+        assert_eq!(call(addr, "POST", "/admin/errors?rate=0").await.0, 200);
+        assert_eq!(call(addr, "GET", "/").await.0, 200);
     }
 
     #[tokio::test]
