@@ -725,6 +725,9 @@ async fn a_prometheus_server_delivers_its_alerts_to_alertman() {
             "--config.file=prometheus.yml",
             "--storage.tsdb.path=data",
             &format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            // Its first send can come before it has found its Alertmanager (dropped); the
+            // default resend delay would then wait a minute.
+            "--rules.alert.resend-delay=2s",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

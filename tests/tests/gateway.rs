@@ -442,6 +442,48 @@ async fn a_scaled_up_instance_takes_traffic_within_2s_of_becoming_healthy() {
     );
 }
 
+/// `clients` clients, each sending `n` GETs for `host` through the gateway one after the
+/// other: (2xx, 5xx, each request's latency in ms as the client saw it).
+async fn drive(
+    gateway: std::net::SocketAddr,
+    host: &'static str,
+    clients: usize,
+    n: usize,
+) -> (u64, u64, Vec<f64>) {
+    let mut workers = Vec::new();
+    for _ in 0..clients {
+        workers.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let (mut ok, mut err, mut took) = (0u64, 0u64, Vec::new());
+            for _ in 0..n {
+                let t = Instant::now();
+                let r = c
+                    .get(format!("http://{gateway}/"))
+                    .header("host", host)
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status().as_u16() {
+                    200..=299 => ok += 1,
+                    500..=599 => err += 1,
+                    s => panic!("unexpected status {s}"),
+                }
+                r.bytes().await.unwrap();
+                took.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            (ok, err, took)
+        }));
+    }
+    let (mut ok, mut err, mut took) = (0, 0, Vec::new());
+    for w in workers {
+        let (o, e, t) = w.await.unwrap();
+        ok += o;
+        err += e;
+        took.extend(t);
+    }
+    (ok, err, took)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reported_request_counts_equal_the_load_generators() {
     let (up, _guard) = up_with(&["--report-interval", "1s"]).await;
@@ -457,57 +499,39 @@ async fn reported_request_counts_equal_the_load_generators() {
     wait_routed(&up, "counted.test", "/", 2).await;
 
     // The load generator: 10 clients × 40 requests, counting what they got.
-    let gateway = up.gateway;
-    let mut workers = Vec::new();
-    for _ in 0..10 {
-        workers.push(tokio::spawn(async move {
-            let c = reqwest::Client::new();
-            let (mut ok, mut err, mut took) = (0u64, 0u64, Vec::new());
-            for _ in 0..40 {
-                let t = Instant::now();
-                let r = c
-                    .get(format!("http://{gateway}/"))
-                    .header("host", "counted.test")
-                    .send()
-                    .await
-                    .unwrap();
-                match r.status().as_u16() {
-                    200..=299 => ok += 1,
-                    500..=599 => err += 1,
-                    s => panic!("unexpected status {s}"),
-                }
-                r.bytes().await.unwrap();
-                took.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            (ok, err, took)
-        }));
-    }
-    let (mut sent_ok, mut sent_err, mut took) = (0, 0, Vec::new());
-    for w in workers {
-        let (o, e, t) = w.await.unwrap();
-        sent_ok += o;
-        sent_err += e;
-        took.extend(t);
-    }
+    let (sent_ok, sent_err, _) = drive(up.gateway, "counted.test", 10, 40).await;
     assert_eq!(sent_ok + sent_err, 400);
     assert!(sent_err > 0, "ERROR_RATE=0.2 gave no 500s");
+    // Latency, apart: 2 clients one request at a time (no queue in the test process to
+    // blur the client's own clock), 20–40 ms each.
+    let mut timed = demo("/timed", 2, json!({"drover.gateway.host": "timed.test"}));
+    timed["env"] = json!({"LOG_RATE": "0", "LATENCY_MS": "20", "LATENCY_JITTER_MS": "20"});
+    deploy(&up, &timed).await;
+    wait_healthy(&up, "/timed", 2).await;
+    wait_routed(&up, "timed.test", "/", 2).await;
+    let (timed_ok, _, mut took) = drive(up.gateway, "timed.test", 2, 150).await;
+    assert_eq!(timed_ok, 300);
 
     let brokers = up.broker.to_string();
     let records = tokio::task::spawn_blocking(move || {
         drover_tests::kafka::read_records::<drover_schema::MetricRecord>(
             &brokers,
             drover_schema::topics::METRICS,
-            |r| matches!(r, drover_schema::MetricRecord::Request(s) if s.app == "/counted"),
+            |r| matches!(r, drover_schema::MetricRecord::Request(s) if s.app == "/counted" || s.app == "/timed"),
             |rs| {
-                rs.iter()
-                    .filter_map(|r| match r {
-                        drover_schema::MetricRecord::Request(s) if s.instance.is_none() => {
-                            Some(s.requests)
-                        }
-                        _ => None,
-                    })
-                    .sum::<u64>()
-                    >= 400
+                let app = |name: &str| {
+                    rs.iter()
+                        .filter_map(|r| match r {
+                            drover_schema::MetricRecord::Request(s)
+                                if s.instance.is_none() && s.app == name =>
+                            {
+                                Some(s.requests)
+                            }
+                            _ => None,
+                        })
+                        .sum::<u64>()
+                };
+                app("/counted") >= 400 && app("/timed") >= 300
             },
             Duration::from_secs(30),
             Duration::from_secs(3),
@@ -522,6 +546,7 @@ async fn reported_request_counts_equal_the_load_generators() {
             _ => None,
         })
         .collect();
+    let (timed_apps, stats): (Vec<_>, Vec<_>) = stats.into_iter().partition(|s| s.app == "/timed");
     let (apps, instances): (Vec<_>, Vec<_>) = stats.iter().partition(|s| s.instance.is_none());
     let sum = |v: &[&drover_schema::RequestStats], f: fn(&drover_schema::RequestStats) -> u64| {
         v.iter().map(|s| f(s)).sum::<u64>()
@@ -557,9 +582,10 @@ async fn reported_request_counts_equal_the_load_generators() {
     assert!(sum(&apps, |s| s.bytes_out) >= 400 * 3, "bytes out counted");
     // The gateway's p99 (its histograms merged) against the load generator's own.
     let mut merged = drover_schema::LatencyHistogram::default();
-    for s in &apps {
+    for s in timed_apps.iter().filter(|s| s.instance.is_none()) {
         assert!(merged.merge(&s.latency), "one set of buckets");
     }
+    assert_eq!(merged.count(), 300);
     let gateway_p99 = merged.quantile(0.99).unwrap();
     took.sort_by(f64::total_cmp);
     let client_p99 = took[(took.len() * 99).div_ceil(100) - 1];
