@@ -9,6 +9,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod decide;
+pub mod plan;
 pub mod policy;
 
+pub use decide::{decide, Decision, Observation, Outcome, State};
 pub use policy::{LoadError, Policy, PolicyError};
