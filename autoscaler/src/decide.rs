@@ -33,8 +33,10 @@ use crate::{
 pub struct MetricObs {
     /// Over the policy's window (None: no samples, or stale).
     pub value: Option<f64>,
-    /// Over the panic window (totals only).
-    pub panic_value: Option<f64>,
+    /// Over the short (panic) window: the panic mode's input for totals, and what a
+    /// latency SLO is judged on (a symptom that answers at once to added capacity: averaged
+    /// over the long window it would keep asking for more after the fix has landed).
+    pub recent: Option<f64>,
 }
 
 /// What a tick sees.
@@ -55,7 +57,7 @@ pub struct PanicState {
     pub since: DateTime<Utc>,
     /// The last tick over the threshold.
     pub last_over: DateTime<Utc>,
-    /// The highest count asked for while panicking (never lowered until the panic ends).
+    /// The highest count asked for while panicking.
     pub max: u32,
 }
 
@@ -74,6 +76,10 @@ pub struct State {
     pub last_change: Option<DateTime<Utc>>,
     /// Since when the load has fit in one group fewer (below the fill threshold).
     pub below_fill_since: Option<DateTime<Utc>>,
+    /// When every instance of the last scale-up was first seen ready.
+    pub ready_since: Option<DateTime<Utc>>,
+    /// Each metric's last two distinct short-window values (is a queue draining?).
+    pub last_recent: Vec<(Option<f64>, Option<f64>)>,
 }
 
 /// A rule that held the count back (or the reason nothing was done).
@@ -234,7 +240,16 @@ pub fn recommend(
     if spec.kind.is_latency() {
         let ratio = v / spec.target;
         rec.ratio = Some(ratio);
-        if ratio > 1.0 + tolerance {
+        if ratio > 1.0 + tolerance && ready < current {
+            // instances asked for are still starting: their capacity is not in the figure
+            // yet, so hold (never fall) rather than add again on the same evidence
+            rec.recommendation = Some(current);
+            rec.note = format!(
+                "{v:.0} ms over the SLO {:.0} ms, {} instance(s) still starting: holds",
+                spec.target,
+                current - ready
+            );
+        } else if ratio > 1.0 + tolerance {
             let n = ((current as f64) * ratio.min(2.0)).ceil() as u32;
             rec.recommendation = Some(n.max(current + 1));
             rec.note = format!(
@@ -315,6 +330,7 @@ impl State {
         }
         if delta > 0 {
             self.last_up = Some(d.at);
+            self.ready_since = None;
         }
         self.last_change = Some(d.at);
         if d.remove.is_some() {
@@ -431,10 +447,56 @@ pub fn decide(
         remove: None,
         outcome: Outcome::Unchanged,
     };
+    // Is a metric's short window falling (a queue draining, a latency recovering)? Then
+    // the capacity already there is answering it: no scale-up on that evidence.
+    let falling: Vec<bool> = (0..policy.metrics.len())
+        .map(|i| {
+            let recent = obs.metrics.get(i).and_then(|o| o.recent);
+            // the value before the latest report (ticks may see one report twice)
+            let before = state
+                .last_recent
+                .get(i)
+                .and_then(|&(prev, last)| if last == recent { prev } else { last });
+            policy.confirm_up
+                && matches!((recent, before), (Some(r), Some(b)) if r < b * (1.0 - policy.tolerance))
+        })
+        .collect();
     for (i, m) in policy.metrics.iter().enumerate() {
-        let v = obs.metrics.get(i).and_then(|o| o.value);
-        d.metrics
-            .push(recommend(m, v, current, ready, policy.tolerance));
+        let o = obs.metrics.get(i);
+        let v = if m.kind.is_latency() {
+            o.and_then(|o| o.recent.or(o.value))
+        } else {
+            o.and_then(|o| o.value)
+        };
+        let mut r = recommend(m, v, current, ready, policy.tolerance);
+        let recent = o.and_then(|o| o.recent);
+        if let (true, Some(n)) = (policy.confirm_up, r.recommendation) {
+            let confirmed = if falling[i] {
+                current
+            } else if let (true, Some(recent)) = (m.kind.is_total(), recent) {
+                ((recent / m.target).ceil() as u32).max(current)
+            } else {
+                n
+            };
+            if n > confirmed {
+                r.note = if falling[i] {
+                    format!(
+                        "{}; the short window is falling (a queue draining): holds",
+                        r.note
+                    )
+                } else {
+                    format!("{}; the short window confirms only {confirmed}", r.note)
+                };
+                r.recommendation = Some(confirmed);
+            }
+        }
+        d.metrics.push(r);
+    }
+    state.last_recent.resize(obs.metrics.len(), (None, None));
+    for (slot, o) in state.last_recent.iter_mut().zip(&obs.metrics) {
+        if slot.1 != o.recent {
+            *slot = (slot.1, o.recent);
+        }
     }
     if obs.deploying {
         d.held.push(Hold {
@@ -496,8 +558,9 @@ pub fn decide(
             .metrics
             .iter()
             .zip(&obs.metrics)
-            .filter(|(m, _)| m.kind.is_total())
-            .filter_map(|(m, o)| o.panic_value.map(|v| v / m.target))
+            .zip(&falling)
+            .filter(|((m, _), falling)| m.kind.is_total() && !**falling)
+            .filter_map(|((m, o), _)| o.recent.map(|v| v / m.target))
             .fold(None, |acc: Option<f64>, x| {
                 Some(acc.map_or(x, |a| a.max(x)))
             });
@@ -516,7 +579,7 @@ pub fn decide(
         }
         if let Some(p) = &mut state.panic {
             let want = panic_want.map(|w| w.ceil() as u32).unwrap_or(0);
-            let n = raw.max(want).max(p.max).max(current);
+            let n = raw.max(want).max(current);
             if n != raw {
                 if n > raw && want >= n {
                     d.winner = "panic".into();
@@ -533,7 +596,7 @@ pub fn decide(
                     ),
                 });
             }
-            p.max = n;
+            p.max = p.max.max(n);
             raw = n;
         }
         d.panic = state.panic.is_some();
@@ -583,7 +646,37 @@ pub fn decide(
         });
     }
 
-    // 6. cooldowns, rate policies, bounds
+    // 6. settling, cooldowns, rate policies, bounds
+    if ready >= current && state.ready_since.is_none() {
+        state.ready_since = Some(now);
+    }
+    if n > current && !policy.settle.is_zero() {
+        if let Some(up) = state.last_up {
+            let starting = ready < current && within(now, up, std::time::Duration::from_secs(60));
+            let settling = state
+                .ready_since
+                .is_some_and(|t| t >= up && within(now, t, policy.settle));
+            if starting || settling {
+                d.held.push(Hold {
+                    rule: "settle".into(),
+                    from: n,
+                    to: current,
+                    detail: if starting {
+                        format!(
+                            "{} instance(s) of the last scale-up still starting: their effect is not in the metrics yet",
+                            current - ready
+                        )
+                    } else {
+                        format!(
+                            "the last scale-up's instances are ready for less than {}s: their effect is not in the metrics yet",
+                            policy.settle.as_secs()
+                        )
+                    },
+                });
+                n = current;
+            }
+        }
+    }
     if n > current
         && state
             .last_up

@@ -12,6 +12,8 @@
 pub mod decide;
 pub mod plan;
 pub mod policy;
+pub mod simulate;
+pub mod trace;
 
 pub use decide::{decide, Decision, Observation, Outcome, State};
 pub use policy::{LoadError, Policy, PolicyError};

@@ -122,6 +122,16 @@ pub struct PolicyConfig {
     /// How often the policy is evaluated (default 2s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick: Option<Dur>,
+    /// A scale-up on a total (concurrency, requests/s) must be confirmed by the short
+    /// (panic) window too: the long window still holds the queue of a load already answered
+    /// (default true; the HPA- and KPA-equivalents of the simulator set it false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_up: Option<bool>,
+    /// After a scale-up, the next one waits until the new instances are ready (at most
+    /// 60s) and then this long, so the metrics show their effect (the gateway's report
+    /// interval plus the short window; default 10s, 0s: off). Panic mode waits too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<Dur>,
     /// Decide and explain, never scale.
     #[serde(default)]
     pub dry_run: bool,
@@ -477,6 +487,11 @@ pub struct Policy {
     /// The tick.
     #[serde(serialize_with = "ser_dur")]
     pub tick: Duration,
+    /// Scale-ups on totals confirmed by the short window.
+    pub confirm_up: bool,
+    /// How long a scale-up's new instances must have been ready before the next.
+    #[serde(serialize_with = "ser_dur")]
+    pub settle: Duration,
     /// Decide only.
     pub dry_run: bool,
     /// Where it came from.
@@ -960,6 +975,8 @@ fn check(
     let cooldown_down = cool.down.map(|d| d.0).unwrap_or_default();
     window_check("cooldown.up", cooldown_up, true);
     window_check("cooldown.down", cooldown_down, true);
+    let settle = pc.settle.map(|d| d.0).unwrap_or(Duration::from_secs(10));
+    window_check("settle", settle, true);
     let pconf = pc.panic.unwrap_or_default();
     let panic = Panic {
         enabled: pconf.enabled.unwrap_or(true),
@@ -1061,6 +1078,8 @@ fn check(
         cooldown_up,
         cooldown_down,
         tick,
+        confirm_up: pc.confirm_up.unwrap_or(true),
+        settle,
         dry_run: pc.dry_run,
         origin,
         config: pc,

@@ -28,7 +28,7 @@ fn obs(instances: u32, ready: u32, values: &[Option<f64>]) -> Observation {
             .iter()
             .map(|v| MetricObs {
                 value: *v,
-                panic_value: *v,
+                recent: *v,
             })
             .collect(),
     }
@@ -358,7 +358,7 @@ fn rate_policies_limit_each_period() {
 #[test]
 fn cooldowns_hold_changes() {
     let p = app_policy(
-        "stabilization: {down: 0s}\npanic: {enabled: false}\ncooldown: {up: 30s, down: 60s}\n",
+        "stabilization: {down: 0s}\npanic: {enabled: false}\ncooldown: {up: 30s, down: 60s}\nsettle: 0s\n",
     );
     let c = clock();
     let mut st = State::default();
@@ -384,7 +384,7 @@ fn panic_mode_enters_on_a_burst_blocks_scale_down_and_exits_after_the_window() {
     let burst = |stable: f64, short: f64, n: u32| Observation {
         metrics: vec![MetricObs {
             value: Some(stable),
-            panic_value: Some(short),
+            recent: Some(short),
         }],
         ..obs(n, n, &[])
     };
@@ -458,7 +458,7 @@ fn service_obs(groups: &[(u32, u32)], conc: f64) -> Observation {
         deploying: false,
         metrics: vec![MetricObs {
             value: Some(conc),
-            panic_value: Some(conc),
+            recent: Some(conc),
         }],
     }
 }
@@ -466,7 +466,7 @@ fn service_obs(groups: &[(u32, u32)], conc: f64) -> Observation {
 #[test]
 fn a_service_adds_a_group_and_removes_the_last_after_the_down_window() {
     let p = policy(
-        "service: /s\nmetrics: [{metric: concurrency, target: 10}]\ninstances: {min: 1, max: 4}\ngroups: {min: 1, max: 3}\nstabilization: {down: 60s}\nfill_threshold: 0.75\npanic: {enabled: false}\n",
+        "service: /s\nmetrics: [{metric: concurrency, target: 10}]\ninstances: {min: 1, max: 4}\ngroups: {min: 1, max: 3}\nstabilization: {down: 60s}\nfill_threshold: 0.75\npanic: {enabled: false}\nsettle: 0s\n",
     );
     let c = clock();
     let mut st = State::default();
@@ -547,7 +547,7 @@ proptest! {
         let mut groups: Vec<(u32, u32)> = vec![(min, min)];
         for (conc, lat, lag, missing) in steps {
             let mut o = service_obs(&groups, conc);
-            o.metrics.push(MetricObs { value: if missing { None } else { Some(lat) }, panic_value: None });
+            o.metrics.push(MetricObs { value: if missing { None } else { Some(lat) }, recent: None });
             let d = tick(&p, &mut st, &o, &c);
             for g in d.resize.iter().chain(&d.add) {
                 prop_assert!(g.to >= p.instances.min && g.to <= p.instances.max, "{g:?}");
@@ -572,4 +572,99 @@ proptest! {
             c.advance(Duration::from_secs(2));
         }
     }
+}
+
+fn obs2(instances: u32, ready: u32, stable: f64, recent: f64) -> Observation {
+    Observation {
+        metrics: vec![MetricObs {
+            value: Some(stable),
+            recent: Some(recent),
+        }],
+        ..obs(instances, ready, &[])
+    }
+}
+
+#[test]
+fn a_scale_up_on_a_total_needs_the_short_window_to_confirm_it() {
+    let p = app_policy("panic: {enabled: false}\n");
+    let c = clock();
+    // the long window still holds a queue the short one no longer shows
+    let d = decide(&p, &mut State::default(), &obs2(4, 4, 200.0, 50.0), c.now());
+    assert_eq!(d.desired, 5);
+    assert!(
+        d.metrics[0].note.contains("confirms only 5"),
+        "{}",
+        d.metrics[0].note
+    );
+    // both agree: the long window's count
+    let d = decide(
+        &p,
+        &mut State::default(),
+        &obs2(4, 4, 200.0, 210.0),
+        c.now(),
+    );
+    assert_eq!(d.desired, 8);
+    // off (HPA, KPA): the long window alone
+    let p = app_policy("panic: {enabled: false}\nconfirm_up: false\n");
+    let d = decide(&p, &mut State::default(), &obs2(4, 4, 200.0, 50.0), c.now());
+    assert_eq!(d.desired, 8);
+}
+
+#[test]
+fn a_draining_queue_is_not_a_reason_to_scale_up() {
+    let p = app_policy(
+        "panic: {enabled: false}\nsettle: 0s\nbehavior:\n  up:\n    policies: [{type: percent, value: 1000, period: 2s}]\n",
+    );
+    let c = clock();
+    let mut st = State::default();
+    assert_eq!(tick(&p, &mut st, &obs2(8, 8, 100.0, 100.0), &c).desired, 10);
+    c.advance(Duration::from_secs(2));
+    // rising: up
+    assert_eq!(
+        tick(&p, &mut st, &obs2(10, 10, 300.0, 400.0), &c).desired,
+        30
+    );
+    c.advance(Duration::from_secs(2));
+    // the short window falls by more than the tolerance: the capacity is answering it
+    let d = tick(&p, &mut st, &obs2(30, 30, 500.0, 330.0), &c);
+    assert_eq!(d.desired, 30, "{d:#?}");
+    assert!(
+        d.metrics[0].note.contains("draining"),
+        "{}",
+        d.metrics[0].note
+    );
+    // the same report seen again by the next tick: still compared with the one before
+    c.advance(Duration::from_secs(2));
+    assert_eq!(
+        tick(&p, &mut st, &obs2(30, 30, 500.0, 330.0), &c).desired,
+        30
+    );
+    // steady again: the long window may ask for more
+    c.advance(Duration::from_secs(2));
+    assert_eq!(
+        tick(&p, &mut st, &obs2(30, 30, 500.0, 500.0), &c).desired,
+        50
+    );
+}
+
+#[test]
+fn the_next_scale_up_waits_for_the_last_to_be_ready_and_settle() {
+    let p = app_policy("panic: {enabled: false}\nsettle: 10s\nstabilization: {down: 0s}\n");
+    let c = clock();
+    let mut st = State::default();
+    assert_eq!(tick(&p, &mut st, &obs(2, 2, &[Some(40.0)]), &c).desired, 4);
+    // two instances still starting
+    c.advance(Duration::from_secs(2));
+    let d = tick(&p, &mut st, &obs(4, 2, &[Some(80.0)]), &c);
+    assert_eq!((d.desired, d.held[0].rule.as_str()), (4, "settle"));
+    assert!(d.held[0].detail.contains("still starting"));
+    // ready: 10 s for their effect to show
+    c.advance(Duration::from_secs(4));
+    let d = tick(&p, &mut st, &obs(4, 4, &[Some(80.0)]), &c);
+    assert_eq!((d.desired, d.held[0].rule.as_str()), (4, "settle"));
+    c.advance(Duration::from_secs(10));
+    assert_eq!(tick(&p, &mut st, &obs(4, 4, &[Some(80.0)]), &c).desired, 8);
+    // a scale-down is never held by settling
+    c.advance(Duration::from_secs(2));
+    assert_eq!(tick(&p, &mut st, &obs(8, 4, &[Some(10.0)]), &c).desired, 1);
 }
