@@ -10,9 +10,12 @@
 #![warn(missing_docs)]
 
 pub mod decide;
+pub mod metrics;
 pub mod plan;
 pub mod policy;
+pub mod scaler;
 pub mod simulate;
+pub mod source;
 pub mod trace;
 
 pub use decide::{decide, Decision, Observation, Outcome, State};
