@@ -9,11 +9,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod decide;
 pub mod metrics;
 pub mod plan;
 pub mod policy;
 pub mod scaler;
+pub mod service;
 pub mod simulate;
 pub mod source;
 pub mod trace;
