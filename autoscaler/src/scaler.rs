@@ -8,12 +8,16 @@
 //!   deployment other than a plain scale is in progress (`GET /v2/deployments`): a restart
 //!   or an update pauses the policy; a scale — the autoscaler's own, or an operator's —
 //!   does not;
-//! - scale: `PUT /v2/apps/{id}` with `{"instances": n}`;
+//! - scale: `PUT /v2/apps/{id}?force=true` with `{"instances": n}` (a scale replaces a
+//!   scale in progress);
 //! - add a group: the template app's definition under the new ID (`POST /v2/apps`; Marathon
 //!   creates the group path), so it claims the same host and path and the gateway routes it
 //!   as one more instance group once its tasks are healthy;
 //! - remove a group: first scaled to 0 (the gateway drops each backend as its task stops
 //!   and the scheduler kills them gracefully), then deleted (`DELETE /v2/apps/{id}`).
+//!
+//! A group just added runs a StartApplication deployment until its tasks run: the service's
+//! policy waits for it (no decision on a half-started service).
 use std::{collections::BTreeMap, sync::Mutex};
 
 use drover_scheduler::{
@@ -191,7 +195,9 @@ impl Scaler for SchedulerScaler {
 
     fn scale<'a>(&'a self, app: &'a str, instances: u32) -> BoxFuture<'a, Result<(), ScaleError>> {
         Box::pin(async move {
-            let path = format!("/v2/apps/{}", app.trim_matches('/'));
+            // force: a scale replaces a scale in progress (the app is locked otherwise);
+            // other deployments pause the policy before it gets here
+            let path = format!("/v2/apps/{}?force=true", app.trim_matches('/'));
             self.client
                 .ok(
                     reqwest::Method::PUT,
@@ -231,7 +237,7 @@ impl Scaler for SchedulerScaler {
     fn remove_group<'a>(&'a self, app: &'a str) -> BoxFuture<'a, Result<(), ScaleError>> {
         Box::pin(async move {
             self.scale(app, 0).await?;
-            let path = format!("/v2/apps/{}", app.trim_matches('/'));
+            let path = format!("/v2/apps/{}?force=true", app.trim_matches('/'));
             self.client.ok(reqwest::Method::DELETE, &path, None).await?;
             Ok(())
         })
@@ -400,6 +406,109 @@ mod tests {
             current_step: 1,
             total_steps: 1,
         }
+    }
+
+    /// The real master's API in process, on a local port, with no agent: apps are created,
+    /// scaled and removed; their tasks never start.
+    async fn master() -> (SchedulerScaler, tokio::task::JoinHandle<()>) {
+        use drover_scheduler::{
+            api::router,
+            clock::SystemClock,
+            master::{Master, MasterConfig},
+        };
+        let m = Master::in_memory(MasterConfig::default(), std::sync::Arc::new(SystemClock));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let h = tokio::spawn(async move {
+            let _ = axum::serve(listener, router(m)).await;
+        });
+        let c = Client::new(&format!("http://{addr}")).expect("client");
+        (SchedulerScaler::new(c), h)
+    }
+
+    #[tokio::test]
+    async fn over_the_real_api_a_service_is_read_scaled_grown_and_shrunk() {
+        let (s, h) = master().await;
+        let svc = Target::Service("/shop/api".into());
+        assert_eq!(s.read(&svc).await.expect("reads"), None, "no apps yet");
+        for body in [
+            json!({"id": "/shop/api/g1", "cmd": "sleep 1000", "instances": 1,
+                "labels": {"drover.gateway.host": "api.example"}}),
+            json!({"id": "/shop/other/x", "cmd": "sleep 1000"}),
+        ] {
+            s.client
+                .ok(reqwest::Method::POST, "/v2/apps", Some(&body))
+                .await
+                .expect("created");
+        }
+        let st = s.read(&svc).await.expect("reads").expect("there");
+        assert_eq!(st.groups.len(), 1);
+        assert_eq!((st.groups[0].instances, st.groups[0].ready), (1, 0));
+        assert!(st.deploying, "its StartApplication runs until a task does");
+        // scaling replaces the deployment in progress (force)
+        s.scale("/shop/api/g1", 3).await.expect("scaled");
+        let st = s.read(&svc).await.expect("reads").expect("there");
+        assert_eq!(st.groups[0].instances, 3);
+        // a new group is a copy of the template under its own ID
+        s.add_group("/shop/api/g1", "/shop/api/g2", 2)
+            .await
+            .expect("added");
+        let g2 = s
+            .client
+            .app("/shop/api/g2")
+            .await
+            .expect("reads")
+            .expect("there");
+        assert_eq!(g2.definition.instances, 2);
+        assert_eq!(g2.definition.cmd.as_deref(), Some("sleep 1000"));
+        assert_eq!(
+            g2.definition
+                .labels
+                .get("drover.gateway.host")
+                .map(String::as_str),
+            Some("api.example"),
+            "it claims the same route"
+        );
+        let st = s.read(&svc).await.expect("reads").expect("there");
+        let ids: Vec<&str> = st.groups.iter().map(|g| g.app.as_str()).collect();
+        assert_eq!(ids, ["/shop/api/g1", "/shop/api/g2"]);
+        // a missing template is said so
+        let e = s
+            .add_group("/shop/api/nope", "/shop/api/g3", 1)
+            .await
+            .expect_err("no template");
+        assert!(matches!(e, ScaleError::NoTemplate(_)), "{e}");
+        // the last group drained and removed
+        s.remove_group("/shop/api/g2").await.expect("removed");
+        let st = s.read(&svc).await.expect("reads").expect("there");
+        assert_eq!(st.groups.len(), 1);
+        // an app target, and one that is gone
+        let app = Target::App("/shop/other/x".into());
+        assert_eq!(
+            s.read(&app)
+                .await
+                .expect("reads")
+                .expect("there")
+                .groups
+                .len(),
+            1
+        );
+        assert!(s
+            .read(&Target::App("/gone".into()))
+            .await
+            .expect("reads")
+            .is_none());
+        // a refusal carries the scheduler's reason (a PUT of a missing app would create it:
+        // refused here as an incomplete definition; the loop reads before it scales)
+        let e = s.scale("/gone", 2).await.expect_err("refused");
+        assert!(
+            matches!(e, ScaleError::Refused { status: 422, .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("not valid"), "{e}");
+        h.abort();
     }
 
     #[test]

@@ -398,6 +398,72 @@ mod tests {
         }
     }
 
+    /// A stand-in for the metrics store's API on a local port: answers the window and
+    /// query routes as the store does, and keeps the query strings it was sent.
+    #[tokio::test]
+    async fn the_http_source_asks_the_store_and_combines_its_answer() {
+        use axum::{extract::RawQuery, routing::get, Json, Router};
+        let seen = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+        let (s1, s2) = (seen.clone(), seen.clone());
+        let app = Router::new()
+            .route(
+                "/api/metrics/window",
+                get(move |RawQuery(q): RawQuery| async move {
+                    s1.lock().expect("lock").push(q.unwrap_or_default());
+                    Json(serde_json::json!({"range_ms": 30000, "now_ms": 0, "groups": [
+                        {"labels": {"app": "/shop/api"}, "value": 12.5, "samples": 6},
+                        {"labels": {"app": "/shop/api", "instance": "t1"}, "value": 7.0, "samples": 6}
+                    ]}))
+                }),
+            )
+            .route(
+                "/api/metrics/query",
+                get(move |RawQuery(q): RawQuery| async move {
+                    s2.lock().expect("lock").push(q.unwrap_or_default());
+                    Json(serde_json::json!({"metric": "concurrency_mean", "series": [
+                        {"labels": {"app": "/shop/api"}, "points": [[1000, 3.0], [2000, 4.0]]},
+                        {"labels": {"app": "/shop/api", "instance": "t1"}, "points": [[1000, 1.0]]}
+                    ]}))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let h = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let src = HttpMetrics::new(&format!("http://{addr}/")).expect("client");
+        let q = MetricQuery {
+            series: "concurrency_mean".into(),
+            apps: vec!["/shop/api".into()],
+            combine: Combine::Sum,
+            range: Duration::from_secs(30),
+        };
+        assert_eq!(src.window(&q).await.expect("answer"), Some(12.5));
+        let h1 = src
+            .history(&q, Duration::from_secs(10))
+            .await
+            .expect("answer");
+        assert_eq!(h1.len(), 2);
+        assert_eq!(h1[0].1, 3.0, "the app-wide row of the bucket");
+        assert_eq!(h1[1].0.timestamp_millis(), 2000);
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen[0],
+            "metric=concurrency_mean&agg=mean&since=30000ms&by=app%2Cinstance&app=%2Fshop%2Fapi"
+        );
+        assert!(seen[1].contains("step=10000ms"), "{}", seen[1]);
+        // an error answer is an error, not a zero
+        let bad = HttpMetrics::new(&format!("http://{addr}/elsewhere")).expect("client");
+        let e = bad.window(&q).await.expect_err("404");
+        assert!(
+            matches!(e, SourceError::Status { status: 404, .. }),
+            "{e:?}"
+        );
+        h.abort();
+    }
+
     #[test]
     fn rows_combine_app_wide_first_then_instances() {
         let rows = vec![
