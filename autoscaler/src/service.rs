@@ -592,8 +592,11 @@ impl Autoscaler {
         };
         m.instances.get_or_create(&labels).set(after as i64);
         m.ready.get_or_create(&labels).set(d.ready as i64);
-        let groups = d.groups_before.len() + d.add.len()
-            - usize::from(d.remove.is_some() && matches!(d.outcome, Outcome::Applied));
+        let groups = if matches!(d.outcome, Outcome::Applied) {
+            d.groups_before.len() + d.add.len() - usize::from(d.remove.is_some())
+        } else {
+            d.groups_before.len()
+        };
         m.groups.get_or_create(&labels).set(groups as i64);
         m.panic.get_or_create(&labels).set(i64::from(d.panic));
         self.record(e, d);
