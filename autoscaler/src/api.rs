@@ -6,6 +6,7 @@
 //! | `PUT /api/autoscaler/policies/{name}` | a policy as YAML or JSON, checked as a file is (400 with file `api`, line and field) and its app checked against the scheduler |
 //! | `GET /api/autoscaler/decisions?app=&limit=` | the kept decisions, newest first (default limit 100) |
 //! | `GET /api/autoscaler/explain/{app}` | the policy of an app or service: its last decision, its state, its recent decisions |
+//! | `GET /api/autoscaler/history/{app}` | per tick, the last hour: instances, ready, groups, each metric's value, changes, panic (the UI's chart) |
 //!
 //! Errors are Drover's `{"error", "detail"}` ([`ApiError`]).
 use axum::{
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     decide::Decision,
-    service::{Autoscaler, Explain, PolicyView, PutError},
+    service::{Autoscaler, Explain, History, PolicyView, PutError},
 };
 
 /// The router; merge it into the role's server.
@@ -29,6 +30,7 @@ pub fn router(autoscaler: Autoscaler) -> Router {
         .route("/api/autoscaler/policies/{name}", put(put_policy))
         .route("/api/autoscaler/decisions", get(decisions))
         .route("/api/autoscaler/explain/{*app}", get(explain))
+        .route("/api/autoscaler/history/{*app}", get(history))
         .with_state(autoscaler)
 }
 
@@ -99,6 +101,18 @@ async fn explain(
 ) -> Result<Json<Explain>, ApiError> {
     let app = format!("/{}", app.trim_matches('/'));
     a.explain(&app).map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no policy scales {app}: see GET /api/autoscaler/policies"
+        ))
+    })
+}
+
+async fn history(
+    State(a): State<Autoscaler>,
+    Path(app): Path<String>,
+) -> Result<Json<History>, ApiError> {
+    let app = format!("/{}", app.trim_matches('/'));
+    a.history(&app).map(Json).ok_or_else(|| {
         ApiError::not_found(format!(
             "no policy scales {app}: see GET /api/autoscaler/policies"
         ))

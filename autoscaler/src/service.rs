@@ -95,6 +95,28 @@ pub struct Retry {
     pub reason: String,
 }
 
+/// One tick of one policy, for charts: instances and groups against the load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    /// When.
+    pub t: DateTime<Utc>,
+    /// Instances asked for after the tick.
+    pub instances: u32,
+    /// Instances ready before it.
+    pub ready: u32,
+    /// Groups after the tick.
+    pub groups: u32,
+    /// Each policy metric's value (None: missing), in the policy's order.
+    pub values: Vec<Option<f64>>,
+    /// The tick changed something (a decision to mark on the chart).
+    pub changed: bool,
+    /// In panic mode.
+    pub panic: bool,
+}
+
+/// Points kept per policy (an hour at the default 2 s tick).
+pub const HISTORY_POINTS: usize = 1800;
+
 #[derive(Debug, Clone)]
 struct Entry {
     policy: Arc<Policy>,
@@ -105,6 +127,7 @@ struct Entry {
     retry: Option<Retry>,
     seeded: bool,
     last: Option<Decision>,
+    history: VecDeque<Point>,
 }
 
 impl Entry {
@@ -118,6 +141,7 @@ impl Entry {
             retry: None,
             seeded: false,
             last: None,
+            history: VecDeque::new(),
         }
     }
 }
@@ -170,6 +194,23 @@ struct Inner {
     policies: Mutex<BTreeMap<String, Entry>>,
     decisions: Mutex<VecDeque<Decision>>,
     generation: Mutex<u64>,
+    /// The policy files as last loaded (path, modified, length): hot reload compares it.
+    files: Mutex<Vec<FileStamp>>,
+}
+
+type FileStamp = (PathBuf, Option<std::time::SystemTime>, u64);
+
+fn stamps(paths: &[PathBuf]) -> Vec<FileStamp> {
+    policy::files_of(paths)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| {
+            let m = std::fs::metadata(&f).ok();
+            let modified = m.as_ref().and_then(|m| m.modified().ok());
+            let len = m.map_or(0, |m| m.len());
+            (f, modified, len)
+        })
+        .collect()
 }
 
 /// The autoscaler. Cheap to clone.
@@ -222,8 +263,11 @@ impl Autoscaler {
                 policies: Mutex::new(BTreeMap::new()),
                 decisions: Mutex::new(VecDeque::new()),
                 generation: Mutex::new(0),
+                files: Mutex::new(Vec::new()),
             }),
         };
+        *a.inner.files.lock().unwrap_or_else(|e| e.into_inner()) =
+            stamps(&a.inner.cfg.policy_paths);
         {
             let mut map = a.lock_policies();
             for p in policies {
@@ -310,6 +354,29 @@ impl Autoscaler {
         Ok(n)
     }
 
+    /// Hot reload: when a policy file was changed, added or removed since the last load,
+    /// [`Autoscaler::reload`] (None: nothing changed). [`Autoscaler::run`] calls it every
+    /// tick; a refused reload is logged and tried again only after the next change.
+    pub fn reload_if_changed(&self) -> Option<Result<usize, LoadError>> {
+        if self.inner.cfg.policy_paths.is_empty() {
+            return None;
+        }
+        let now = stamps(&self.inner.cfg.policy_paths);
+        {
+            let mut seen = self.inner.files.lock().unwrap_or_else(|e| e.into_inner());
+            if *seen == now {
+                return None;
+            }
+            *seen = now;
+        }
+        let r = self.reload();
+        match &r {
+            Ok(n) => info!(policies = n, "policy files reloaded"),
+            Err(e) => warn!(error = %e, "policy files not reloaded: the running policies stay"),
+        }
+        Some(r)
+    }
+
     /// `PUT /api/autoscaler/policies/{name}`: checks `body` (YAML or JSON) as a file would
     /// be, and that its app exists; then adds or replaces the policy (its state is kept when
     /// the target stays).
@@ -380,10 +447,7 @@ impl Autoscaler {
     pub fn explain(&self, app: &str) -> Option<Explain> {
         let (policy, last, state) = {
             let map = self.lock_policies();
-            let e = map.values().find(|e| {
-                e.policy.target.id() == app
-                    || matches!(&e.policy.target, Target::Service(s) if app.starts_with(&format!("{s}/")))
-            })?;
+            let e = map.values().find(|e| targets(&e.policy, app))?;
             (view(e), e.last.clone(), e.state.clone())
         };
         let target = policy.policy.target.id().to_string();
@@ -392,6 +456,24 @@ impl Autoscaler {
             last,
             state,
             recent: self.decisions(Some(&target), 20),
+        })
+    }
+
+    /// The per-tick history of the policy of `app` (its target or one of its groups),
+    /// oldest first, with the policy's metric targets: what the UI charts.
+    pub fn history(&self, app: &str) -> Option<History> {
+        let map = self.lock_policies();
+        let e = map.values().find(|e| targets(&e.policy, app))?;
+        Some(History {
+            policy: e.policy.name.clone(),
+            target: e.policy.target.id().to_string(),
+            metrics: e
+                .policy
+                .metrics
+                .iter()
+                .map(|m| (m.label(), m.target))
+                .collect(),
+            points: e.history.iter().cloned().collect(),
         })
     }
 
@@ -425,6 +507,7 @@ impl Autoscaler {
                     cur.retry = e.retry;
                     cur.seeded = e.seeded;
                     cur.next_at = e.next_at;
+                    cur.history = e.history;
                 }
             }
         }
@@ -443,7 +526,10 @@ impl Autoscaler {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = interval.tick() => self.tick().await,
+                _ = interval.tick() => {
+                    let _ = self.reload_if_changed();
+                    self.tick().await;
+                }
             }
         }
         info!("autoscaler stopped");
@@ -672,6 +758,23 @@ impl Autoscaler {
     }
 
     fn record(&self, e: &mut Entry, d: Decision) {
+        let applied = matches!(d.outcome, Outcome::Applied);
+        e.history.push_back(Point {
+            t: d.at,
+            instances: if applied { d.desired } else { d.current },
+            ready: d.ready,
+            groups: if applied {
+                (d.groups_before.len() + d.add.len() - usize::from(d.remove.is_some())) as u32
+            } else {
+                d.groups_before.len() as u32
+            },
+            values: d.metrics.iter().map(|m| m.value).collect(),
+            changed: applied,
+            panic: d.panic,
+        });
+        while e.history.len() > HISTORY_POINTS {
+            e.history.pop_front();
+        }
         if d.interesting() {
             let mut q = self.lock_decisions();
             q.push_back(d.clone());
@@ -738,6 +841,25 @@ fn view(e: &Entry) -> PolicyView {
         retry: e.retry.clone(),
         last: e.last.as_ref().map(Decision::summary),
     }
+}
+
+/// Whether `p` scales `app` (its target, or a group of its service).
+fn targets(p: &Policy, app: &str) -> bool {
+    p.target.id() == app
+        || matches!(&p.target, Target::Service(s) if app.starts_with(&format!("{s}/")))
+}
+
+/// What `GET /api/autoscaler/history/{app}` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    /// The policy.
+    pub policy: String,
+    /// Its app or service.
+    pub target: String,
+    /// Its metrics (name, target), the order of each point's values.
+    pub metrics: Vec<(String, f64)>,
+    /// Oldest first.
+    pub points: Vec<Point>,
 }
 
 fn concerns(d: &Decision, app: &str) -> bool {

@@ -266,6 +266,21 @@ async fn unknown_targets_are_load_errors_and_reload_keeps_running_policies() {
             .map(|v| v.policy.name.clone())
             .collect();
     assert_eq!(names, ["web2"]);
+    // hot reload: nothing changed since the last look, then an edit is picked up
+    assert!(
+        r.a.reload_if_changed().is_some(),
+        "the files changed since the start"
+    );
+    assert!(r.a.reload_if_changed().is_none());
+    std::fs::write(&file, WEB.replace("name: web", "name: web3")).expect("write");
+    let f = std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .expect("open");
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .expect("mtime");
+    assert_eq!(r.a.reload_if_changed().map(|r| r.is_ok()), Some(true));
+    assert_eq!(r.a.policies()[0].policy.name, "web3");
 }
 
 async fn call(r: &Rig, method: &str, uri: &str, body: &str) -> (u16, Value) {
@@ -366,6 +381,13 @@ async fn the_api_lists_puts_and_explains() {
     assert_eq!(st, 200);
     assert_eq!(v["last"]["metrics"][0]["metric"], "concurrency");
     assert_eq!(v["last"]["winner"], "concurrency");
+    // history: one point per tick, the change marked
+    let (st, v) = call(&r, "GET", "/api/autoscaler/history/web", "").await;
+    assert_eq!(st, 200);
+    assert_eq!(v["metrics"][0], serde_json::json!(["concurrency", 10.0]));
+    assert_eq!(v["points"][0]["instances"], 5);
+    assert_eq!(v["points"][0]["changed"], true);
+    assert_eq!(v["points"][0]["values"][0], 45.0);
     let (st, v) = call(&r, "GET", "/api/autoscaler/explain/nothing/here", "").await;
     assert_eq!(st, 404);
     assert!(v["error"]
