@@ -195,6 +195,68 @@ impl Decision {
             || !matches!(self.outcome, Outcome::Unchanged | Outcome::Planned)
     }
 
+    /// Several lines for a person (`drover autoscale explain APP`): the inputs, each
+    /// metric's recommendation, the winner, what held the count back, what was done.
+    pub fn explain(&self) -> String {
+        let outcome = match &self.outcome {
+            Outcome::Unchanged => "unchanged".to_string(),
+            Outcome::Planned => "planned".to_string(),
+            Outcome::DryRun => "dry run: not done".to_string(),
+            Outcome::Applied => "applied".to_string(),
+            Outcome::Refused { reason, retry_at } => format!(
+                "refused: {reason}; retried after {}",
+                retry_at.format("%H:%M:%S")
+            ),
+            Outcome::Paused { reason } => format!("paused: {reason}"),
+        };
+        let mut s = format!(
+            "{} ({}) at {}: {} → {} instances — {outcome}\n",
+            self.target,
+            self.policy,
+            self.at.format("%Y-%m-%d %H:%M:%S"),
+            self.current,
+            self.desired
+        );
+        for g in &self.groups_before {
+            s.push_str(&format!(
+                "  group {}: {} asked, {} ready\n",
+                g.app, g.instances, g.ready
+            ));
+        }
+        for m in &self.metrics {
+            let value = m.value.map_or("missing".to_string(), |v| format!("{v:.2}"));
+            let rec = m
+                .recommendation
+                .map_or("no opinion".to_string(), |n| n.to_string());
+            s.push_str(&format!(
+                "  {}: {value} (target {}) → {rec}: {}\n",
+                m.metric, m.target, m.note
+            ));
+        }
+        s.push_str(&format!(
+            "  largest: {} ({}){}\n",
+            self.recommended,
+            self.winner,
+            if self.panic { ", in panic mode" } else { "" }
+        ));
+        for h in &self.held {
+            s.push_str(&format!(
+                "  held by {}: {} → {}: {}\n",
+                h.rule, h.from, h.to, h.detail
+            ));
+        }
+        for g in &self.resize {
+            s.push_str(&format!("  resize {}: {} → {}\n", g.app, g.from, g.to));
+        }
+        for g in &self.add {
+            s.push_str(&format!("  add {} with {}\n", g.app, g.to));
+        }
+        if let Some(r) = &self.remove {
+            s.push_str(&format!("  drain and remove {r}\n"));
+        }
+        s
+    }
+
     /// One line for a person and for events.
     pub fn summary(&self) -> String {
         let mut s = format!(

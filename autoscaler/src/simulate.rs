@@ -693,6 +693,27 @@ mod tests {
     }
 
     #[test]
+    fn a_service_grows_by_whole_groups_and_sheds_the_last_when_the_load_falls() {
+        let p = crate::policy::load_one(
+            "svc",
+            "service: /sim\nmetrics:\n  - {metric: concurrency, target: 3.2}\n  - {metric: latency_p95, target: 250}\ninstances: {min: 1, max: 2}\ngroups: {min: 1, max: 4}\nwindow: 30s\nstabilization: {down: 120s}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (r, series) = run(
+            vec![("drover".into(), p)],
+            &generate(TraceKind::Step, 1),
+            &AppModel::default(),
+        );
+        let d = &r.policies[0];
+        // 200 rps needs 4 instances at 80 %: two groups of two at least
+        assert!(d.peak_groups >= 2, "{d:?}");
+        assert!(d.peak_instances <= 8, "{d:?}");
+        // back to one group of one at 50 rps, long after the step
+        assert_eq!(series[0].instances.last().copied(), Some(1), "{d:?}");
+        assert!(d.seconds_over_slo < 60, "{d:?}");
+    }
+
+    #[test]
     fn simulate_writes_a_chart_and_a_report() {
         let dir = tempfile::tempdir().expect("tempdir");
         let chart = dir.path().join("c.svg");

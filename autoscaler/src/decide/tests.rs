@@ -182,6 +182,15 @@ fn the_largest_recommendation_wins_and_is_explained() {
     );
     assert_eq!(d.outcome, Outcome::Planned);
     assert!(d.summary().contains("2 → 4"), "{}", d.summary());
+    let text = d.explain();
+    assert!(text.starts_with("/a (p) at "), "{text}");
+    assert!(text.contains("2 → 4 instances — planned"), "{text}");
+    assert!(
+        text.contains("  concurrency: 30.00 (target 10) → 3: "),
+        "{text}"
+    );
+    assert!(text.contains("  largest: 4 (cpu_pct)"), "{text}");
+    assert!(text.contains("  resize /a: 2 → 4"), "{text}");
 }
 
 #[test]
