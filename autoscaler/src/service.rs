@@ -128,6 +128,8 @@ struct Entry {
     seeded: bool,
     last: Option<Decision>,
     history: VecDeque<Point>,
+    /// What the last kept decision said (a repeat of it is not kept again).
+    last_kept: Option<String>,
 }
 
 impl Entry {
@@ -142,6 +144,7 @@ impl Entry {
             seeded: false,
             last: None,
             history: VecDeque::new(),
+            last_kept: None,
         }
     }
 }
@@ -775,7 +778,11 @@ impl Autoscaler {
         while e.history.len() > HISTORY_POINTS {
             e.history.pop_front();
         }
-        if d.interesting() {
+        // the same holding pattern tick after tick (a missing metric holding a scale-down,
+        // a down-window) is kept once, not every tick
+        let sig = signature(&d);
+        if d.interesting() && (d.changes() || e.last_kept.as_deref() != Some(sig.as_str())) {
+            e.last_kept = Some(sig);
             let mut q = self.lock_decisions();
             q.push_back(d.clone());
             while q.len() > self.inner.cfg.keep_decisions.max(1) {
@@ -841,6 +848,29 @@ fn view(e: &Entry) -> PolicyView {
         retry: e.retry.clone(),
         last: e.last.as_ref().map(Decision::summary),
     }
+}
+
+/// What a decision said, without its time and values: equal for a repeat.
+fn signature(d: &Decision) -> String {
+    let held: Vec<String> = d
+        .held
+        .iter()
+        .map(|h| format!("{}:{}>{}", h.rule, h.from, h.to))
+        .collect();
+    let outcome = match &d.outcome {
+        Outcome::Refused { reason, .. } => format!("refused:{reason}"),
+        o => format!("{o:?}"),
+    };
+    format!(
+        "{}|{}|{}|{}|{}|{}|{}",
+        d.current,
+        d.recommended,
+        d.desired,
+        d.winner,
+        d.panic,
+        held.join(","),
+        outcome
+    )
 }
 
 /// Whether `p` scales `app` (its target, or a group of its service).

@@ -395,3 +395,29 @@ async fn the_api_lists_puts_and_explains() {
         .unwrap_or("")
         .contains("no policy scales /nothing/here"));
 }
+
+#[tokio::test]
+async fn the_same_hold_every_tick_is_kept_once() {
+    // concurrency asks for 1, CPU is missing: held at 4 on every tick
+    let r = rig(&WEB.replace(
+        "      - {metric: concurrency, target: 10}\n",
+        "      - {metric: concurrency, target: 10}\n      - {metric: cpu_pct, target: 60}\n",
+    ));
+    r.scaler.put_app("/web", 4);
+    load(&r, "/web", 5.0);
+    for _ in 0..30 {
+        r.tick(2).await;
+    }
+    let kept = r.a.decisions(None, 100);
+    assert_eq!(
+        kept.len(),
+        1,
+        "{:#?}",
+        kept.iter().map(Decision::summary).collect::<Vec<_>>()
+    );
+    assert_eq!(kept[0].held[0].rule, "missing_metrics");
+    // a different situation is kept again
+    r.metrics.set("cpu_pct", "/web", W, 10.0);
+    r.tick(2).await;
+    assert_eq!(r.a.decisions(None, 100).len(), 2);
+}
