@@ -677,3 +677,50 @@ fn the_next_scale_up_waits_for_the_last_to_be_ready_and_settle() {
     c.advance(Duration::from_secs(2));
     assert_eq!(tick(&p, &mut st, &obs(8, 4, &[Some(10.0)]), &c).desired, 1);
 }
+
+proptest! {
+    /// Whatever the history: a tick with a metric missing, or a latency over its SLO, never
+    /// lowers the count.
+    #[test]
+    fn missing_metrics_and_a_latency_over_its_slo_never_lower_the_count(
+        history in proptest::collection::vec((0.0f64..400.0, 0.0f64..400.0, 1u32..20), 0..30),
+        conc in 0.0f64..400.0,
+        current in 1u32..20,
+        lat_over in any::<bool>(),
+    ) {
+        let p = policy(
+            "app: /a\nmetrics:\n  - {metric: concurrency, target: 10}\n  - {metric: cpu_pct, target: 50}\n  - {metric: latency_p95, target: 200}\ninstances: {min: 1, max: 40}\nstabilization: {down: 0s}\n",
+        );
+        let c = clock();
+        let mut st = State::default();
+        for (a, b, n) in history {
+            let o = Observation {
+                metrics: vec![
+                    MetricObs { value: Some(a), recent: Some(a) },
+                    MetricObs { value: Some(b / 4.0), recent: None },
+                    MetricObs { value: Some(100.0), recent: Some(100.0) },
+                ],
+                ..obs(n, n, &[])
+            };
+            tick(&p, &mut st, &o, &c);
+            c.advance(Duration::from_secs(2));
+        }
+        let metrics = if lat_over {
+            // every metric there, latency over the SLO
+            vec![
+                MetricObs { value: Some(conc), recent: Some(conc) },
+                MetricObs { value: Some(1.0), recent: None },
+                MetricObs { value: Some(900.0), recent: Some(900.0) },
+            ]
+        } else {
+            // CPU missing
+            vec![
+                MetricObs { value: Some(conc), recent: Some(conc) },
+                MetricObs { value: None, recent: None },
+                MetricObs { value: Some(100.0), recent: Some(100.0) },
+            ]
+        };
+        let d = decide(&p, &mut st, &Observation { metrics, ..obs(current, current, &[]) }, c.now());
+        prop_assert!(d.desired >= current, "{} → {}: {:?}", current, d.desired, d.held);
+    }
+}
