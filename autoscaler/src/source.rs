@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::policy::{MetricKind, MetricSpec, Target};
 
 /// Values over time, oldest first.
-pub type History = Vec<(DateTime<Utc>, f64)>;
+pub type Points = Vec<(DateTime<Utc>, f64)>;
 
 /// How the rows of a window answer become one value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +130,7 @@ pub trait MetricsSource: Send + Sync + std::fmt::Debug {
         &'a self,
         q: &'a MetricQuery,
         step: Duration,
-    ) -> BoxFuture<'a, Result<History, SourceError>> {
+    ) -> BoxFuture<'a, Result<Points, SourceError>> {
         let _ = (q, step);
         Box::pin(async { Ok(Vec::new()) })
     }
@@ -285,7 +285,7 @@ impl MetricsSource for HttpMetrics {
         &'a self,
         q: &'a MetricQuery,
         step: Duration,
-    ) -> BoxFuture<'a, Result<History, SourceError>> {
+    ) -> BoxFuture<'a, Result<Points, SourceError>> {
         Box::pin(async move {
             let p = [
                 ("metric", q.series.clone()),
@@ -327,7 +327,7 @@ impl MetricsSource for HttpMetrics {
 #[derive(Debug, Default)]
 pub struct FakeMetrics {
     values: Mutex<HashMap<(String, String, u128), f64>>,
-    history: Mutex<HashMap<(String, String), History>>,
+    history: Mutex<HashMap<(String, String), Points>>,
 }
 
 impl FakeMetrics {
@@ -345,7 +345,7 @@ impl FakeMetrics {
     }
 
     /// Sets the history of `series` for `app`.
-    pub fn set_history(&self, series: &str, app: &str, points: History) {
+    pub fn set_history(&self, series: &str, app: &str, points: Points) {
         self.history
             .lock()
             .expect("fake metrics lock")
@@ -369,7 +369,7 @@ impl MetricsSource for FakeMetrics {
         &'a self,
         q: &'a MetricQuery,
         _step: Duration,
-    ) -> BoxFuture<'a, Result<History, SourceError>> {
+    ) -> BoxFuture<'a, Result<Points, SourceError>> {
         let app = q.apps.first().cloned().unwrap_or_default();
         let v = self
             .history
