@@ -718,7 +718,7 @@
   window.addEventListener('hashchange', render);
   render(); // the first page does not wait for the config
   fetch('/ui/config.json').then(r => r.json()).then(c => {
-    const changed = ['logs', 'metrics', 'scheduler', 'gateway', 'alerts'].some(k => c[k] !== config[k]);
+    const changed = ['logs', 'metrics', 'scheduler', 'gateway', 'alerts', 'autoscaler'].some(k => c[k] !== config[k]);
     config = c;
     document.getElementById('footer').textContent = `Drover ${c.version}`;
     if (changed) render();
