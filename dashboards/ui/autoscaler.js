@@ -48,10 +48,12 @@
 
     // ------------------------------------------------------------------ the list
     let views = [];
+    let explains = []; // each policy's explain answer (null: none), in views' order
     async function loadList() {
       views = await api('/api/autoscaler/policies');
       // The instances now: each policy's last tick (explain's `last`, every tick's).
-      const lasts = await Promise.all(views.map(v => api('/api/autoscaler/explain' + path(v.policy.target.id)).then(x => x.last, () => null)));
+      explains = await Promise.all(views.map(v => api('/api/autoscaler/explain' + path(v.policy.target.id)).catch(() => null)));
+      const lasts = explains.map(x => x && x.last);
       listBody.textContent = '';
       if (!views.length) listBody.append(h('tr', {}, h('td', { colspan: 7, class: 'empty' }, 'No policies: start drover up with --policies FILE (see autoscaler/README.md).')));
       views.forEach((v, i) => {
@@ -99,11 +101,22 @@
       editForm.addEventListener('submit', async ev => {
         ev.preventDefault();
         editError.hidden = true; editOk.textContent = '';
+        const url = '/api/autoscaler/policies/' + encodeURIComponent(p.name);
         try {
-          await api('/api/autoscaler/policies/' + encodeURIComponent(p.name), { method: 'PUT', body: editText.value, headers: { 'content-type': 'application/yaml' } });
-          editOk.textContent = 'saved ' + new Date().toLocaleTimeString();
+          const resp = await fetch(url, { method: 'PUT', body: editText.value, headers: { 'content-type': 'application/yaml' } });
+          const body = await resp.json().catch(() => null);
+          if (!resp.ok) {
+            // A refused policy: one line per problem (file `api`, the body's line, the field).
+            const errs = body && body.detail && body.detail.errors;
+            editError.textContent = errs && errs.length
+              ? errs.map(e => `${e.file}${e.line ? ":" + e.line : ""}: ${e.field ? e.field + ': ' : ''}${e.message}`).join('\n')
+              : (body && body.error) || `HTTP ${resp.status} from ${url}`;
+            editError.hidden = false;
+            return;
+          }
+          editOk.textContent = 'saved at ' + new Date().toLocaleTimeString() + ': it applies from the next tick';
           await load();
-        } catch (e) { editError.hidden = false; editError.textContent = e.message; }
+        } catch (e) { editError.hidden = false; editError.textContent = `cannot reach the Drover server (${e.message})`; }
       });
       detail.replaceChildren(
         h('div', { class: 'panel' }, head,
@@ -219,9 +232,10 @@
       if (!built || built.name !== selected) built = buildDetail(v);
       detail.hidden = false;
       const id = v.policy.target.id;
+      const known = explains[views.indexOf(v)];
       const [hist, ex, dec] = await Promise.all([
         api('/api/autoscaler/history' + path(id)),
-        api('/api/autoscaler/explain' + path(id)),
+        known ? known : api('/api/autoscaler/explain' + path(id)),
         api('/api/autoscaler/decisions?' + new URLSearchParams({ app: id, limit: '50' })),
       ]);
       const p = v.policy;
