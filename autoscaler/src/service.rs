@@ -176,6 +176,9 @@ pub struct Explain {
     pub state: State,
     /// The last interesting decisions for the app, newest first.
     pub recent: Vec<Decision>,
+    /// The last decision in words ([`Decision::explain`]): what `drover autoscale explain`
+    /// prints.
+    pub text: Option<String>,
 }
 
 /// A `PUT` that was refused.
@@ -456,6 +459,7 @@ impl Autoscaler {
         let target = policy.policy.target.id().to_string();
         Some(Explain {
             policy,
+            text: last.as_ref().map(Decision::explain),
             last,
             state,
             recent: self.decisions(Some(&target), 20),
@@ -692,7 +696,18 @@ impl Autoscaler {
     }
 
     async fn read(&self, q: &MetricQuery) -> Option<f64> {
-        match self.inner.source.window(q).await {
+        let answer = match self.inner.source.window(q).await {
+            Ok(None) if !q.fallback.is_empty() => {
+                let q = MetricQuery {
+                    apps: q.fallback.clone(),
+                    fallback: Vec::new(),
+                    ..q.clone()
+                };
+                self.inner.source.window(&q).await
+            }
+            a => a,
+        };
+        match answer {
             Ok(v) => v,
             Err(err) => {
                 warn!(series = %q.series, error = %chain(&err), "cannot read a metric: counted as missing");

@@ -47,6 +47,9 @@ pub struct MetricQuery {
     pub combine: Combine,
     /// The window, up to now.
     pub range: Duration,
+    /// Apps whose app-wide rows stand in when `apps` has none: a service's groups (the
+    /// gateway writes a service's own record only once it has two groups or more).
+    pub fallback: Vec<String>,
 }
 
 impl MetricQuery {
@@ -57,20 +60,28 @@ impl MetricQuery {
         groups: &[String],
         range: Duration,
     ) -> Self {
-        let (apps, combine) = match spec.kind {
-            MetricKind::Concurrency | MetricKind::RequestRate => {
-                (vec![target.id().to_string()], Combine::Sum)
-            }
-            MetricKind::LatencyP95 | MetricKind::LatencyP99 => {
-                (vec![target.id().to_string()], Combine::Max)
-            }
+        let service_groups = || match target {
+            Target::Service(_) => groups.to_vec(),
+            Target::App(_) => Vec::new(),
+        };
+        let (apps, combine, fallback) = match spec.kind {
+            MetricKind::Concurrency | MetricKind::RequestRate => (
+                vec![target.id().to_string()],
+                Combine::Sum,
+                service_groups(),
+            ),
+            MetricKind::LatencyP95 | MetricKind::LatencyP99 => (
+                vec![target.id().to_string()],
+                Combine::Max,
+                service_groups(),
+            ),
             MetricKind::CpuPct | MetricKind::RssPct | MetricKind::Series => {
                 let apps = if groups.is_empty() {
                     vec![target.id().to_string()]
                 } else {
                     groups.to_vec()
                 };
-                (apps, Combine::Mean)
+                (apps, Combine::Mean, Vec::new())
             }
         };
         Self {
@@ -78,6 +89,7 @@ impl MetricQuery {
             apps,
             combine,
             range,
+            fallback,
         }
     }
 }
@@ -439,6 +451,7 @@ mod tests {
             apps: vec!["/shop/api".into()],
             combine: Combine::Sum,
             range: Duration::from_secs(30),
+            fallback: Vec::new(),
         };
         assert_eq!(src.window(&q).await.expect("answer"), Some(12.5));
         let h1 = src

@@ -3,16 +3,14 @@
 //! `drover alerts ls|history|silence|unsilence|reload|rules check`.
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use drover_alertman::{metrics::AlertmanMetrics, source::Source, Alertman, AlertmanConfig};
 use prometheus_client::registry::Registry;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
     api_client::{call, ClientArgs},
-    datadir,
+    datadir, events,
     http::{self, bind_http},
     telemetry::ProcessMetrics,
 };
@@ -69,7 +67,12 @@ impl RunningAlertman {
             Some(brokers) => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 cfg.events = Some(tx);
-                Some(spawn_event_publisher(brokers, rx, stop.clone())?)
+                Some(events::spawn_publisher(
+                    brokers,
+                    "drover-alertman",
+                    rx,
+                    stop.clone(),
+                )?)
             }
             None => None,
         };
@@ -90,38 +93,6 @@ impl RunningAlertman {
             let _ = e.await;
         }
     }
-}
-
-/// Publishes Alertman's events on `drover.events.v1`, keyed by app (else node, else rule).
-fn spawn_event_publisher(
-    brokers: &str,
-    mut rx: mpsc::UnboundedReceiver<drover_schema::Event>,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let producer: FutureProducer = drover_kafka::config::producer(brokers, "drover-alertman")
-        .set("enable.idempotence", "false")
-        .create()
-        .context("cannot create Alertman's Kafka producer")?;
-    Ok(tokio::spawn(async move {
-        loop {
-            let e = tokio::select! {
-                e = rx.recv() => match e { Some(e) => e, None => break },
-                _ = stop.wait_for(|s| *s) => break,
-            };
-            let key = e
-                .app
-                .clone()
-                .or_else(|| e.node.clone())
-                .unwrap_or_else(|| e.kind.clone());
-            let payload = drover_schema::encode(&e);
-            let record = FutureRecord::to(drover_schema::topics::EVENTS)
-                .key(&key)
-                .payload(&payload);
-            if let Err((err, _)) = producer.send(record, Duration::from_secs(5)).await {
-                tracing::warn!(error = %err, kind = %e.kind, "an alert event was not published");
-            }
-        }
-    }))
 }
 
 /// Options of `drover alertman`.

@@ -91,6 +91,7 @@ pub async fn run(args: DashboardsArgs) -> anyhow::Result<()> {
         // The gateway's routes API is served by `drover up` or `drover gateway`, not proxied here.
         gateway: false,
         alerts: false,
+        autoscaler: false,
         ..drover_dashboards::UiConfig::all()
     }));
     if let Some(up) = search {

@@ -3,6 +3,7 @@
 
 mod alertman_cmd;
 mod api_client;
+mod autoscaler_cmd;
 mod bench;
 mod broker_cmd;
 mod collector_cmd;
@@ -10,6 +11,7 @@ mod dashboards_cmd;
 mod datadir;
 mod demo;
 mod docker;
+mod events;
 mod gateway_cmd;
 mod http;
 mod logs_cmd;
@@ -80,6 +82,13 @@ enum Command {
     /// Alerts, their history, silences and rule files (client of `drover up`).
     #[command(subcommand)]
     Alerts(alertman_cmd::AlertsCommand),
+    /// Run only the autoscaler: policy files that resize apps and services (groups of apps)
+    /// from the metrics of a `drover up` (read over HTTP), through its master.
+    Autoscaler(autoscaler_cmd::AutoscalerArgs),
+    /// Autoscale policies, decisions and why (client of `drover up`), and policy files
+    /// checked and simulated against HPA- and KPA-equivalents offline.
+    #[command(subcommand)]
+    Autoscale(autoscaler_cmd::AutoscaleCommand),
     /// Measure Drover's components on this machine and print the figures (and the baseline
     /// the issue names, measured in the same run).
     #[command(subcommand)]
@@ -117,6 +126,8 @@ fn main() -> ExitCode {
             Command::Gateway(args) => gateway_cmd::run(args).await,
             Command::Alertman(args) => alertman_cmd::run(args).await,
             Command::Alerts(cmd) => alertman_cmd::client(cmd).await,
+            Command::Autoscaler(args) => autoscaler_cmd::run(args).await,
+            Command::Autoscale(cmd) => autoscaler_cmd::client(cmd).await,
         }
     });
     match result {

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     alertman_cmd::{AlertmanOpts, RunningAlertman},
+    autoscaler_cmd::{AutoscalerOpts, RunningAutoscaler},
     broker_cmd::start_broker,
     collector_cmd::CollectorOpts,
     datadir,
@@ -115,6 +116,11 @@ pub struct UpArgs {
     pub no_alertman: bool,
     #[command(flatten)]
     pub alertman: AlertmanOpts,
+    /// Do not run the autoscaler (policies, /api/autoscaler/*).
+    #[arg(long)]
+    pub no_autoscaler: bool,
+    #[command(flatten)]
+    pub autoscaler: AutoscalerOpts,
     /// Deploy the demo app (/demo: two instances of drover-demo:latest logging and serving a
     /// little generated traffic), to see live logs and charts without writing any config.
     #[arg(long, conflicts_with = "no_scheduler")]
@@ -132,6 +138,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     if !args.no_alertman {
         drover_alertman::rules::load(&args.alertman.rules)?;
+    }
+    if !args.no_autoscaler {
+        crate::autoscaler_cmd::check_files(&args.autoscaler.policies)?;
     }
     if args.demo {
         crate::demo::check_image(&args.collector.docker, &args.demo_image).await?;
@@ -340,6 +349,24 @@ async fn serve(
         extra = extra.merge(drover_alertman::api::router(a.alertman.clone()));
         Some(a)
     };
+    // The autoscaler reads the metrics store's API and scales through the master's, both
+    // on this server (so `drover autoscaler` alone runs the same code over the network).
+    let autoscaler = if args.no_autoscaler || args.no_scheduler {
+        None
+    } else {
+        let a = RunningAutoscaler::start(
+            &args.autoscaler,
+            &format!("http://{}", args.http),
+            &scheduler_cmd::local_master_url(args.http),
+            Some(kafka),
+            registry
+                .sub_registry_with_prefix("drover")
+                .sub_registry_with_prefix("autoscaler"),
+            stop_tx.subscribe(),
+        )?;
+        extra = extra.merge(drover_autoscaler::api::router(a.autoscaler.clone()));
+        Some(a)
+    };
     // The web UI at /, told which parts this server has.
     extra = extra.merge(drover_dashboards::router(drover_dashboards::UiConfig {
         logs: true,
@@ -347,6 +374,7 @@ async fn serve(
         scheduler: !args.no_scheduler,
         gateway: gateway.is_some(),
         alerts: !args.no_alertman,
+        autoscaler: autoscaler.is_some(),
         ..drover_dashboards::UiConfig::all()
     }));
     let state = AppState {
@@ -406,6 +434,13 @@ async fn serve(
             args.http
         );
     }
+    if let Some(a) = &autoscaler {
+        println!(
+            "  autoscaler  http://{}/api/autoscaler/policies   {} polic(ies) (drover autoscale policies; drover autoscale explain APP)",
+            args.http,
+            a.autoscaler.policies().len()
+        );
+    }
     let demo = args.demo.then(|| {
         let base = scheduler_cmd::local_master_url(args.http);
         println!(
@@ -449,6 +484,9 @@ async fn serve(
         p.stop().await;
     }
     if let Some(a) = alertman {
+        a.stop().await;
+    }
+    if let Some(a) = autoscaler {
         a.stop().await;
     }
     if let Some(m) = metrics_store {

@@ -205,6 +205,17 @@ async fn a_service_gets_a_group_from_its_template() {
     assert_eq!(e.policy.policy.name, "api");
 }
 
+/// A service of one group has no service record of its own (the gateway writes one from
+/// two groups on): its group's app-wide record stands in.
+#[tokio::test]
+async fn a_service_of_one_group_reads_its_groups_record() {
+    let r = rig("version: 1\npolicies:\n  - name: api\n    service: /shop/api\n    metrics: [{metric: concurrency, target: 10}]\n    window: 30s\n    instances: {min: 1, max: 3}\n    groups: {min: 1, max: 3}\n    panic: {enabled: false}\n");
+    r.scaler.put_app("/shop/api/g1", 1);
+    load(&r, "/shop/api/g1", 30.0);
+    r.tick(0).await;
+    assert_eq!(r.scaler.calls(), ["scale /shop/api/g1 3"]);
+}
+
 #[tokio::test]
 async fn a_restart_seeds_the_down_window_from_history() {
     let r = rig(WEB);

@@ -1,0 +1,481 @@
+//! The autoscaler inside a real `drover up`: demo-app containers on the real Docker engine
+//! behind the gateway, a load generator in the test, the gateway's request statistics through
+//! the real broker into the metrics store, and the autoscaler resizing through the master.
+//! A 4× load step is answered (instances ready and taking traffic) within 10 s; a steady load
+//! with ±20 % noise changes nothing; the load falling brings the count back down after the
+//! down-window without a failed request; a service that needs more than one group's worth
+//! gets a new group that takes traffic and loses it again without a failed request; the
+//! decisions are explained on the API and by `drover autoscale explain`, and each change is
+//! an event on `drover.events.v1`; the Autoscaler page in a real browser.
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use drover_tests::{
+    docker::{ensure_images, DEMO_IMAGE},
+    drover::{run_drover, DroverUp},
+    repo_root,
+    scheduler::{port_range, wait_for, NodeContainers},
+    unique,
+};
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(90);
+
+/// `drover up` with the scheduler, the gateway reporting every second, the metrics store,
+/// and the autoscaler on `policies`; no collector or log pipeline.
+async fn up(policies: &Path) -> (DroverUp, NodeContainers) {
+    ensure_images();
+    let node = unique("as").replace('-', "");
+    let guard = NodeContainers(vec![node.clone()]);
+    let (lo, hi) = port_range();
+    let range = format!("{lo}-{hi}");
+    let policies = policies.display().to_string();
+    let up = DroverUp::start(&[
+        "--node-id",
+        &node,
+        "--port-range",
+        &range,
+        "--heartbeat-interval",
+        "200ms",
+        "--reconcile-interval",
+        "200ms",
+        "--no-collector",
+        "--no-logpipe",
+        "--no-alertman",
+        "--report-interval",
+        "1s",
+        "--metrics-flush-interval",
+        "200ms",
+        "--policies",
+        &policies,
+    ])
+    .await;
+    (up, guard)
+}
+
+/// A demo app answering `GET /` after 200 ms (so each client keeps one request in flight),
+/// health-checked every 200 ms, with these labels.
+fn demo(id: &str, instances: u32, labels: Value) -> Value {
+    json!({
+        "id": id, "instances": instances, "cpus": 0.05, "mem": 24,
+        "container": {"docker": {"image": DEMO_IMAGE}},
+        "env": {"LOG_RATE": "0", "LATENCY_MS": "200"},
+        "labels": labels,
+        "healthChecks": [{"protocol": "HTTP", "path": "/healthz", "portIndex": 0,
+            "gracePeriodSeconds": 10, "intervalSeconds": 0.2, "timeoutSeconds": 1,
+            "maxConsecutiveFailures": 3}],
+        "taskKillGracePeriodSeconds": 5,
+    })
+}
+
+async fn deploy(up: &DroverUp, def: &Value) {
+    let r = reqwest::Client::new()
+        .post(up.url("/v2/apps"))
+        .json(def)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "deploy {}: {} {}",
+        def["id"],
+        r.status(),
+        r.text().await.unwrap_or_default()
+    );
+}
+
+async fn get(up: &DroverUp, path: &str) -> Value {
+    reqwest::get(up.url(path))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(Value::Null)
+}
+
+async fn tasks(up: &DroverUp, app: &str) -> Vec<Value> {
+    get(up, &format!("/v2/apps{app}/tasks")).await["tasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn healthy(t: &Value) -> bool {
+    t["state"] == "TASK_RUNNING" && t["healthCheckResults"][0]["alive"] == true
+}
+
+async fn healthy_tasks(up: &DroverUp, app: &str) -> Vec<Value> {
+    tasks(up, app).await.into_iter().filter(healthy).collect()
+}
+
+/// The `GET /` count of one demo instance, read from it directly.
+async fn served(task: &Value) -> u64 {
+    let port = task["ports"][0].as_u64().unwrap_or(0);
+    let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+        return 0;
+    };
+    r.text()
+        .await
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("demo_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Clients GETting `host` through the gateway in a loop; `active` of them send at a time
+/// (set it to change the load); each sends its own `x-user` header (a service's groups are
+/// picked by it). Counts answers and failures.
+struct Load {
+    active: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<std::sync::Mutex<Vec<String>>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(gateway: SocketAddr, host: &'static str, max: usize, active: usize) -> Self {
+        let l = Self {
+            active: Arc::new(AtomicUsize::new(active)),
+            stop: Arc::default(),
+            ok: Arc::default(),
+            failed: Arc::default(),
+            workers: Vec::new(),
+        };
+        let workers = (0..max)
+            .map(|i| {
+                let (active, stop, ok, failed) = (
+                    l.active.clone(),
+                    l.stop.clone(),
+                    l.ok.clone(),
+                    l.failed.clone(),
+                );
+                tokio::spawn(async move {
+                    let c = reqwest::Client::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        if i >= active.load(Ordering::Relaxed) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                        let r = c
+                            .get(format!("http://{gateway}/"))
+                            .header("host", host)
+                            .header("x-user", format!("user-{i}"))
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status().is_success() => {
+                                r.bytes().await.ok();
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => {
+                                let what = format!(
+                                    "{} {}",
+                                    r.status(),
+                                    r.text().await.unwrap_or_default()
+                                );
+                                failed.lock().unwrap().push(what);
+                            }
+                            Err(e) => failed.lock().unwrap().push(e.to_string()),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self { workers, ..l }
+    }
+
+    fn set(&self, active: usize) {
+        self.active.store(active, Ordering::Relaxed);
+    }
+
+    async fn stop(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            let _ = w.await;
+        }
+        let failed = self.failed.lock().unwrap().clone();
+        (self.ok.load(Ordering::Relaxed), failed)
+    }
+}
+
+/// The applied decisions of `app`'s policy, oldest first: (at, from, to).
+async fn applied(up: &DroverUp, app: &str) -> Vec<(String, u64, u64)> {
+    let v = get(
+        up,
+        &format!("/api/autoscaler/decisions?app={app}&limit=1000"),
+    )
+    .await;
+    let mut out: Vec<(String, u64, u64)> = v["decisions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["outcome"]["state"] == "applied")
+        .map(|d| {
+            (
+                d["at"].as_str().unwrap_or("").to_string(),
+                d["current"].as_u64().unwrap_or(0),
+                d["desired"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+/// How often consecutive changes went opposite ways.
+fn direction_changes(changes: &[(String, u64, u64)]) -> usize {
+    let dirs: Vec<bool> = changes
+        .iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(_, a, b)| b > a)
+        .collect();
+    dirs.windows(2).filter(|w| w[0] != w[1]).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_load_step_is_answered_within_10s_holds_under_noise_and_falls_back_without_a_failed_request(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies.yaml");
+    // 3.5 requests in flight per instance: 3 clients need 1 instance, 12 (4×) need 4, and
+    // 12 ± 20 % stays at 4.
+    std::fs::write(
+        &policies,
+        "version: 1\npolicies:\n  - name: web\n    app: /web\n    metrics:\n      - metric: concurrency\n        target: 3.5\n    instances: { min: 1, max: 8 }\n    window: 5s\n    tick: 1s\n    settle: 2s\n    stabilization: { up: 0s, down: 15s }\n    panic: { window: 2s, threshold: 2 }\n",
+    )
+    .unwrap();
+    let (up, _guard) = up(&policies).await;
+    deploy(
+        &up,
+        &demo("/web", 1, json!({"drover.gateway.host": "web.test"})),
+    )
+    .await;
+    let r = wait_for(T, "/web healthy", || async {
+        healthy_tasks(&up, "/web").await.len() == 1
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", up.logs());
+    }
+
+    let load = Load::start(up.gateway, "web.test", 15, 3);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        tasks(&up, "/web").await.len(),
+        1,
+        "3 clients fit one instance: {:#}",
+        get(&up, "/api/autoscaler/explain/web").await
+    );
+
+    // The 4× step: answered when 4 instances are healthy and each has served a request.
+    let step = Instant::now();
+    load.set(12);
+    let answered = loop {
+        let ts = healthy_tasks(&up, "/web").await;
+        let mut all_served = ts.len() >= 4;
+        for t in &ts {
+            all_served &= served(t).await > 0;
+        }
+        if all_served {
+            break step.elapsed();
+        }
+        assert!(
+            step.elapsed() < T,
+            "the step was not answered: {:#}\n{}",
+            get(&up, "/api/autoscaler/explain/web").await,
+            up.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("the 4× step was answered in {answered:?}");
+    assert!(
+        answered < Duration::from_secs(10),
+        "the 4× load step took {answered:?} to be answered (instances ready and taking traffic): {:#}",
+        get(&up, "/api/autoscaler/decisions?app=/web").await
+    );
+
+    // Steady load with ±20 % noise: 10 to 14 clients, changing every second, for 30 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = applied(&up, "/web").await.len();
+    let steady = Instant::now();
+    while steady.elapsed() < Duration::from_secs(30) {
+        load.set(10 + fastrand::usize(0..=4));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let changes = applied(&up, "/web").await;
+    assert_eq!(
+        direction_changes(&changes[before.saturating_sub(1)..]),
+        0,
+        "no direction change under steady load: {changes:?}"
+    );
+
+    // The load falls back: after the down-window, back to 1 instance, nothing failed.
+    load.set(3);
+    let r = wait_for(T, "/web back to 1 instance", || async {
+        tasks(&up, "/web").await.len() == 1
+    })
+    .await;
+    if let Err(e) = r {
+        panic!(
+            "{e}: {:#}\n{}",
+            get(&up, "/api/autoscaler/explain/web").await,
+            up.logs()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (ok, failed) = load.stop().await;
+    println!("{ok} requests answered, {} failed", failed.len());
+    assert!(ok > 200, "the load ran: {ok}");
+    assert!(failed.is_empty(), "requests failed: {failed:?}");
+    let changes = applied(&up, "/web").await;
+    assert_eq!(direction_changes(&changes), 1, "up, then down: {changes:?}");
+
+    // Explained: on the API, by the CLI, and as events.
+    let server = format!("http://{}", up.http);
+    let out = run_drover(
+        &["autoscale", "explain", "/web", "--server", &server],
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("/web (web)") && text.contains("concurrency"),
+        "{text}"
+    );
+    let out = run_drover(
+        &["autoscale", "policies", "--server", &server, "--json"],
+        Duration::from_secs(30),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["policy"]["name"], "web", "{v}");
+    let brokers = up.broker.to_string();
+    let events = tokio::task::spawn_blocking(move || {
+        drover_tests::kafka::read_records::<drover_schema::Event>(
+            &brokers,
+            drover_schema::topics::EVENTS,
+            |e| e.kind == "scaling_decision",
+            |es| es.len() >= 2,
+            Duration::from_secs(30),
+            Duration::from_secs(2),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        events.iter().all(|e| e.app.as_deref() == Some("/web")),
+        "{events:?}"
+    );
+
+    // The Autoscaler page in a real browser.
+    let shots = repo_root().join("artifacts/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(repo_root().join("tests/autoscaler/autoscaler_page.py"))
+        .args(["--url", &server, "--app", "/web", "--screenshots"])
+        .arg(&shots)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "autoscaler_page.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_gets_a_new_group_that_takes_traffic_and_loses_it_without_a_failed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies.yaml");
+    // At most 2 instances a group, 2 requests in flight each: 8 clients need 2 groups.
+    std::fs::write(
+        &policies,
+        "version: 1\npolicies:\n  - name: shop\n    service: /shop/api\n    metrics:\n      - metric: concurrency\n        target: 2\n    instances: { min: 1, max: 2 }\n    groups: { min: 1, max: 3 }\n    window: 5s\n    tick: 1s\n    settle: 2s\n    stabilization: { up: 0s, down: 10s }\n    panic: { window: 2s, threshold: 2 }\n",
+    )
+    .unwrap();
+    let (up, _guard) = up(&policies).await;
+    deploy(
+        &up,
+        &demo(
+            "/shop/api/g1",
+            1,
+            json!({"drover.gateway.host": "shop.test", "drover.gateway.hash-key": "header:x-user"}),
+        ),
+    )
+    .await;
+    let r = wait_for(T, "/shop/api/g1 healthy", || async {
+        healthy_tasks(&up, "/shop/api/g1").await.len() == 1
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", up.logs());
+    }
+    let load = Load::start(up.gateway, "shop.test", 8, 2);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    load.set(8);
+    // A second group, made from the first, healthy and taking traffic.
+    let r = wait_for(T, "/shop/api/g2 created, healthy and serving", || async {
+        let ts = healthy_tasks(&up, "/shop/api/g2").await;
+        let mut n = 0;
+        for t in &ts {
+            n += served(t).await;
+        }
+        !ts.is_empty() && n > 0
+    })
+    .await;
+    if let Err(e) = r {
+        panic!(
+            "{e}: {:#}\n{}",
+            get(&up, "/api/autoscaler/explain/shop/api").await,
+            up.logs()
+        );
+    }
+    let g1_before: Vec<String> = tasks(&up, "/shop/api/g1")
+        .await
+        .iter()
+        .map(|t| t["id"].to_string())
+        .collect();
+    // The load falls: the last group is drained and removed; nothing fails.
+    load.set(2);
+    let r = wait_for(T, "/shop/api/g2 removed", || async {
+        reqwest::get(up.url("/v2/apps/shop/api/g2"))
+            .await
+            .is_ok_and(|r| r.status() == 404)
+    })
+    .await;
+    if let Err(e) = r {
+        panic!(
+            "{e}: {:#}\n{}",
+            get(&up, "/api/autoscaler/explain/shop/api").await,
+            up.logs()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (ok, failed) = load.stop().await;
+    println!("{ok} requests answered, {} failed", failed.len());
+    assert!(ok > 100, "the load ran: {ok}");
+    assert!(failed.is_empty(), "requests failed: {failed:?}");
+    // Removing g2 started nothing new in g1 (it may have shrunk within its bounds).
+    let g1_after: Vec<String> = tasks(&up, "/shop/api/g1")
+        .await
+        .iter()
+        .map(|t| t["id"].to_string())
+        .collect();
+    assert!(
+        !g1_after.is_empty() && g1_after.iter().all(|t| g1_before.contains(t)),
+        "removing g2 touched g1's tasks: {g1_before:?} → {g1_after:?}"
+    );
+}
