@@ -28,7 +28,7 @@ pub(super) async fn agent_register(State(m): State<Master>, body: Bytes) -> ApiR
     let report = parse_report(&body)?;
     tracing::info!(node = %report.node_id, hostname = %report.hostname, cpus = report.resources.cpus, "agent registered");
     m.metrics().heartbeats.inc();
-    let mut reply = m.write(|s, now| Ok(s.heartbeat(report, true, now)))?;
+    let mut reply = m.write(|s, now| Ok(s.heartbeat_with_jobs(report, true, now)))?;
     reply.cluster_id = m.cluster_id().to_string();
     Ok(Json(reply).into_response())
 }
@@ -49,7 +49,7 @@ pub(super) async fn agent_heartbeat(
         ));
     }
     m.metrics().heartbeats.inc();
-    let mut reply = m.write(|s, now| Ok(s.heartbeat(report, false, now)))?;
+    let mut reply = m.write(|s, now| Ok(s.heartbeat_with_jobs(report, false, now)))?;
     reply.cluster_id = m.cluster_id().to_string();
     Ok(Json(reply).into_response())
 }

@@ -207,6 +207,7 @@ impl Master {
         let launched_before = self.read(|s| s.tasks.len());
         self.write(|s, now| {
             s.tick(now);
+            s.jobs_tick(now);
             Ok(())
         })?;
         let m = &self.inner.metrics;
