@@ -185,7 +185,7 @@ impl State {
                 job.next_run = self
                     .jobs
                     .schedule(&job_for_sched)
-                    .and_then(|s| s.next_at_or_after(now));
+                    .and_then(|s| s.first_from(now));
             }
         }
         tracing::info!(job = %id, created, next_run = ?job.next_run, "job defined");
@@ -258,10 +258,7 @@ impl State {
         job.updated_at = now;
         if enabled {
             // Scheduled times while disabled are not made up for.
-            job.next_run = self
-                .jobs
-                .schedule(&job)
-                .and_then(|s| s.next_at_or_after(now));
+            job.next_run = self.jobs.schedule(&job).and_then(|s| s.first_from(now));
         }
         tracing::info!(job = %id, enabled, "job enabled or disabled");
         self.jobs.jobs.insert(id.to_string(), job.clone());

@@ -238,6 +238,15 @@ impl Schedule {
         }
     }
 
+    /// The first run of a schedule defined (or enabled) at `now`: an ISO schedule's start
+    /// may be `now` itself; a cron schedule's first time is after `now`.
+    pub fn first_from(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Cron { .. } => self.next_after(now),
+            Self::Repeat { .. } => self.next_at_or_after(now),
+        }
+    }
+
     /// The first run at or after `t`.
     pub fn next_at_or_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.next_after(t - Duration::milliseconds(1))

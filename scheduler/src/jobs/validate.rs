@@ -44,8 +44,10 @@ pub fn parse_job(value: Value) -> Result<JobDefinition, ValidationErrors> {
         let msg = e.inner().to_string();
         if let Some(rest) = msg.strip_prefix("unknown field `") {
             if let Some(end) = rest.find('`') {
-                path.push('/');
-                path.push_str(&rest[..end]);
+                let field = format!("/{}", &rest[..end]);
+                if !path.ends_with(&field) {
+                    path.push_str(&field);
+                }
             }
         }
         let mut errs = ValidationErrors::default();
