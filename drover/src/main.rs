@@ -68,6 +68,9 @@ enum Command {
     App(scheduler_cmd::AppArgs),
     /// List, cordon, uncordon, drain and remove nodes (client of the master).
     Node(scheduler_cmd::NodeArgs),
+    /// Chronos-style jobs: add, list, show, run now, enable, disable, remove, and their
+    /// runs (client of the master).
+    Job(scheduler_cmd::JobArgs),
     /// Run only the gateway (the HTTP reverse proxy in front of the apps, routed by their
     /// labels, following a master), or list its routes (`drover gateway routes`).
     Gateway(gateway_cmd::GatewayArgs),
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
             Command::Agent(args) => scheduler_cmd::run_agent(args).await,
             Command::App(args) => scheduler_cmd::run_app(args).await,
             Command::Node(args) => scheduler_cmd::run_node(args).await,
+            Command::Job(args) => scheduler_cmd::run_job(args).await,
             Command::Logpipe(args) => logs_cmd::run(args).await,
             Command::Logs(cmd) => logs_cmd::client(cmd).await,
             Command::MetricsStore(args) => metrics_cmd::run(args).await,

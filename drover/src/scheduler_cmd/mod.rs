@@ -1,7 +1,8 @@
 //! The scheduler's commands: the options `drover up` shares with the roles and the helpers
 //! that start them (here), the roles `drover master` and `drover agent` (`roles.rs`), and the
-//! clients `drover app …` and `drover node …` (`client.rs`).
+//! clients `drover app …` and `drover node …` (`client.rs`) and `drover job …` (`jobs.rs`).
 mod client;
+mod jobs;
 mod roles;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
@@ -19,6 +20,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 pub use client::{run_app, run_node, AppArgs, NodeArgs};
+pub use jobs::{run_job, JobArgs};
 pub use roles::{run_agent, run_master, AgentArgs, MasterArgs};
 
 // === options shared with `drover up` ===
