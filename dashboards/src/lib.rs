@@ -25,6 +25,7 @@ const INDEX_HTML: &str = include_str!("../ui/index.html");
 const APP_JS: &str = include_str!("../ui/app.js");
 const APP_CSS: &str = include_str!("../ui/app.css");
 const ALERTS_JS: &str = include_str!("../ui/alerts.js");
+const JOBS_JS: &str = include_str!("../ui/jobs.js");
 const CHARTS_JS: &str = include_str!("../ui/charts.js");
 const FAVICON_SVG: &str = include_str!("../ui/favicon.svg");
 
@@ -75,6 +76,10 @@ pub fn router(config: UiConfig) -> Router {
         .route(
             "/ui/alerts.js",
             asset(ALERTS_JS, "text/javascript; charset=utf-8"),
+        )
+        .route(
+            "/ui/jobs.js",
+            asset(JOBS_JS, "text/javascript; charset=utf-8"),
         )
         .route("/favicon.svg", asset(FAVICON_SVG, "image/svg+xml"))
         .route("/ui/config.json", get(config_route))
@@ -162,6 +167,7 @@ mod tests {
             "/ui/charts.js",
             "/ui/app.css",
             "/ui/alerts.js",
+            "/ui/jobs.js",
         ] {
             assert!(body.contains(asset), "index must load {asset}");
             let (status, _, body) = get(asset).await;
@@ -170,7 +176,7 @@ mod tests {
         }
         // Works offline: nothing is fetched from another origin.
         // (The SVG namespace is a name, not a fetch.)
-        for page in [INDEX_HTML, APP_JS, CHARTS_JS, APP_CSS, ALERTS_JS] {
+        for page in [INDEX_HTML, APP_JS, CHARTS_JS, APP_CSS, ALERTS_JS, JOBS_JS] {
             let page = page.replace("http://www.w3.org/2000/svg", "");
             assert!(!page.contains("http://") && !page.contains("https://"));
         }

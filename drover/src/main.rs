@@ -5,6 +5,7 @@ mod alertman_cmd;
 mod api_client;
 mod bench;
 mod broker_cmd;
+mod cleanup_cmd;
 mod collector_cmd;
 mod dashboards_cmd;
 mod datadir;
@@ -71,6 +72,10 @@ enum Command {
     /// Chronos-style jobs: add, list, show, run now, enable, disable, remove, and their
     /// runs (client of the master).
     Job(scheduler_cmd::JobArgs),
+    /// Exited task containers: what a cleanup would remove now (`drover cleanup plan`, a
+    /// dry run against this host's Docker engine).
+    #[command(subcommand)]
+    Cleanup(cleanup_cmd::CleanupCommand),
     /// Run only the gateway (the HTTP reverse proxy in front of the apps, routed by their
     /// labels, following a master), or list its routes (`drover gateway routes`).
     Gateway(gateway_cmd::GatewayArgs),
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
             Command::App(args) => scheduler_cmd::run_app(args).await,
             Command::Node(args) => scheduler_cmd::run_node(args).await,
             Command::Job(args) => scheduler_cmd::run_job(args).await,
+            Command::Cleanup(cmd) => cleanup_cmd::run(cmd).await,
             Command::Logpipe(args) => logs_cmd::run(args).await,
             Command::Logs(cmd) => logs_cmd::client(cmd).await,
             Command::MetricsStore(args) => metrics_cmd::run(args).await,

@@ -161,6 +161,16 @@ pub enum EventKind {
         /// Its status now: ACTIVE, CORDONED, DRAINING, UNREACHABLE.
         status: String,
     },
+    /// An agent removed exited containers by their apps' cleanup policies (Drover's).
+    #[serde(rename = "containers_cleaned_event", rename_all = "camelCase")]
+    ContainersCleaned {
+        /// The node.
+        node_id: String,
+        /// How many.
+        count: usize,
+        /// Each one: `id`, `app`, `task`, `exitedAt`.
+        removed: Vec<Value>,
+    },
     /// An attempt of a job's run was placed on a node (Drover's jobs).
     #[serde(rename = "job_run_started")]
     JobRunStarted(JobRunInfo),
@@ -285,7 +295,8 @@ impl MarathonEvent {
             | EventKind::UnhealthyTaskKill { slave_id, .. } => Some(slave_id.as_str()),
             EventKind::NodeUnreachable { node_id }
             | EventKind::NodeReachable { node_id }
-            | EventKind::NodeUpdate { node_id, .. } => Some(node_id.as_str()),
+            | EventKind::NodeUpdate { node_id, .. }
+            | EventKind::ContainersCleaned { node_id, .. } => Some(node_id.as_str()),
             _ => self.job_run().map(|j| j.node_id.as_str()),
         };
         node.filter(|s| !s.is_empty())
@@ -320,6 +331,7 @@ impl EventKind {
             Self::NodeUnreachable { .. } => "node_unreachable_event",
             Self::NodeReachable { .. } => "node_reachable_event",
             Self::NodeUpdate { .. } => "node_update_event",
+            Self::ContainersCleaned { .. } => "containers_cleaned_event",
             Self::JobRunStarted(_) => "job_run_started",
             Self::JobRunFinished(_) => "job_run_finished",
             Self::JobRunRetrying(_) => "job_run_retrying",
@@ -401,6 +413,10 @@ pub fn to_schema_event(e: &MarathonEvent) -> Option<Event> {
             format!("node {}: {}", or(&node), action.name())
         }
         EventKind::StreamAttached { .. } => kind.to_string(),
+        EventKind::ContainersCleaned { count, .. } => format!(
+            "node {} removed {count} exited container(s) by their cleanup policy",
+            or(&node)
+        ),
         EventKind::JobRunStarted(j) => format!(
             "job {} run {} attempt {} started on {} ({})",
             j.job_id, j.run_id, j.attempt, j.node_id, j.trigger

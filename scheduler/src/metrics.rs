@@ -126,6 +126,10 @@ pub struct AgentMetrics {
     pub health_checks: Family<ResultLabel, Counter>,
     /// Heartbeats that failed to reach the master.
     pub heartbeat_failures: Counter,
+    /// Exited containers removed by cleanup.
+    pub cleanup_removed: Counter,
+    /// Exited containers cleanup could not remove.
+    pub cleanup_failures: Counter,
 }
 
 impl Default for AgentMetrics {
@@ -137,6 +141,8 @@ impl Default for AgentMetrics {
             launch_failures: Counter::default(),
             health_checks: Family::default(),
             heartbeat_failures: Counter::default(),
+            cleanup_removed: Counter::default(),
+            cleanup_failures: Counter::default(),
         }
     }
 }
@@ -175,6 +181,16 @@ impl AgentMetrics {
             "heartbeat_failures",
             "Heartbeats that did not reach the master",
             m.heartbeat_failures.clone(),
+        );
+        registry.register(
+            "cleanup_removed",
+            "Exited containers removed by the cleanup policy",
+            m.cleanup_removed.clone(),
+        );
+        registry.register(
+            "cleanup_failures",
+            "Exited containers the cleanup could not remove",
+            m.cleanup_failures.clone(),
         );
         m
     }

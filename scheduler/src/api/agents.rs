@@ -53,3 +53,32 @@ pub(super) async fn agent_heartbeat(
     reply.cluster_id = m.cluster_id().to_string();
     Ok(Json(reply).into_response())
 }
+
+/// `POST /v1/agents/{id}/cleanup`: what an agent's cleanup removed (`{"removed": [...]}`),
+/// recorded as a `containers_cleaned_event`.
+pub(super) async fn agent_cleanup(
+    State(m): State<Master>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("not a cleanup report: {e}"),
+        )
+    })?;
+    let removed = v["removed"].as_array().cloned().unwrap_or_default();
+    tracing::info!(node = %id, removed = removed.len(), "agent cleaned up exited containers");
+    m.write(|s, now| {
+        s.events.push(crate::events::MarathonEvent::new(
+            now,
+            crate::events::EventKind::ContainersCleaned {
+                node_id: id.clone(),
+                count: removed.len(),
+                removed,
+            },
+        ));
+        Ok(())
+    })?;
+    Ok(Json(serde_json::json!({"ok": true})).into_response())
+}

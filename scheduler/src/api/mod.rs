@@ -149,6 +149,7 @@ pub fn router(master: Master) -> Router {
         .route("/v1/jobs/{id}/runs", get(job_runs))
         .route("/v1/agents/register", post(agent_register))
         .route("/v1/agents/{id}/heartbeat", post(agent_heartbeat))
+        .route("/v1/agents/{id}/cleanup", post(agent_cleanup))
         .with_state(master)
 }
 

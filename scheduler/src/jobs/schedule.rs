@@ -11,7 +11,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Tz;
+pub use chrono_tz::Tz;
 
 /// Why a schedule does not read (the message says what would).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -243,7 +243,9 @@ impl Schedule {
     pub fn first_from(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Self::Cron { .. } => self.next_after(now),
-            Self::Repeat { .. } => self.next_at_or_after(now),
+            // A start resolved to "now" when the job was defined is kept to the millisecond:
+            // it is still the first run a moment later.
+            Self::Repeat { .. } => self.next_at_or_after(now - Duration::seconds(1)),
         }
     }
 
@@ -510,6 +512,11 @@ mod tests {
             s.next_after(t("2036-01-01T00:00:10Z")),
             Some(t("2036-01-01T00:00:30Z"))
         );
+        // A start resolved from "now" (kept to the millisecond) is the first run, even
+        // asked a moment later.
+        let now = t("2026-01-01T00:00:00.123456Z");
+        let s = Schedule::parse("R1/2026-01-01T00:00:00.123Z/PT1H", Tz::UTC, now).unwrap();
+        assert_eq!(s.first_from(now), Some(t("2026-01-01T00:00:00.123Z")));
         // Months keep the day of the month.
         let s = utc("R/2026-01-15T08:00:00Z/P1M", "2026-01-01T00:00:00Z");
         assert_eq!(
