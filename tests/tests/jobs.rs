@@ -502,3 +502,49 @@ async fn cleanup_removes_exactly_what_the_policy_selects_at_its_time() {
         "the live container is untouched"
     );
 }
+
+#[tokio::test]
+async fn the_jobs_page_runs_a_job_now_and_shows_its_history() {
+    let c = Cluster::start(1, &[]).await;
+    create(
+        &c,
+        json!({"id": "nightly", "cmd": "echo from the browser", "schedule": "0 3 * * *"}),
+    )
+    .await;
+    // The UI in front of the master (`drover dashboards --master`).
+    let ui = format!("127.0.0.1:{}", drover_tests::free_port());
+    let master = c.url("");
+    let _dash = drover_tests::drover::DroverProcess::start(&[
+        "dashboards",
+        "--http",
+        &ui,
+        "--master",
+        &master,
+    ]);
+    let base = format!("http://{ui}");
+    wait_for(Duration::from_secs(30), "the UI answers", || async {
+        reqwest::get(format!("{base}/v1/jobs"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await
+    .unwrap();
+    let shots = drover_tests::repo_root().join("artifacts/screenshots");
+    let out = std::process::Command::new("python3")
+        .arg(drover_tests::repo_root().join("tests/jobs/jobs_page.py"))
+        .args(["--base", &base, "--job", "nightly", "--shots"])
+        .arg(&shots)
+        .output()
+        .expect("python3 runs (scripts/setup.sh installs selenium, chromium and chromium-driver)");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("RESULT ok"),
+        "jobs_page.py failed:\n{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        c.all_logs()
+    );
+    assert!(shots.join("jobs.png").is_file());
+    let r = runs(&c, "nightly").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["trigger"], "manual");
+}
