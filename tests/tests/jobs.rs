@@ -548,3 +548,56 @@ async fn the_jobs_page_runs_a_job_now_and_shows_its_history() {
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0]["trigger"], "manual");
 }
+
+#[tokio::test]
+async fn job_runs_and_their_outcomes_are_events_on_kafka() {
+    let broker = drover_tests::kafka::TestBroker::start().await;
+    let brokers = broker.bootstrap();
+    let c = Cluster::start(1, &["--kafka", &brokers]).await;
+    create(
+        &c,
+        json!({"id": "ok", "cmd": "true", "schedule": "R1//PT1H"}),
+    )
+    .await;
+    create(
+        &c,
+        json!({"id": "ko", "cmd": "exit 4", "schedule": "R1//PT1H",
+        "retry": {"retries": 1, "backoffSeconds": 0.5}}),
+    )
+    .await;
+    let events = tokio::task::spawn_blocking(move || {
+        drover_tests::kafka::read_records::<drover_schema::Event>(
+            &brokers,
+            drover_schema::topics::EVENTS,
+            |e| e.kind.starts_with("job_run_"),
+            |es| {
+                es.iter().any(|e| e.kind == "job_run_finished")
+                    && es.iter().any(|e| e.kind == "job_run_failed")
+            },
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
+    })
+    .await
+    .unwrap();
+    let of = |app: &str, kind: &str| {
+        events
+            .iter()
+            .filter(|e| e.app.as_deref() == Some(app) && e.kind == kind)
+            .count()
+    };
+    assert_eq!(
+        of("/jobs/ok", "job_run_started"),
+        1,
+        "{events:?}\n{}",
+        c.all_logs()
+    );
+    assert_eq!(of("/jobs/ok", "job_run_finished"), 1, "{events:?}");
+    assert_eq!(of("/jobs/ko", "job_run_started"), 2, "{events:?}");
+    assert_eq!(of("/jobs/ko", "job_run_retrying"), 1, "{events:?}");
+    assert_eq!(of("/jobs/ko", "job_run_failed"), 1, "{events:?}");
+    let failed = events.iter().find(|e| e.kind == "job_run_failed").unwrap();
+    assert_eq!(failed.attrs["exitCode"], 4, "{failed:?}");
+    assert_eq!(failed.node.as_deref(), Some(c.agents[0].node_id.as_str()));
+    assert!(failed.task.is_some());
+}
