@@ -689,20 +689,31 @@ fn bench_jobs_tick() {
         );
     }
     let mut times = Vec::new();
+    let mut created = 0;
     for sec in 1..=120 {
         let now = at(sec as f64);
-        if sec % 10 == 0 {
-            s.heartbeat_with_jobs(r.clone(), false, now);
-        }
+        let before = s.jobs.runs.len();
         let started = std::time::Instant::now();
         s.jobs_tick(now);
         times.push(started.elapsed());
+        created += s.jobs.runs.len().saturating_sub(before);
+        // The agent runs them all and reports them finished half a second later (not timed).
+        let given: Vec<TaskSpec> = s
+            .jobs
+            .open_runs()
+            .filter_map(|r| r.active_attempt()?.spec.clone())
+            .collect();
+        let mut done = r.clone();
+        done.tasks = given
+            .iter()
+            .map(|t| task(t, TaskState::Finished, Some("the container exited with status 0")))
+            .collect();
+        s.heartbeat_with_jobs(done, false, at(sec as f64 + 0.5));
     }
-    let runs = s.jobs.runs.len();
     times.sort();
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     println!(
-        "10,000 jobs, a jobs tick per second for 120 s ({runs} runs created): median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+        "10,000 jobs, a jobs tick per second for 120 s ({created} runs created, each finished before the next tick): median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
         ms(times[60]),
         ms(times[108]),
         ms(times[119])
