@@ -111,13 +111,19 @@ fn s(v: &Value) -> String {
 
 fn when(v: &Value) -> String {
     let t = s(v);
-    // 2026-01-01T10:00:00.000Z → 2026-01-01 10:00:00
-    t.replace('T', " ")
-        .split('.')
-        .next()
-        .unwrap_or("-")
-        .trim_end_matches('Z')
-        .to_string()
+    if t == "-" {
+        return t;
+    }
+    // 2026-01-01T10:00:00.000Z → 2026-01-01 10:00:00 UTC
+    let day_time = t.replace('T', " ");
+    format!(
+        "{} UTC",
+        day_time
+            .split('.')
+            .next()
+            .unwrap_or("-")
+            .trim_end_matches('Z')
+    )
 }
 
 fn trigger_of(j: &Value) -> String {
@@ -237,11 +243,14 @@ pub async fn run_job(args: JobArgs) -> anyhow::Result<()> {
             println!("  enabled:     {}", j["enabled"]);
             println!("  next run:    {}", when(&j["nextRun"]));
             println!("  last:        {}", outcome(&j["lastRun"]));
+            let timeout = match j["timeoutSeconds"].as_f64() {
+                Some(t) if t > 0.0 => format!("timeout {t} s"),
+                _ => "no timeout".into(),
+            };
             println!(
-                "  policy:      concurrency {}, {} retries, timeout {} s, epsilon {} s",
+                "  policy:      concurrency {}, {} retries, {timeout}, epsilon {} s",
                 s(&j["concurrencyPolicy"]),
                 j["retry"]["retries"],
-                j["timeoutSeconds"],
                 j["epsilonSeconds"]
             );
             println!("  skipped:     {}", j["skipped"]);

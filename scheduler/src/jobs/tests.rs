@@ -706,7 +706,13 @@ fn bench_jobs_tick() {
         let mut done = r.clone();
         done.tasks = given
             .iter()
-            .map(|t| task(t, TaskState::Finished, Some("the container exited with status 0")))
+            .map(|t| {
+                task(
+                    t,
+                    TaskState::Finished,
+                    Some("the container exited with status 0"),
+                )
+            })
             .collect();
         s.heartbeat_with_jobs(done, false, at(sec as f64 + 0.5));
     }
