@@ -394,8 +394,8 @@ fn exited_of(app: &str, node: &str) -> Vec<(String, String)> {
 #[tokio::test]
 async fn cleanup_removes_exactly_what_the_policy_selects_at_its_time() {
     let mut c = Cluster::start(0, &[]).await;
-    // One cleanup, 40 s from now (time enough to make exited containers first).
-    let at = chrono::Utc::now() + chrono::Duration::seconds(40);
+    // One cleanup, 60 s from now (time enough to make exited containers first).
+    let at = chrono::Utc::now() + chrono::Duration::seconds(60);
     let schedule = format!(
         "R1/{}/PT1H",
         at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
