@@ -26,6 +26,7 @@ const APP_JS: &str = include_str!("../ui/app.js");
 const APP_CSS: &str = include_str!("../ui/app.css");
 const ALERTS_JS: &str = include_str!("../ui/alerts.js");
 const AUTOSCALER_JS: &str = include_str!("../ui/autoscaler.js");
+const JOBS_JS: &str = include_str!("../ui/jobs.js");
 const CHARTS_JS: &str = include_str!("../ui/charts.js");
 const FAVICON_SVG: &str = include_str!("../ui/favicon.svg");
 
@@ -83,6 +84,10 @@ pub fn router(config: UiConfig) -> Router {
         .route(
             "/ui/autoscaler.js",
             asset(AUTOSCALER_JS, "text/javascript; charset=utf-8"),
+        )
+        .route(
+            "/ui/jobs.js",
+            asset(JOBS_JS, "text/javascript; charset=utf-8"),
         )
         .route("/favicon.svg", asset(FAVICON_SVG, "image/svg+xml"))
         .route("/ui/config.json", get(config_route))
@@ -171,6 +176,7 @@ mod tests {
             "/ui/app.css",
             "/ui/alerts.js",
             "/ui/autoscaler.js",
+            "/ui/jobs.js",
         ] {
             assert!(body.contains(asset), "index must load {asset}");
             let (status, _, body) = get(asset).await;
@@ -186,6 +192,7 @@ mod tests {
             APP_CSS,
             ALERTS_JS,
             AUTOSCALER_JS,
+            JOBS_JS,
         ] {
             let page = page.replace("http://www.w3.org/2000/svg", "");
             assert!(!page.contains("http://") && !page.contains("https://"));

@@ -6,6 +6,7 @@ mod api_client;
 mod autoscaler_cmd;
 mod bench;
 mod broker_cmd;
+mod cleanup_cmd;
 mod collector_cmd;
 mod dashboards_cmd;
 mod datadir;
@@ -70,6 +71,13 @@ enum Command {
     App(scheduler_cmd::AppArgs),
     /// List, cordon, uncordon, drain and remove nodes (client of the master).
     Node(scheduler_cmd::NodeArgs),
+    /// Chronos-style jobs: add, list, show, run now, enable, disable, remove, and their
+    /// runs (client of the master).
+    Job(scheduler_cmd::JobArgs),
+    /// Exited task containers: what a cleanup would remove now (`drover cleanup plan`, a
+    /// dry run against this host's Docker engine).
+    #[command(subcommand)]
+    Cleanup(cleanup_cmd::CleanupCommand),
     /// Run only the gateway (the HTTP reverse proxy in front of the apps, routed by their
     /// labels, following a master), or list its routes (`drover gateway routes`).
     Gateway(gateway_cmd::GatewayArgs),
@@ -118,6 +126,8 @@ fn main() -> ExitCode {
             Command::Agent(args) => scheduler_cmd::run_agent(args).await,
             Command::App(args) => scheduler_cmd::run_app(args).await,
             Command::Node(args) => scheduler_cmd::run_node(args).await,
+            Command::Job(args) => scheduler_cmd::run_job(args).await,
+            Command::Cleanup(cmd) => cleanup_cmd::run(cmd).await,
             Command::Logpipe(args) => logs_cmd::run(args).await,
             Command::Logs(cmd) => logs_cmd::client(cmd).await,
             Command::MetricsStore(args) => metrics_cmd::run(args).await,

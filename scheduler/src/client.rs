@@ -152,6 +152,53 @@ impl Client {
         self.get("/v2/tasks", "tasks").await
     }
 
+    // === jobs (`/v1/jobs`) ===
+
+    /// Every job with its next run and last outcome (`GET /v1/jobs`, the `jobs` array).
+    pub async fn jobs(&self) -> Result<Value, ClientError> {
+        Ok(self.ok(reqwest::Method::GET, "/v1/jobs", None).await?["jobs"].take())
+    }
+
+    /// One job; None when there is no such job.
+    pub async fn job(&self, id: &str) -> Result<Option<Value>, ClientError> {
+        match self.ok(reqwest::Method::GET, &job_path(id, ""), None).await {
+            Err(ClientError::Api { status: 404, .. }) => Ok(None),
+            r => r.map(Some),
+        }
+    }
+
+    /// Create or replace a job from its definition (`PUT /v1/jobs/{id}`).
+    pub async fn put_job(&self, def: &Value) -> Result<Value, ClientError> {
+        let id = def["id"].as_str().unwrap_or_default();
+        self.ok(reqwest::Method::PUT, &job_path(id, ""), Some(def))
+            .await
+    }
+
+    /// Remove a job.
+    pub async fn delete_job(&self, id: &str) -> Result<Value, ClientError> {
+        self.ok(reqwest::Method::DELETE, &job_path(id, ""), None)
+            .await
+    }
+
+    /// Run a job now: the new run.
+    pub async fn run_job(&self, id: &str) -> Result<Value, ClientError> {
+        self.ok(reqwest::Method::POST, &job_path(id, "/run"), None)
+            .await
+    }
+
+    /// Enable or disable a job's scheduled and dependent runs.
+    pub async fn enable_job(&self, id: &str, enabled: bool) -> Result<Value, ClientError> {
+        let action = if enabled { "/enable" } else { "/disable" };
+        self.ok(reqwest::Method::POST, &job_path(id, action), None)
+            .await
+    }
+
+    /// A job's runs, newest first (at most `limit`).
+    pub async fn job_runs(&self, id: &str, limit: usize) -> Result<Value, ClientError> {
+        let path = format!("{}?limit={limit}", job_path(id, "/runs"));
+        Ok(self.ok(reqwest::Method::GET, &path, None).await?["runs"].take())
+    }
+
     /// The master's events, typed, for as long as the stream is polled: first a
     /// [`ClientEvent::Resync`] with every app and its tasks, then each event as it happens.
     /// When the connection drops (the master restarts, the network fails) it yields
@@ -174,6 +221,10 @@ impl Client {
         })
         .boxed()
     }
+}
+
+fn job_path(id: &str, rest: &str) -> String {
+    format!("/v1/jobs/{}{rest}", id.trim_matches('/'))
 }
 
 /// One item of [`Client::events`].

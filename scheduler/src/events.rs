@@ -161,6 +161,64 @@ pub enum EventKind {
         /// Its status now: ACTIVE, CORDONED, DRAINING, UNREACHABLE.
         status: String,
     },
+    /// An agent removed exited containers by their apps' cleanup policies (Drover's).
+    #[serde(rename = "containers_cleaned_event", rename_all = "camelCase")]
+    ContainersCleaned {
+        /// The node.
+        node_id: String,
+        /// How many.
+        count: usize,
+        /// Each one: `id`, `app`, `task`, `exitedAt`.
+        removed: Vec<Value>,
+    },
+    /// An attempt of a job's run was placed on a node (Drover's jobs).
+    #[serde(rename = "job_run_started")]
+    JobRunStarted(JobRunInfo),
+    /// A job's run exited 0.
+    #[serde(rename = "job_run_finished")]
+    JobRunFinished(JobRunInfo),
+    /// An attempt failed and another one follows after the back-off.
+    #[serde(rename = "job_run_retrying")]
+    JobRunRetrying(JobRunInfo),
+    /// A job's run failed for good (every attempt, a timeout, replaced, stopped).
+    #[serde(rename = "job_run_failed")]
+    JobRunFailed(JobRunInfo),
+    /// Scheduled times of a job passed without a run (missed by more than epsilon, or an
+    /// earlier run still going under `forbid`).
+    #[serde(rename = "job_run_skipped")]
+    JobRunSkipped(JobRunInfo),
+}
+
+/// What a `job_run_*` event says.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRunInfo {
+    /// The job.
+    pub job_id: String,
+    /// The run.
+    pub run_id: String,
+    /// `schedule`, `manual`, `parents`.
+    pub trigger: String,
+    /// The scheduled time it stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// The attempt (1, 2, …; 0 for a skip).
+    pub attempt: u32,
+    /// The attempt's task.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub task_id: String,
+    /// Its node.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_id: String,
+    /// Its container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// Why (failures, skips, retries).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// `currentStep` of a `deployment_info` event.
@@ -225,7 +283,7 @@ impl MarathonEvent {
             EventKind::StatusUpdate { task_id, .. }
             | EventKind::HealthStatusChanged { task_id, .. }
             | EventKind::UnhealthyTaskKill { task_id, .. } => Some(task_id.as_str()),
-            _ => None,
+            _ => self.job_run().map(|j| j.task_id.as_str()),
         };
         task.filter(|s| !s.is_empty())
     }
@@ -237,10 +295,23 @@ impl MarathonEvent {
             | EventKind::UnhealthyTaskKill { slave_id, .. } => Some(slave_id.as_str()),
             EventKind::NodeUnreachable { node_id }
             | EventKind::NodeReachable { node_id }
-            | EventKind::NodeUpdate { node_id, .. } => Some(node_id.as_str()),
-            _ => None,
+            | EventKind::NodeUpdate { node_id, .. }
+            | EventKind::ContainersCleaned { node_id, .. } => Some(node_id.as_str()),
+            _ => self.job_run().map(|j| j.node_id.as_str()),
         };
         node.filter(|s| !s.is_empty())
+    }
+
+    /// The run of a `job_run_*` event.
+    pub fn job_run(&self) -> Option<&JobRunInfo> {
+        match &self.kind {
+            EventKind::JobRunStarted(j)
+            | EventKind::JobRunFinished(j)
+            | EventKind::JobRunRetrying(j)
+            | EventKind::JobRunFailed(j)
+            | EventKind::JobRunSkipped(j) => Some(j),
+            _ => None,
+        }
     }
 }
 
@@ -260,6 +331,12 @@ impl EventKind {
             Self::NodeUnreachable { .. } => "node_unreachable_event",
             Self::NodeReachable { .. } => "node_reachable_event",
             Self::NodeUpdate { .. } => "node_update_event",
+            Self::ContainersCleaned { .. } => "containers_cleaned_event",
+            Self::JobRunStarted(_) => "job_run_started",
+            Self::JobRunFinished(_) => "job_run_finished",
+            Self::JobRunRetrying(_) => "job_run_retrying",
+            Self::JobRunFailed(_) => "job_run_failed",
+            Self::JobRunSkipped(_) => "job_run_skipped",
         }
     }
 }
@@ -273,7 +350,10 @@ pub fn to_schema_event(e: &MarathonEvent) -> Option<Event> {
     let app = match e.kind {
         // Its record has never named the app (the JSON has no `appId`); kept so.
         EventKind::ApiPost { .. } => None,
-        _ => e.app_id().map(str::to_string),
+        _ => match e.job_run() {
+            Some(j) => Some(crate::jobs::job_app_id(&j.job_id)),
+            None => e.app_id().map(str::to_string),
+        },
     };
     let task = e.task_id().map(str::to_string);
     let node = e.node_id().map(str::to_string);
@@ -284,7 +364,10 @@ pub fn to_schema_event(e: &MarathonEvent) -> Option<Event> {
         }
         | EventKind::UnhealthyTaskKill { .. }
         | EventKind::NodeUnreachable { .. }
-        | EventKind::DeploymentFailed { .. } => Severity::Warning,
+        | EventKind::DeploymentFailed { .. }
+        | EventKind::JobRunFailed(_)
+        | EventKind::JobRunRetrying(_)
+        | EventKind::JobRunSkipped(_) => Severity::Warning,
         _ => Severity::Info,
     };
     let or = |o: &Option<String>| o.clone().unwrap_or_else(|| "?".into());
@@ -330,6 +413,25 @@ pub fn to_schema_event(e: &MarathonEvent) -> Option<Event> {
             format!("node {}: {}", or(&node), action.name())
         }
         EventKind::StreamAttached { .. } => kind.to_string(),
+        EventKind::ContainersCleaned { count, .. } => format!(
+            "node {} removed {count} exited container(s) by their cleanup policy",
+            or(&node)
+        ),
+        EventKind::JobRunStarted(j) => format!(
+            "job {} run {} attempt {} started on {} ({})",
+            j.job_id, j.run_id, j.attempt, j.node_id, j.trigger
+        ),
+        EventKind::JobRunFinished(j) => format!("job {} run {} succeeded", j.job_id, j.run_id),
+        EventKind::JobRunRetrying(j) => format!(
+            "job {} run {} attempt {} failed, retrying: {}",
+            j.job_id, j.run_id, j.attempt, j.reason
+        ),
+        EventKind::JobRunFailed(j) => {
+            format!("job {} run {} failed: {}", j.job_id, j.run_id, j.reason)
+        }
+        EventKind::JobRunSkipped(j) => {
+            format!("job {} skipped a run: {}", j.job_id, j.reason)
+        }
     };
     let attrs: BTreeMap<String, Value> = match e.to_json() {
         Value::Object(o) => o

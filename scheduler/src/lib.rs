@@ -16,6 +16,7 @@ pub mod api;
 pub mod client;
 pub mod clock;
 pub mod events;
+pub mod jobs;
 pub mod master;
 pub mod metrics;
 pub mod model;

@@ -27,6 +27,13 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// A job-run event label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobEventLabel {
+    /// started, finished, retrying, failed, skipped.
+    pub event: String,
+}
+
 /// The master's metrics.
 #[derive(Debug, Clone)]
 pub struct MasterMetrics {
@@ -44,6 +51,10 @@ pub struct MasterMetrics {
     pub reconcile_seconds: Histogram,
     /// Deployments in progress.
     pub deployments: Gauge,
+    /// Jobs defined.
+    pub jobs: Gauge,
+    /// Job run events (attempts started, runs finished, retried, failed, skipped).
+    pub job_runs: Family<JobEventLabel, Counter>,
 }
 
 impl Default for MasterMetrics {
@@ -56,6 +67,8 @@ impl Default for MasterMetrics {
             tasks_launched: Counter::default(),
             reconcile_seconds: Histogram::new([0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]),
             deployments: Gauge::default(),
+            jobs: Gauge::default(),
+            job_runs: Family::default(),
         }
     }
 }
@@ -82,6 +95,12 @@ impl MasterMetrics {
             "Deployments in progress",
             m.deployments.clone(),
         );
+        registry.register("jobs", "Jobs defined", m.jobs.clone());
+        registry.register(
+            "job_runs",
+            "Job run events: attempts started, runs finished, retrying, failed, skipped",
+            m.job_runs.clone(),
+        );
         registry.register_with_unit(
             "reconcile",
             "Duration of one reconciliation tick",
@@ -107,6 +126,10 @@ pub struct AgentMetrics {
     pub health_checks: Family<ResultLabel, Counter>,
     /// Heartbeats that failed to reach the master.
     pub heartbeat_failures: Counter,
+    /// Exited containers removed by cleanup.
+    pub cleanup_removed: Counter,
+    /// Exited containers cleanup could not remove.
+    pub cleanup_failures: Counter,
 }
 
 impl Default for AgentMetrics {
@@ -118,6 +141,8 @@ impl Default for AgentMetrics {
             launch_failures: Counter::default(),
             health_checks: Family::default(),
             heartbeat_failures: Counter::default(),
+            cleanup_removed: Counter::default(),
+            cleanup_failures: Counter::default(),
         }
     }
 }
@@ -156,6 +181,16 @@ impl AgentMetrics {
             "heartbeat_failures",
             "Heartbeats that did not reach the master",
             m.heartbeat_failures.clone(),
+        );
+        registry.register(
+            "cleanup_removed",
+            "Exited containers removed by the cleanup policy",
+            m.cleanup_removed.clone(),
+        );
+        registry.register(
+            "cleanup_failures",
+            "Exited containers the cleanup could not remove",
+            m.cleanup_failures.clone(),
         );
         m
     }

@@ -1,4 +1,4 @@
-//! The master's embedded store: apps, tasks, nodes and deployments in a redb file under the
+//! The master's embedded store: apps, tasks, nodes, deployments, jobs and job runs in a redb file under the
 //! data dir, one table each (key: ID, value: JSON). The master saves after each change, in
 //! one transaction, so a restart (or a crash) loses nothing it acknowledged; only the rows
 //! that changed since the last save are written.
@@ -12,7 +12,10 @@ use std::{
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::model::{App, Deployment, Node, Task};
+use crate::{
+    jobs::{Job, JobRun},
+    model::{App, Deployment, Node, Task},
+};
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -20,6 +23,9 @@ const APPS: &str = "apps";
 const TASKS: &str = "tasks";
 const NODES: &str = "nodes";
 const DEPLOYMENTS: &str = "deployments";
+const JOBS: &str = "jobs";
+const JOB_RUNS: &str = "job_runs";
+const TABLES: [&str; 6] = [APPS, TASKS, NODES, DEPLOYMENTS, JOBS, JOB_RUNS];
 
 fn table(name: &'static str) -> Table {
     TableDefinition::new(name)
@@ -57,6 +63,10 @@ pub struct Snapshot {
     pub nodes: BTreeMap<String, Node>,
     /// By deployment ID.
     pub deployments: BTreeMap<String, Deployment>,
+    /// Jobs by ID.
+    pub jobs: BTreeMap<String, Job>,
+    /// Job runs by run ID.
+    pub job_runs: BTreeMap<String, JobRun>,
 }
 
 /// The redb file.
@@ -104,6 +114,8 @@ impl Store {
         self.read_table(&tx, TASKS, &mut s.tasks)?;
         self.read_table(&tx, NODES, &mut s.nodes)?;
         self.read_table(&tx, DEPLOYMENTS, &mut s.deployments)?;
+        self.read_table(&tx, JOBS, &mut s.jobs)?;
+        self.read_table(&tx, JOB_RUNS, &mut s.job_runs)?;
         Ok(s)
     }
 
@@ -143,11 +155,13 @@ impl Store {
         self.diff(&saved, TASKS, &s.tasks, &mut changes)?;
         self.diff(&saved, NODES, &s.nodes, &mut changes)?;
         self.diff(&saved, DEPLOYMENTS, &s.deployments, &mut changes)?;
+        self.diff(&saved, JOBS, &s.jobs, &mut changes)?;
+        self.diff(&saved, JOB_RUNS, &s.job_runs, &mut changes)?;
         if changes.is_empty() {
             return Ok(());
         }
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        for name in [APPS, TASKS, NODES, DEPLOYMENTS] {
+        for name in TABLES {
             let mut table = tx.open_table(table(name)).map_err(|e| self.err(e))?;
             for (_, key, value) in changes.iter().filter(|c| c.0 == name) {
                 match value {

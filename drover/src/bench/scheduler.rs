@@ -310,6 +310,7 @@ async fn scale_run(args: &SchedulerBenchArgs) -> anyhow::Result<ScaleReport> {
         heartbeat_interval: args.heartbeat_interval,
         default_image: args.image.clone(),
         max_parallel_launches: args.parallel,
+        cleanup: Default::default(),
     };
     // A clone of the agent's counters tells when Docker has started every container.
     let agent_metrics = AgentMetrics::default();

@@ -157,7 +157,7 @@ impl Client {
 }
 
 /// A client error, with what to do when the master cannot be reached.
-fn cli_error(e: ClientError) -> anyhow::Error {
+pub(super) fn cli_error(e: ClientError) -> anyhow::Error {
     match e {
         ClientError::Unreachable { base, source } => anyhow::anyhow!(
             "cannot reach the master at {base}: {source}; is `drover up` (or `drover master`) running? pass --master URL"
@@ -413,7 +413,7 @@ fn print_tasks(tasks: Vec<Value>) {
     );
 }
 
-fn read_definition(file: &Path) -> anyhow::Result<Value> {
+pub(super) fn read_definition(file: &Path) -> anyhow::Result<Value> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
             .context("cannot read the definition from stdin")?
@@ -593,12 +593,12 @@ pub async fn node(cmd: NodeCommand, opts: ClientOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_json(v: &Value) -> anyhow::Result<()> {
+pub(super) fn print_json(v: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+pub(super) fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {

@@ -1,7 +1,8 @@
 //! The scheduler's commands: the options `drover up` shares with the roles and the helpers
 //! that start them (here), the roles `drover master` and `drover agent` (`roles.rs`), and the
-//! clients `drover app …` and `drover node …` (`client.rs`).
+//! clients `drover app …` and `drover node …` (`client.rs`) and `drover job …` (`jobs.rs`).
 mod client;
+mod jobs;
 mod roles;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
@@ -19,6 +20,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 pub use client::{run_app, run_node, AppArgs, NodeArgs};
+pub use jobs::{run_job, JobArgs};
 pub use roles::{run_agent, run_master, AgentArgs, MasterArgs};
 
 // === options shared with `drover up` ===
@@ -101,6 +103,38 @@ pub struct AgentOpts {
     /// Docker engine: Drover does not pull.
     #[arg(long, value_name = "IMAGE", default_value = "busybox:latest")]
     pub default_image: String,
+    /// Keep the newest N exited containers of each app on this node, for apps without
+    /// their own `drover.cleanup.keep`/`drover.cleanup.max-age` labels (default: apps
+    /// without labels keep none: their containers are removed as they end).
+    #[arg(long, value_name = "N")]
+    pub cleanup_keep: Option<usize>,
+    /// Keep exited containers younger than this, for apps without cleanup labels.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub cleanup_max_age: Option<Duration>,
+    /// When this agent removes the exited containers its policies do not keep: a cron
+    /// expression in UTC (seconds optional) or R/start/period; `never` to keep them.
+    #[arg(long, value_name = "CRON", default_value = "0 3 * * *", value_parser = parse_cleanup_schedule)]
+    pub cleanup_schedule: CleanupSchedule,
+    /// At most this many container removals per second during a cleanup.
+    #[arg(long, value_name = "N", default_value_t = 2.0)]
+    pub cleanup_rate: f64,
+}
+
+/// `--cleanup-schedule`: a schedule, or never.
+#[derive(Debug, Clone)]
+pub struct CleanupSchedule(Option<drover_scheduler::jobs::schedule::Schedule>);
+
+fn parse_cleanup_schedule(s: &str) -> Result<CleanupSchedule, String> {
+    if s.trim() == "never" {
+        return Ok(CleanupSchedule(None));
+    }
+    drover_scheduler::jobs::schedule::Schedule::parse(s, chrono_tz_utc(), chrono::Utc::now())
+        .map(|s| CleanupSchedule(Some(s)))
+        .map_err(|e| format!("{e} (or `never`)"))
+}
+
+fn chrono_tz_utc() -> drover_scheduler::jobs::schedule::Tz {
+    drover_scheduler::jobs::schedule::Tz::UTC
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -175,6 +209,14 @@ impl AgentOpts {
             heartbeat_interval: self.heartbeat_interval,
             default_image: self.default_image.clone(),
             max_parallel_launches: 8,
+            cleanup: drover_scheduler::agent::cleanup::CleanupConfig {
+                default: drover_scheduler::agent::cleanup::Policy {
+                    keep: self.cleanup_keep,
+                    max_age: self.cleanup_max_age,
+                },
+                schedule: self.cleanup_schedule.0.clone(),
+                rate: self.cleanup_rate,
+            },
         }
     }
 }

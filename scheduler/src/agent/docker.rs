@@ -80,6 +80,8 @@ pub struct Owned {
     pub created: Option<DateTime<Utc>>,
     /// Seconds between SIGTERM and SIGKILL.
     pub kill_grace: f64,
+    /// Its labels (the app's, e.g. a cleanup policy, and Drover's).
+    pub labels: HashMap<String, String>,
 }
 
 /// Every container labelled with this node ID and cluster ID, running or not.
@@ -119,6 +121,7 @@ pub async fn list_owned(
                     .get(LABEL_KILL_GRACE)
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(3.0),
+                labels,
             })
         })
         .collect())

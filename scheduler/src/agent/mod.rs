@@ -3,6 +3,7 @@
 //! and gets back the tasks it should run: it starts the missing ones and stops every other
 //! container it owns. Level-triggered, so a restarted agent adopts its running containers
 //! and a restarted master loses nothing.
+pub mod cleanup;
 pub mod docker;
 pub mod health;
 
@@ -49,6 +50,8 @@ pub struct AgentConfig {
     pub default_image: String,
     /// Container launches at once.
     pub max_parallel_launches: usize,
+    /// Cleanup of exited containers ([`cleanup`]).
+    pub cleanup: cleanup::CleanupConfig,
 }
 
 /// What the agent can fail with.
@@ -108,6 +111,10 @@ pub async fn run(
         metrics,
     });
     tracing::info!(node = %agent.cfg.node_id, master = %agent.cfg.master, "agent started");
+    let cleanup_loop = agent.cfg.cleanup.schedule.clone().map(|schedule| {
+        let a = agent.clone();
+        tokio::spawn(async move { a.cleanup_loop(schedule).await })
+    });
     let mut every = tokio::time::interval(agent.cfg.heartbeat_interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut registered = false;
@@ -176,6 +183,9 @@ pub async fn run(
                 }
             }
         }
+    }
+    if let Some(h) = cleanup_loop {
+        h.abort();
     }
     let local = agent.local.lock().expect("agent lock");
     for h in local.checkers.values() {
@@ -358,6 +368,10 @@ impl Agent {
                 || local.launching.contains(&c.task_id)
                 || local.stopping.contains(&c.task_id)
             {
+                continue;
+            }
+            // An exited container of an app with a cleanup policy stays until its cleanup.
+            if !reply.removed && cleanup::retained(c, &self.cfg.cleanup) {
                 continue;
             }
             local.stopping.insert(c.task_id.clone());

@@ -1,5 +1,5 @@
 //! The master's HTTP API: Marathon-compatible `/v2/…` and `/ping`, Drover's own `/v1/nodes`
-//! and `/v1/events`, and the agent protocol `/v1/agents/…`. [`router`] returns a `Router` with
+//! `/v1/events` and `/v1/jobs`, and the agent protocol `/v1/agents/…`. [`router`] returns a `Router` with
 //! its state applied, for `drover up` and `drover master` to merge.
 //!
 //! Here the router and the errors; the rooms: [`apps`] (apps, tasks, groups, deployments,
@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod apps;
 pub mod events;
+pub mod jobs;
 pub mod nodes;
 pub mod render;
 #[cfg(test)]
@@ -26,7 +27,7 @@ use serde_json::{json, Value};
 
 pub use render::{app_json, app_view, task_json};
 
-use self::{agents::*, apps::*, events::*, nodes::*};
+use self::{agents::*, apps::*, events::*, jobs::*, nodes::*};
 use crate::master::{Master, MasterError};
 
 // === errors ===
@@ -137,8 +138,18 @@ pub fn router(master: Master) -> Router {
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{id}", get(node_get).delete(node_remove))
         .route("/v1/nodes/{id}/{action}", post(node_action))
+        .route("/v1/jobs", get(list_jobs).post(create_job))
+        .route(
+            "/v1/jobs/{id}",
+            get(job_get).put(job_put).delete(job_delete),
+        )
+        .route("/v1/jobs/{id}/run", post(job_run))
+        .route("/v1/jobs/{id}/enable", post(job_enable))
+        .route("/v1/jobs/{id}/disable", post(job_disable))
+        .route("/v1/jobs/{id}/runs", get(job_runs))
         .route("/v1/agents/register", post(agent_register))
         .route("/v1/agents/{id}/heartbeat", post(agent_heartbeat))
+        .route("/v1/agents/{id}/cleanup", post(agent_cleanup))
         .with_state(master)
 }
 

@@ -189,3 +189,87 @@ async fn ping_and_info() {
     let (_, v) = call(&r, "GET", "/v2/info", Value::Null).await;
     assert_eq!(v["name"], "drover");
 }
+
+#[tokio::test]
+async fn jobs_create_run_now_and_history() {
+    let m = master();
+    let r = router(m.clone());
+    let (st, v) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        json!({"id": "backup", "cmd": "echo hi", "schedule": "0 3 * * *", "timezone": "Europe/Berlin"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["id"], "backup");
+    assert!(v["nextRun"].as_str().is_some(), "{v}");
+    let (st, _) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        json!({"id": "backup", "cmd": "x", "schedule": "* * * * *"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, v) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        json!({"id": "bad", "cmd": "x", "schedule": "99 * * * *"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["details"][0]["path"], "/schedule", "{v}");
+    let (st, v) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        json!({"id": "kid", "cmd": "x", "parents": ["nope"]}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["details"][0]["path"], "/parents/0", "{v}");
+    // Run now: a run, pending until a node takes it.
+    let (st, v) = call(&r, "POST", "/v1/jobs/backup/run", Value::Null).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["state"], "PENDING");
+    assert_eq!(v["trigger"], "manual");
+    let (st, v) = call(&r, "GET", "/v1/jobs/backup/runs", Value::Null).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1);
+    // Disable, then the list shows it.
+    let (st, v) = call(&r, "POST", "/v1/jobs/backup/disable", Value::Null).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["enabled"], false);
+    let (_, v) = call(&r, "GET", "/v1/jobs", Value::Null).await;
+    assert_eq!(v["jobs"][0]["activeRuns"], 1);
+    // PUT replaces; the path names the job.
+    let (st, v) = call(
+        &r,
+        "PUT",
+        "/v1/jobs/backup",
+        json!({"cmd": "echo 2", "schedule": "R//PT1H"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["cmd"], "echo 2");
+    assert!(
+        v["resolvedSchedule"].as_str().unwrap().starts_with("R/20"),
+        "{v}"
+    );
+    let (st, _) = call(&r, "DELETE", "/v1/jobs/backup", Value::Null).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = call(&r, "GET", "/v1/jobs/backup", Value::Null).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn run_links_open_the_log_search_on_the_runs_tasks() {
+    let t: chrono::DateTime<chrono::Utc> = "2026-01-01T10:00:00Z".parse().unwrap();
+    let link = jobs::logs_link("task:\"jobs_a.1\"", "/jobs/a", t, None);
+    assert_eq!(
+        link,
+        "/#/logs?q=task%3A%22jobs_a.1%22&from=2026-01-01T09%3A59%3A00.000Z&app=%2Fjobs%2Fa"
+    );
+}

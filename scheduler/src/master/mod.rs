@@ -166,6 +166,14 @@ impl Master {
         if !events.is_empty() {
             let mut recent = self.inner.recent.lock().expect("recent events lock");
             for e in events {
+                if e.job_run().is_some() {
+                    let event = e.event_type().trim_start_matches("job_run_").to_string();
+                    self.inner
+                        .metrics
+                        .job_runs
+                        .get_or_create(&crate::metrics::JobEventLabel { event })
+                        .inc();
+                }
                 let e = Arc::new(e);
                 if recent.len() == RECENT_EVENTS {
                     recent.pop_front();
@@ -207,6 +215,7 @@ impl Master {
         let launched_before = self.read(|s| s.tasks.len());
         self.write(|s, now| {
             s.tick(now);
+            s.jobs_tick(now);
             Ok(())
         })?;
         let m = &self.inner.metrics;
@@ -214,6 +223,7 @@ impl Master {
         self.read(|s| {
             m.apps.set(s.apps.len() as i64);
             m.deployments.set(s.deployments.len() as i64);
+            m.jobs.set(s.jobs.jobs.len() as i64);
             if s.tasks.len() > launched_before {
                 m.tasks_launched
                     .inc_by((s.tasks.len() - launched_before) as u64);

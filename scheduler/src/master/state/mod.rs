@@ -142,6 +142,8 @@ pub struct State {
     pub dirty: bool,
     /// Timing.
     pub cfg: MasterConfig,
+    /// Jobs and their runs ([`crate::jobs`]).
+    pub jobs: crate::jobs::JobBook,
 }
 
 fn secs(d: Duration) -> chrono::Duration {
@@ -167,6 +169,7 @@ impl State {
             events: Vec::new(),
             dirty: false,
             cfg,
+            jobs: crate::jobs::JobBook::load(snapshot.jobs, snapshot.job_runs),
         };
         for n in s.nodes.values_mut() {
             n.last_seen = now;
@@ -181,6 +184,8 @@ impl State {
             tasks: self.tasks.clone(),
             nodes: self.nodes.clone(),
             deployments: self.deployments.clone(),
+            jobs: self.jobs.jobs.clone(),
+            job_runs: self.jobs.runs.clone(),
         }
     }
 

@@ -133,6 +133,12 @@ impl State {
                 taken.push((i, t.spec.cpus, t.spec.mem, t.spec.host_ports.clone()));
             }
         }
+        // Job runs take their share too (crate::jobs).
+        for (node, cpus, mem) in self.jobs.usage() {
+            if let Some(&i) = index.get(node.as_str()) {
+                taken.push((i, cpus, mem, Vec::new()));
+            }
+        }
         for (i, cpus, mem, ports) in taken {
             let c = &mut out[i];
             c.free.cpus -= cpus;
