@@ -8,6 +8,7 @@ use drover_kafka::{
 };
 
 mod alertman;
+mod autoscaler;
 mod broker;
 mod collector;
 mod gateway;
@@ -55,6 +56,11 @@ pub enum BenchCommand {
     /// Alertman: one evaluation of 1,000 rules over 10,000 series and a 5-minute window, in
     /// process against a real metrics store (target < 100 ms).
     Alertman(alertman::AlertmanBenchArgs),
+    /// The autoscaler: Drover's default policy against its HPA-equivalent (and a
+    /// KPA-equivalent) on the generated step, spike, ramp and diurnal traces over several
+    /// seeds: seconds over the latency SLO, instance-hours, direction changes, and the ratios
+    /// to the HPA-equivalent; the cost of one decision.
+    Autoscaler(autoscaler::AutoscalerBenchArgs),
 }
 
 /// The broker a benchmark measures against: `--brokers` when given (checked), else an
@@ -93,6 +99,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pipeline(args) => pipeline::run(args).await,
         BenchCommand::Gateway(args) => gateway::run(args).await,
         BenchCommand::Alertman(args) => alertman::run(args).await,
+        BenchCommand::Autoscaler(args) => autoscaler::run(args).await,
     }
 }
 
