@@ -3,6 +3,7 @@
 //! when the test fails.
 #![forbid(unsafe_code)]
 
+pub mod apps;
 pub mod docker;
 pub mod drover;
 pub mod kafka;

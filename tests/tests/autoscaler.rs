@@ -8,44 +8,25 @@
 //! decisions are explained on the API and by `drover autoscale explain`, and each change is
 //! an event on `drover.events.v1`; the Autoscaler page in a real browser.
 use std::{
-    net::SocketAddr,
     path::Path,
-    sync::{
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
-        Arc,
-    },
     time::{Duration, Instant},
 };
 
 use drover_tests::{
-    docker::{ensure_images, DEMO_IMAGE},
+    apps::{demo, deploy, get, healthy, served, tasks, up_scheduled, Load},
     drover::{run_drover, DroverUp},
     repo_root,
-    scheduler::{port_range, wait_for, NodeContainers},
-    unique,
+    scheduler::{wait_for, NodeContainers},
 };
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(90);
 
 /// `drover up` with the scheduler, the gateway reporting every second, the metrics store,
-/// and the autoscaler on `policies`; no collector or log pipeline.
+/// and the autoscaler on `policies`; no collector, log pipeline or Alertman.
 async fn up(policies: &Path) -> (DroverUp, NodeContainers) {
-    ensure_images();
-    let node = unique("as").replace('-', "");
-    let guard = NodeContainers(vec![node.clone()]);
-    let (lo, hi) = port_range();
-    let range = format!("{lo}-{hi}");
     let policies = policies.display().to_string();
-    let up = DroverUp::start(&[
-        "--node-id",
-        &node,
-        "--port-range",
-        &range,
-        "--heartbeat-interval",
-        "200ms",
-        "--reconcile-interval",
-        "200ms",
+    up_scheduled(&[
         "--no-collector",
         "--no-logpipe",
         "--no-alertman",
@@ -56,155 +37,20 @@ async fn up(policies: &Path) -> (DroverUp, NodeContainers) {
         "--policies",
         &policies,
     ])
-    .await;
-    (up, guard)
+    .await
 }
 
-/// A demo app answering `GET /` after 200 ms (so each client keeps one request in flight),
-/// health-checked every 200 ms, with these labels.
-fn demo(id: &str, instances: u32, labels: Value) -> Value {
-    json!({
-        "id": id, "instances": instances, "cpus": 0.05, "mem": 24,
-        "container": {"docker": {"image": DEMO_IMAGE}},
-        "env": {"LOG_RATE": "0", "LATENCY_MS": "200"},
-        "labels": labels,
-        "healthChecks": [{"protocol": "HTTP", "path": "/healthz", "portIndex": 0,
-            "gracePeriodSeconds": 10, "intervalSeconds": 0.2, "timeoutSeconds": 1,
-            "maxConsecutiveFailures": 3}],
-        "taskKillGracePeriodSeconds": 5,
-    })
-}
-
-async fn deploy(up: &DroverUp, def: &Value) {
-    let r = reqwest::Client::new()
-        .post(up.url("/v2/apps"))
-        .json(def)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        r.status().is_success(),
-        "deploy {}: {} {}",
-        def["id"],
-        r.status(),
-        r.text().await.unwrap_or_default()
-    );
-}
-
-async fn get(up: &DroverUp, path: &str) -> Value {
-    reqwest::get(up.url(path))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap_or(Value::Null)
-}
-
-async fn tasks(up: &DroverUp, app: &str) -> Vec<Value> {
-    get(up, &format!("/v2/apps{app}/tasks")).await["tasks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn healthy(t: &Value) -> bool {
-    t["state"] == "TASK_RUNNING" && t["healthCheckResults"][0]["alive"] == true
+/// A demo app answering `GET /` after 200 ms (so each client keeps one request in flight).
+fn slow_demo(id: &str, instances: u32, labels: Value) -> Value {
+    let mut def = demo(id, instances, labels);
+    def["env"] = json!({"LOG_RATE": "0", "LATENCY_MS": "200"});
+    def["cpus"] = json!(0.05);
+    def["taskKillGracePeriodSeconds"] = json!(5);
+    def
 }
 
 async fn healthy_tasks(up: &DroverUp, app: &str) -> Vec<Value> {
     tasks(up, app).await.into_iter().filter(healthy).collect()
-}
-
-/// The `GET /` count of one demo instance, read from it directly.
-async fn served(task: &Value) -> u64 {
-    let port = task["ports"][0].as_u64().unwrap_or(0);
-    let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
-        return 0;
-    };
-    r.text()
-        .await
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("demo_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-/// Clients GETting `host` through the gateway in a loop; `active` of them send at a time
-/// (set it to change the load); each sends its own `x-user` header (a service's groups are
-/// picked by it). Counts answers and failures.
-struct Load {
-    active: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<std::sync::Mutex<Vec<String>>>,
-    workers: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(gateway: SocketAddr, host: &'static str, max: usize, active: usize) -> Self {
-        let l = Self {
-            active: Arc::new(AtomicUsize::new(active)),
-            stop: Arc::default(),
-            ok: Arc::default(),
-            failed: Arc::default(),
-            workers: Vec::new(),
-        };
-        let workers = (0..max)
-            .map(|i| {
-                let (active, stop, ok, failed) = (
-                    l.active.clone(),
-                    l.stop.clone(),
-                    l.ok.clone(),
-                    l.failed.clone(),
-                );
-                tokio::spawn(async move {
-                    let c = reqwest::Client::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        if i >= active.load(Ordering::Relaxed) {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            continue;
-                        }
-                        let r = c
-                            .get(format!("http://{gateway}/"))
-                            .header("host", host)
-                            .header("x-user", format!("user-{i}"))
-                            .send()
-                            .await;
-                        match r {
-                            Ok(r) if r.status().is_success() => {
-                                r.bytes().await.ok();
-                                ok.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Ok(r) => {
-                                let what = format!(
-                                    "{} {}",
-                                    r.status(),
-                                    r.text().await.unwrap_or_default()
-                                );
-                                failed.lock().unwrap().push(what);
-                            }
-                            Err(e) => failed.lock().unwrap().push(e.to_string()),
-                        }
-                    }
-                })
-            })
-            .collect();
-        Self { workers, ..l }
-    }
-
-    fn set(&self, active: usize) {
-        self.active.store(active, Ordering::Relaxed);
-    }
-
-    async fn stop(self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for w in self.workers {
-            let _ = w.await;
-        }
-        let failed = self.failed.lock().unwrap().clone();
-        (self.ok.load(Ordering::Relaxed), failed)
-    }
 }
 
 /// The applied decisions of `app`'s policy, oldest first: (at, from, to).
@@ -256,7 +102,7 @@ async fn a_load_step_is_answered_within_10s_holds_under_noise_and_falls_back_wit
     let (up, _guard) = up(&policies).await;
     deploy(
         &up,
-        &demo("/web", 1, json!({"drover.gateway.host": "web.test"})),
+        &slow_demo("/web", 1, json!({"drover.gateway.host": "web.test"})),
     )
     .await;
     let r = wait_for(T, "/web healthy", || async {
@@ -409,7 +255,7 @@ async fn a_service_gets_a_new_group_that_takes_traffic_and_loses_it_without_a_fa
     let (up, _guard) = up(&policies).await;
     deploy(
         &up,
-        &demo(
+        &slow_demo(
             "/shop/api/g1",
             1,
             json!({"drover.gateway.host": "shop.test", "drover.gateway.hash-key": "header:x-user"}),

@@ -8,10 +8,9 @@
 use std::time::{Duration, Instant};
 
 use drover_tests::{
-    docker::{ensure_images, DEMO_IMAGE},
+    apps::{demo, deploy, healthy, served, tasks, up_scheduled, wait_healthy, Load},
     drover::{run_drover, DroverUp},
-    scheduler::{port_range, wait_for, NodeContainers},
-    unique,
+    scheduler::{wait_for, NodeContainers},
 };
 use serde_json::{json, Value};
 
@@ -32,83 +31,10 @@ async fn up_with(extra: &[&str]) -> (DroverUp, NodeContainers) {
     .await
 }
 
-/// `drover up` with the scheduler and the gateway, fast reconciliation, without the
-/// components `no` turns off, with more flags.
+/// `drover up` with the scheduler and the gateway, without the components `no` turns off,
+/// with more flags.
 async fn up_without(no: &[&str], extra: &[&str]) -> (DroverUp, NodeContainers) {
-    ensure_images();
-    let node = unique("gw").replace('-', "");
-    let guard = NodeContainers(vec![node.clone()]);
-    let (lo, hi) = port_range();
-    let range = format!("{lo}-{hi}");
-    let mut args = vec![
-        "--node-id",
-        &node,
-        "--port-range",
-        &range,
-        "--heartbeat-interval",
-        "200ms",
-        "--reconcile-interval",
-        "200ms",
-    ];
-    args.extend_from_slice(no);
-    args.extend_from_slice(extra);
-    let up = DroverUp::start(&args).await;
-    (up, guard)
-}
-
-/// A demo-app definition with these labels, health-checked every 200 ms.
-fn demo(id: &str, instances: u32, labels: Value) -> Value {
-    json!({
-        "id": id, "instances": instances, "cpus": 0.1, "mem": 32,
-        "container": {"docker": {"image": DEMO_IMAGE}},
-        "env": {"LOG_RATE": "0"},
-        "labels": labels,
-        "healthChecks": [{"protocol": "HTTP", "path": "/healthz", "portIndex": 0,
-            "gracePeriodSeconds": 10, "intervalSeconds": 0.2, "timeoutSeconds": 1,
-            "maxConsecutiveFailures": 3}],
-        "taskKillGracePeriodSeconds": 1,
-    })
-}
-
-async fn deploy(up: &DroverUp, def: &Value) {
-    let r = reqwest::Client::new()
-        .post(up.url("/v2/apps"))
-        .json(def)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        r.status().is_success(),
-        "deploy {}: {} {}",
-        def["id"],
-        r.status(),
-        r.text().await.unwrap_or_default()
-    );
-}
-
-async fn tasks(up: &DroverUp, app: &str) -> Vec<Value> {
-    let v: Value = reqwest::get(up.url(&format!("/v2/apps{app}/tasks")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["tasks"].as_array().cloned().unwrap_or_default()
-}
-
-fn healthy(t: &Value) -> bool {
-    t["state"] == "TASK_RUNNING" && t["healthCheckResults"][0]["alive"] == true
-}
-
-async fn wait_healthy(up: &DroverUp, app: &str, n: usize) -> Vec<Value> {
-    let r = wait_for(T, &format!("{n} healthy tasks of {app}"), || async {
-        tasks(up, app).await.iter().filter(|t| healthy(t)).count() == n
-    })
-    .await;
-    if let Err(e) = r {
-        panic!("{e}\n{}", up.logs());
-    }
-    tasks(up, app).await
+    up_scheduled(&[no, extra].concat()).await
 }
 
 /// GET through the gateway with this Host.
@@ -120,21 +46,6 @@ async fn via(up: &DroverUp, host: &str, path: &str) -> (u16, String) {
         .await
         .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
-}
-
-/// The `GET /` count of one demo instance, read from it directly (`demo_requests_total`).
-async fn served(task: &Value) -> u64 {
-    let port = task["ports"][0].as_u64().unwrap();
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("demo_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 async fn routes(up: &DroverUp) -> Value {
@@ -601,62 +512,6 @@ async fn reported_request_counts_equal_the_load_generators() {
     );
 }
 
-/// Clients that GET `host` through the gateway in a loop until stopped, counting answers by
-/// outcome: `(ok, failed, failed_at)` where `failed_at` is when each failure came back.
-struct Load {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    workers: Vec<tokio::task::JoinHandle<Answers>>,
-}
-
-/// Requests answered, and each failure with when it came back and what it was.
-type Answers = (u64, Vec<(Instant, String)>);
-
-impl Load {
-    fn start(gateway: std::net::SocketAddr, host: &'static str, clients: usize) -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let workers = (0..clients)
-            .map(|_| {
-                let stop = stop.clone();
-                tokio::spawn(async move {
-                    let c = reqwest::Client::new();
-                    let (mut ok, mut failed) = (0u64, Vec::new());
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let r = c
-                            .get(format!("http://{gateway}/"))
-                            .header("host", host)
-                            .send()
-                            .await;
-                        match r {
-                            Ok(r) if r.status().is_success() => {
-                                r.bytes().await.ok();
-                                ok += 1
-                            }
-                            Ok(r) => failed.push((
-                                Instant::now(),
-                                format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
-                            )),
-                            Err(e) => failed.push((Instant::now(), e.to_string())),
-                        }
-                    }
-                    (ok, failed)
-                })
-            })
-            .collect();
-        Self { stop, workers }
-    }
-
-    async fn stop(self) -> Answers {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let (mut ok, mut failed) = (0, Vec::new());
-        for w in self.workers {
-            let (o, f) = w.await.unwrap();
-            ok += o;
-            failed.extend(f);
-        }
-        (ok, failed)
-    }
-}
-
 async fn put_app(up: &DroverUp, app: &str, body: Value) {
     let r = reqwest::Client::new()
         .put(up.url(&format!("/v2/apps{app}?force=true")))
@@ -684,7 +539,7 @@ async fn scale_down_and_a_rolling_restart_under_load_lose_no_request() {
     wait_healthy(&up, "/shrink", 3).await;
     wait_routed(&up, "shrink.test", "/", 3).await;
 
-    let load = Load::start(up.gateway, "shrink.test", 9);
+    let load = Load::start(up.gateway, "shrink.test", 9, 9);
     tokio::time::sleep(Duration::from_secs(2)).await;
     put_app(&up, "/shrink", json!({"instances": 1})).await;
     let r = wait_for(T, "/shrink down to one task", || async {
@@ -747,7 +602,7 @@ async fn a_killed_instance_fails_only_the_requests_in_flight_on_it() {
     wait_routed(&up, "victim.test", "/", 2).await;
 
     let clients = 6;
-    let load = Load::start(up.gateway, "victim.test", clients);
+    let load = Load::start(up.gateway, "victim.test", clients, clients);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let task = ts[0]["id"].as_str().unwrap();
     let out = std::process::Command::new("docker")
@@ -847,7 +702,7 @@ rules:
     .await;
     let ts = wait_healthy(&up, "/flaky", 3).await;
     wait_routed(&up, "flaky.test", "/", 3).await;
-    let load = Load::start(up.gateway, "flaky.test", 3);
+    let load = Load::start(up.gateway, "flaky.test", 3, 3);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let bad = ts[0]["id"].as_str().unwrap().to_string();
