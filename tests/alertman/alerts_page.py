@@ -9,20 +9,13 @@ dialog) shows it expired. Saves a screenshot. Run by tests/tests/alertman.rs.
 """
 import argparse
 import os
+import pathlib
 import sys
 
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import browser_common as common  # noqa: E402 - tests/ is on the path only from here
 
-CHROMIUM = os.environ.get("DROVER_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("DROVER_CHROMEDRIVER", "/usr/bin/chromedriver")
-
-
-def log(*a):
-    print("alerts_page:", *a, file=sys.stderr, flush=True)
+log = common.logger("alerts_page")
 
 
 def main():
@@ -30,28 +23,13 @@ def main():
     ap.add_argument("--base", required=True)
     ap.add_argument("--alert", required=True)
     ap.add_argument("--shots", required=True)
-    a = ap.parse_args()
-    os.makedirs(a.shots, exist_ok=True)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
-        opts.add_argument(arg)
-    d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    d.set_page_load_timeout(30)
+    a = common.parse_args(ap)
+    d = common.chromium()
 
     def css(sel):
-        return d.find_elements(By.CSS_SELECTOR, sel)
+        return common.css(d, sel)
 
-    def wait(what, cond, timeout=20.0):
-        try:
-            return WebDriverWait(d, timeout, poll_frequency=0.1,
-                                 ignored_exceptions=(StaleElementReferenceException,)).until(lambda _: cond())
-        except TimeoutException:
-            d.save_screenshot(os.path.join(a.shots, "alerts-failed.png"))
-            banner = css("#error")
-            err = banner[0].text if banner and banner[0].is_displayed() else ""
-            raise AssertionError(f"timed out waiting for {what} (error banner: {err!r})")
+    wait = common.waiter(d, 20.0, os.path.join(a.shots, "alerts-failed.png"))
 
     try:
         d.get(a.base + "/#/alerts")
@@ -71,8 +49,7 @@ def main():
         css("#silence-add")[0].click()
         wait("the active silence", lambda: css('#silences tr[data-state="active"]'))
         wait("the alert marked silenced", lambda: css(f'#alerts tr[data-alert="{a.alert}"][data-muted="silenced"]'))
-        d.save_screenshot(os.path.join(a.shots, "alerts.png"))
-        log("screenshot", os.path.join(a.shots, "alerts.png"))
+        common.shot(d, a.shots, "alerts", log)
         # Expire it.
         css('#silences tr[data-state="active"] button')[0].click()
         wait("the dialog", lambda: css("#dialog-ok") and css("#dialog-ok")[0].is_displayed())

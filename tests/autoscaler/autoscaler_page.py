@@ -9,20 +9,15 @@ words. Saves autoscaler.png and autoscaler-policy.png. Exits 1 with a message on
 """
 import argparse
 import os
+import pathlib
 import sys
 
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-CHROMIUM = os.environ.get("DROVER_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("DROVER_CHROMEDRIVER", "/usr/bin/chromedriver")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import browser_common as common  # noqa: E402 - tests/ is on the path only from here
 
-
-def log(*a):
-    print("autoscaler_page:", *a, file=sys.stderr, flush=True)
+log = common.logger("autoscaler_page")
 
 
 def main():
@@ -31,30 +26,17 @@ def main():
     ap.add_argument("--app", required=True, help="the app (or service) a policy scales, e.g. /demo")
     ap.add_argument("--screenshots", required=True, help="directory for the screenshots")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each step")
-    a = ap.parse_args()
-    os.makedirs(a.screenshots, exist_ok=True)
+    a = common.parse_args(ap, shots="screenshots")
     base = a.url.rstrip("/")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1200", "--no-first-run", "--disable-extensions"):
-        opts.add_argument(arg)
-    d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    d.set_page_load_timeout(30)
+    d = common.chromium(window_size="1400,1200")
 
     def css(sel):
-        return d.find_elements(By.CSS_SELECTOR, sel)
+        return common.css(d, sel)
 
-    def wait(what, cond, timeout=None):
-        try:
-            return WebDriverWait(d, timeout or a.timeout, poll_frequency=0.2,
-                                 ignored_exceptions=(StaleElementReferenceException,)).until(lambda _: cond())
-        except TimeoutException:
-            d.save_screenshot(os.path.join(a.screenshots, "autoscaler-failed.png"))
-            banner = css("#error")
-            err = banner[0].text if banner and banner[0].is_displayed() else ""
-            raise AssertionError(f"timed out after {timeout or a.timeout:.0f} s waiting for {what} "
-                                 f"(error banner: {err!r}; screenshot autoscaler-failed.png)")
+    failed_png = os.path.join(a.screenshots, "autoscaler-failed.png")
+    wait = common.waiter(d, a.timeout, failed_png, poll=0.2,
+                         message=lambda what, timeout, err: f"timed out after {timeout:.0f} s waiting for {what} "
+                                                            f"(error banner: {err!r}; screenshot autoscaler-failed.png)")
 
     row_sel = f'#policies tr[data-target="{a.app}"]'
     try:
@@ -68,8 +50,7 @@ def main():
         status = row.find_elements(By.CSS_SELECTOR, "[data-status]")
         assert status and status[0].text.strip() == state, f"policy {name}: no status badge for {state!r}"
         log(f"policy {name} for {a.app}: {state}; last: {row.find_element(By.CSS_SELECTOR, 'td.last').text!r}")
-        d.save_screenshot(os.path.join(a.screenshots, "autoscaler.png"))
-        log("screenshot", os.path.join(a.screenshots, "autoscaler.png"))
+        common.shot(d, a.screenshots, "autoscaler", log)
 
         # The detail, through the policy's link.
         row.find_element(By.CSS_SELECTOR, "a.policy-link").click()
@@ -92,19 +73,13 @@ def main():
         text = css("#explain")[0].text
         assert a.app in text, f"explain text does not name {a.app}: {text!r}"
         log("explain:", text.splitlines()[0])
-        d.save_screenshot(os.path.join(a.screenshots, "autoscaler-policy.png"))
-        log("screenshot", os.path.join(a.screenshots, "autoscaler-policy.png"))
+        common.shot(d, a.screenshots, "autoscaler-policy", log)
         print("RESULT ok", flush=True)
     except AssertionError as e:
-        print(f"autoscaler_page: FAILED: {e}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        common.fail("autoscaler_page", e)
     except Exception as e:  # selenium's own (no such element, a crashed browser, …)
-        try:
-            d.save_screenshot(os.path.join(a.screenshots, "autoscaler-failed.png"))
-        except Exception:
-            pass
-        print(f"autoscaler_page: FAILED: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        common.try_shot(d, failed_png)
+        common.fail("autoscaler_page", f"{type(e).__name__}: {e}")
     finally:
         d.quit()
 

@@ -11,62 +11,34 @@ afterwards checks on the Docker engine that the scale click changed the running 
 """
 import argparse
 import json
-import os
+import pathlib
 import statistics
 import sys
 import time
 import urllib.parse
 import urllib.request
 
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-CHROMIUM = os.environ.get("DROVER_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("DROVER_CHROMEDRIVER", "/usr/bin/chromedriver")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import browser_common as common  # noqa: E402 - tests/ is on the path only from here
+from browser_common import css  # noqa: E402
 
-
-def log(*a):
-    print("browser:", *a, file=sys.stderr, flush=True)
-
-
-def driver():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
-        opts.add_argument(arg)
-    d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    d.set_page_load_timeout(30)
-    return d
+log = common.logger("browser")
 
 
 def wait(d, what, cond, timeout=20.0):
-    try:
-        return WebDriverWait(d, timeout, poll_frequency=0.1,
-                             ignored_exceptions=(StaleElementReferenceException,)).until(lambda _: cond())
-    except TimeoutException:
-        shot(d, "failed-" + what.replace(" ", "-")[:40])
-        banner = d.find_elements(By.ID, "error")
-        err = banner[0].text if banner and banner[0].is_displayed() else ""
-        raise AssertionError(f"timed out waiting for {what} (url {d.current_url}; error banner: {err!r})")
+    return common.wait(d, what, cond, timeout,
+                       on_timeout=lambda what: shot(d, "failed-" + what.replace(" ", "-")[:40]),
+                       message=lambda what, _timeout, err: f"timed out waiting for {what} (url {d.current_url}; error banner: {err!r})")
 
 
 SHOTS = "."
 
 
 def shot(d, name):
-    path = os.path.join(SHOTS, name + ".png")
-    d.save_screenshot(path)
-    log("screenshot", path)
-    return path
-
-
-def css(d, sel):
-    return d.find_elements(By.CSS_SELECTOR, sel)
+    return common.shot(d, SHOTS, name, log)
 
 
 def echo(endpoint, line):
@@ -148,12 +120,11 @@ def main():
     ap.add_argument("--printed-ms", type=int, required=True)
     ap.add_argument("--shots", required=True)
     ap.add_argument("--scale-to", type=int, default=3)
-    a = ap.parse_args()
+    a = common.parse_args(ap)
     SHOTS = a.shots
-    os.makedirs(SHOTS, exist_ok=True)
     base = a.base.rstrip("/")
     result = {}
-    d = driver()
+    d = common.chromium()
     try:
         # --- the logs page finds the token -----------------------------------------------
         found_after = None

@@ -9,20 +9,15 @@ the log search. Saves a screenshot. Run by tests/tests/jobs.rs.
 """
 import argparse
 import os
+import pathlib
 import sys
 
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-CHROMIUM = os.environ.get("DROVER_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("DROVER_CHROMEDRIVER", "/usr/bin/chromedriver")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import browser_common as common  # noqa: E402 - tests/ is on the path only from here
 
-
-def log(*a):
-    print("jobs_page:", *a, file=sys.stderr, flush=True)
+log = common.logger("jobs_page")
 
 
 def main():
@@ -30,28 +25,13 @@ def main():
     ap.add_argument("--base", required=True)
     ap.add_argument("--job", required=True)
     ap.add_argument("--shots", required=True)
-    a = ap.parse_args()
-    os.makedirs(a.shots, exist_ok=True)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
-        opts.add_argument(arg)
-    d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    d.set_page_load_timeout(30)
+    a = common.parse_args(ap)
+    d = common.chromium()
 
     def css(sel):
-        return d.find_elements(By.CSS_SELECTOR, sel)
+        return common.css(d, sel)
 
-    def wait(what, cond, timeout=60.0):
-        try:
-            return WebDriverWait(d, timeout, poll_frequency=0.1,
-                                 ignored_exceptions=(StaleElementReferenceException,)).until(lambda _: cond())
-        except TimeoutException:
-            d.save_screenshot(os.path.join(a.shots, "jobs-failed.png"))
-            banner = css("#error")
-            err = banner[0].text if banner and banner[0].is_displayed() else ""
-            raise AssertionError(f"timed out waiting for {what} (error banner: {err!r})")
+    wait = common.waiter(d, 60.0, os.path.join(a.shots, "jobs-failed.png"))
 
     try:
         d.get(a.base + "/#/jobs")
@@ -62,15 +42,14 @@ def main():
         assert "–" == css(row + " td.last")[0].text.strip(), "no run yet"
         css(row + " button.run-now")[0].click()
         wait("the run's outcome", lambda: "SUCCEEDED" in css(row + " td.last")[0].text)
-        d.save_screenshot(os.path.join(a.shots, "jobs.png"))
-        log("screenshot", os.path.join(a.shots, "jobs.png"))
+        common.shot(d, a.shots, "jobs", log)
         css(row + " a")[0].click()
         wait("the run history", lambda: css('#runs tr[data-state="SUCCEEDED"]'))
         run = css('#runs tr[data-state="SUCCEEDED"]')[0]
         assert "manual" in run.text, run.text
         link = run.find_element(By.CSS_SELECTOR, "a.logs-link").get_attribute("href")
         assert "#/logs?q=task" in link, link
-        d.save_screenshot(os.path.join(a.shots, "job-runs.png"))
+        common.shot(d, a.shots, "job-runs")
         print("RESULT ok", flush=True)
     finally:
         d.quit()
