@@ -144,6 +144,10 @@ pub struct State {
     pub cfg: MasterConfig,
     /// Jobs and their runs ([`crate::jobs`]).
     pub jobs: crate::jobs::JobBook,
+    /// Per node, where the next dynamic host port search starts: it moves on with every
+    /// placement, so a port held by something outside Drover (the task fails with "host
+    /// port … is not free") is not handed out again at once.
+    pub next_port: HashMap<String, u16>,
 }
 
 fn secs(d: Duration) -> chrono::Duration {
@@ -170,6 +174,7 @@ impl State {
             dirty: false,
             cfg,
             jobs: crate::jobs::JobBook::load(snapshot.jobs, snapshot.job_runs),
+            next_port: HashMap::new(),
         };
         for n in s.nodes.values_mut() {
             n.last_seen = now;

@@ -30,6 +30,9 @@ impl State {
         for id in ids {
             self.reconcile_app(&id, &mut candidates, &index, now);
         }
+        for c in &candidates {
+            self.next_port.insert(c.id.clone(), c.next_port);
+        }
         self.finish_deployments(now);
         // Forget delays long expired.
         let reset = secs(self.cfg.backoff_reset_after);
@@ -109,6 +112,9 @@ impl State {
             .filter(|n| !n.removed)
             .map(|n| {
                 let mut c = Candidate::new(n.id.clone(), n.resources, n.port_range);
+                if let Some(&p) = self.next_port.get(&n.id) {
+                    c.next_port = p;
+                }
                 c.attributes = n.attributes.clone();
                 c.unschedulable = if n.unreachable {
                     Some("unreachable")

@@ -556,3 +556,34 @@ fn the_drain_defaults_for_routed_apps_and_is_bounded_by_the_kill_grace_period() 
         0.0
     );
 }
+
+/// A task that failed because its host port was held by something else is placed again on
+/// another port (the dynamic port search moves on), not on the same one forever.
+#[test]
+fn a_task_replaced_after_a_port_clash_gets_another_port() {
+    let mut s = state();
+    s.heartbeat(report("n1", vec![]), true, t0());
+    app(
+        &mut s,
+        json!({"id": "/a", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 1,
+               "portDefinitions": [{"port": 0}], "backoffSeconds": 0}),
+        t0(),
+    );
+    s.tick(t0());
+    let first = s.tasks.values().next().unwrap().spec.clone();
+    assert_eq!(first.host_ports.len(), 1, "one dynamic host port");
+    let mut failed = running(&first, None);
+    failed.state = TaskState::Failed;
+    failed.message = Some(format!(
+        "host port {} is not free on this node: Address already in use",
+        first.host_ports[0]
+    ));
+    s.heartbeat(report("n1", vec![failed]), false, at(1.0));
+    s.tick(at(2.0));
+    let second = s.tasks.values().next().expect("replaced").spec.clone();
+    assert_ne!(second.task_id, first.task_id);
+    assert_ne!(
+        second.host_ports, first.host_ports,
+        "the replacement is not put on the port that clashed"
+    );
+}
