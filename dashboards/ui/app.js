@@ -488,6 +488,7 @@
             h('td', {}, hc ? h('span', { class: 'badge ' + (hc.alive ? 'healthy' : 'unhealthy'), title: hc.lastFailureCause || '' }, hc.alive ? 'healthy' : 'unhealthy') : '–'),
             h('td', { class: 'num' }, task.startedAt ? ago(task.startedAt) : '–')));
         }
+        tasks.dataset.running = String(t.tasks.filter(x => x.state === 'TASK_RUNNING').length);
         if (config.gateway !== false) {
           // Its routes on the gateway, or why its labels were refused.
           const gw = await api('/v1/gateway/routes').catch(() => null);
@@ -499,7 +500,6 @@
           }
         }
         tasks.dataset.state = 'ready';
-        tasks.dataset.running = String(t.tasks.filter(x => x.state === 'TASK_RUNNING').length);
         showError(null);
       } catch (e) { showError(e.message); }
     }

@@ -240,7 +240,9 @@ def main():
         wait(d, "apps table", lambda: css(d, f'#apps tr[data-app="{a.app}"]'))
         shot(d, "apps")
         open_page(d, f"{base}/#/app{a.app}")
-        wait(d, "tasks", lambda: len(css(d, "#tasks tr[data-task]")) >= 2)
+        # The rows, and the running count the page sets with them.
+        wait(d, "tasks", lambda: len(css(d, "#tasks tr[data-task]")) >= 2
+             and d.find_element(By.ID, "tasks").get_attribute("data-running") is not None)
         before = int(d.find_element(By.ID, "tasks").get_attribute("data-running"))
         # Charts with data (stats come every few seconds; the page refreshes them).
         wait(d, "a CPU chart with data",
