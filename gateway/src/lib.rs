@@ -19,6 +19,7 @@ pub mod balance;
 pub mod discovery;
 pub mod labels;
 pub mod metrics;
+pub mod pool;
 pub mod proxy;
 pub mod report;
 pub mod server;
@@ -32,10 +33,6 @@ use std::{
 
 use arc_swap::ArcSwap;
 use drover_schema::time::SharedClock;
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::{TokioExecutor, TokioTimer},
-};
 
 pub use crate::{
     backend::OutlierConfig,
@@ -68,6 +65,9 @@ pub struct GatewayConfig {
     pub shutdown_grace: Duration,
     /// Which requests go to the access log (when one is attached).
     pub access_log: access::AccessLog,
+    /// Worker threads serving clients, each with its own runtime and backend pool (0: one
+    /// per core).
+    pub workers: usize,
 }
 
 impl Default for GatewayConfig {
@@ -83,6 +83,7 @@ impl Default for GatewayConfig {
             report_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             access_log: access::AccessLog::Errors,
+            workers: 0,
         }
     }
 }
@@ -105,7 +106,6 @@ pub struct SourceStatus {
 pub struct Shared {
     pub(crate) table: ArcSwap<RouteTable>,
     pub(crate) registry: Mutex<table::Registry>,
-    pub(crate) client: Client<HttpConnector, proxy::Body>,
     pub(crate) cfg: GatewayConfig,
     pub(crate) clock: SharedClock,
     pub(crate) metrics: GatewayMetrics,
@@ -123,15 +123,6 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway with no routes yet.
     pub fn new(cfg: GatewayConfig, metrics: GatewayMetrics, clock: SharedClock) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(cfg.connect_timeout));
-        http.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(cfg.idle_timeout)
-            .pool_max_idle_per_host(1024)
-            .build(http);
         let (access, access_rx) = match cfg.access_log {
             access::AccessLog::Off => (access::AccessSender::off(), None),
             mode => {
@@ -146,7 +137,6 @@ impl Gateway {
                     metrics: metrics.clone(),
                     ..table::Registry::default()
                 }),
-                client,
                 cfg,
                 clock,
                 metrics,

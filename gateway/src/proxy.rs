@@ -17,6 +17,7 @@ use std::{
 use bytes::Bytes;
 use http::{
     header::{self, HeaderMap, HeaderName, HeaderValue},
+    uri::PathAndQuery,
     Method, Request, Response, StatusCode, Uri, Version,
 };
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
@@ -31,6 +32,7 @@ use crate::{
     balance,
     labels::HashKey,
     metrics::{status_class, AppLabels, ErrorLabels, ErrorReason, StatusLabels},
+    pool::{Pool, SendError, Sender},
     stats::{Outcome, Tracker},
     table::{Group, Route},
     Shared,
@@ -47,28 +49,30 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// Headers that belong to one connection (RFC 9110 §7.6.1), never forwarded as they are.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Headers that belong to one connection (RFC 9110 §7.6.1), never forwarded as they are
+/// (names, not strings: removing by a string parses it on every request).
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Serve one request from `peer`.
 pub async fn handle(
     shared: Arc<Shared>,
+    pool: Arc<Pool>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let request_id = request_id(req.headers());
-    let mut resp = proxy(&shared, peer, req, started, &request_id).await;
+    let mut resp = proxy(&shared, &pool, peer, req, started, &request_id).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
@@ -77,6 +81,7 @@ pub async fn handle(
 
 async fn proxy(
     shared: &Arc<Shared>,
+    pool: &Arc<Pool>,
     peer: SocketAddr,
     mut req: Request<Incoming>,
     started: Instant,
@@ -96,7 +101,7 @@ async fn proxy(
             .inc();
         count_no_route(shared);
         if shared.access.wants(404, true) {
-            let mut e = access_entry(&req, &host, peer, request_id);
+            let mut e = access_start(&req, &host, peer, request_id).entry();
             e.status = 404;
             e.level = "warn";
             e.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -112,7 +117,12 @@ async fn proxy(
     };
     let route = Arc::clone(route);
     drop(table);
-    let key = balance::hash(&key_bytes(&route.hash_key, req.headers(), peer.ip()));
+    // The key picks one of several instance groups; a route of one app needs none.
+    let key = if route.groups.len() > 1 {
+        balance::hash(&key_bytes(&route.hash_key, req.headers(), peer.ip()))
+    } else {
+        0
+    };
     let now = shared.clock.now();
     let Some(pick) = route.pick(key, now, &shared.cfg.outlier, None) else {
         // A route always has a group; an empty one is a bug, answered as no backend.
@@ -158,48 +168,32 @@ async fn proxy(
         request_id,
         upgrade,
     );
+    // Origin-form (`/path?query`) on the backend's connection, as HTTP/1.1.
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_string();
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::from(path_and_query);
+    parts.version = Version::HTTP_11;
     let bytes_in = Arc::new(AtomicU64::new(0));
-    let mut body = Some(
-        CountingBody {
-            inner: body,
-            count: Arc::clone(&bytes_in),
-        }
-        .boxed_unsync(),
-    );
+    let body = CountingBody {
+        inner: body,
+        count: Arc::clone(&bytes_in),
+    }
+    .boxed_unsync();
+    let mut out = Request::from_parts(parts, body);
     let mut counters = RequestCounters::new(shared, &route, group, Some(&backend), started);
     counters.bytes_in = Some(Arc::clone(&bytes_in));
     counters.access = access;
     let mut retried = false;
-    let resp = loop {
-        let mut out = Request::new(body.take().unwrap_or_else(empty));
-        *out.method_mut() = parts.method.clone();
-        *out.version_mut() = Version::HTTP_11;
-        *out.headers_mut() = parts.headers.clone();
-        *out.uri_mut() = match format!("http://{}{}", backend.addr, path_and_query).parse::<Uri>() {
-            Ok(u) => u,
-            Err(e) => {
-                return counters.gateway_error(
-                    ErrorReason::BadResponse,
-                    error_response(
-                        StatusCode::BAD_GATEWAY,
-                        format!("cannot address backend {}: {e}", backend.addr),
-                        "the task's host or port is not usable in a URL; check the app's tasks",
-                        request_id,
-                    ),
-                );
-            }
-        };
+    let (resp, sender) = loop {
         let sent =
-            tokio::time::timeout(shared.cfg.request_timeout, shared.client.request(out)).await;
+            tokio::time::timeout(shared.cfg.request_timeout, pool.send(&backend.addr, out)).await;
         match sent {
-            Ok(Ok(resp)) => break resp,
-            Ok(Err(e)) if e.is_connect() && retryable && !retried => {
-                // Nothing reached the app: try once more on another backend.
+            Ok(Ok(r)) => break r,
+            Ok(Err(SendError::Connect(e, back))) if retryable && !retried => {
+                // Nothing reached the app: the same request goes to another backend.
                 backend.on_failure_counted(shared, group);
                 let again = route
                     .pick(key, shared.clock.now(), &shared.cfg.outlier, Some(&backend))
@@ -210,7 +204,7 @@ async fn proxy(
                         &backend,
                         group,
                         ErrorReason::Connect,
-                        &e.to_string(),
+                        &error_chain(&e),
                         request_id,
                     );
                 };
@@ -225,18 +219,24 @@ async fn proxy(
                 counters.move_to(&next);
                 backend = next;
                 retried = true;
+                out = back;
             }
-            Ok(Err(e)) => {
-                let reason = if e.is_connect() {
-                    ErrorReason::Connect
-                } else {
-                    ErrorReason::BadResponse
-                };
+            Ok(Err(SendError::Connect(e, _))) => {
                 return counters.failed(
                     shared,
                     &backend,
                     group,
-                    reason,
+                    ErrorReason::Connect,
+                    &error_chain(&e),
+                    request_id,
+                );
+            }
+            Ok(Err(SendError::Failed(e))) => {
+                return counters.failed(
+                    shared,
+                    &backend,
+                    group,
+                    ErrorReason::BadResponse,
                     &error_chain(&e),
                     request_id,
                 );
@@ -273,6 +273,8 @@ async fn proxy(
     let (mut rparts, rbody) = resp.into_parts();
     strip_hop_by_hop(&mut rparts.headers);
     counters.status = status.as_u16();
+    // The connection goes back to the pool when the response has been read to the end.
+    counters.conn = Some((Arc::clone(pool), sender));
     counters.into_response(Response::from_parts(rparts, rbody.boxed_unsync()))
 }
 
@@ -334,9 +336,11 @@ struct RequestCounters {
     bytes_out: u64,
     done: bool,
     /// The access-log entry, filled in at the end (when an access log is kept).
-    access: Option<Box<Entry>>,
+    access: Option<Box<AccessStart>>,
     /// Why the gateway answered itself.
     reason: Option<ErrorReason>,
+    /// The backend connection, given back to its pool when the response ends cleanly.
+    conn: Option<(Arc<Pool>, Sender)>,
 }
 
 impl RequestCounters {
@@ -347,7 +351,7 @@ impl RequestCounters {
         backend: Option<&Arc<Backend>>,
         started: Instant,
     ) -> Self {
-        let now = Instant::now();
+        let now = started;
         if let Some(b) = backend {
             b.stats.start(now);
         }
@@ -371,6 +375,7 @@ impl RequestCounters {
             done: false,
             access: None,
             reason: None,
+            conn: None,
         }
     }
 
@@ -446,6 +451,13 @@ impl RequestCounters {
         )
     }
 
+    /// The response was read to the end: its connection can carry the next request.
+    fn release_conn(&mut self) {
+        if let (Some((pool, tx)), Some(b)) = (self.conn.take(), &self.backend) {
+            pool.put(&b.addr, tx);
+        }
+    }
+
     fn finish(&mut self) {
         if self.done {
             return;
@@ -474,8 +486,9 @@ impl RequestCounters {
         self.prom
             .duration
             .observe(now.saturating_duration_since(self.started).as_secs_f64());
-        if let Some(mut e) = self.access.take() {
+        if let Some(start) = self.access.take() {
             if self.shared.access.wants(self.status, self.gateway_error) {
+                let mut e = start.entry();
                 e.status = self.status;
                 e.level = if self.status >= 500 || self.gateway_error {
                     "warn"
@@ -491,7 +504,7 @@ impl RequestCounters {
                     e.upstream = Some(b.addr.clone());
                 }
                 e.gateway_error = self.reason.map(ErrorReason::as_str);
-                self.shared.access.send(*e);
+                self.shared.access.send(e);
             }
         }
     }
@@ -538,10 +551,14 @@ impl HttpBody for TrackedBody {
                     this.counters.bytes_out += d.len() as u64;
                 }
                 if this.inner.is_end_stream() {
+                    this.counters.release_conn();
                     this.counters.finish();
                 }
             }
-            Poll::Ready(None) => this.counters.finish(),
+            Poll::Ready(None) => {
+                this.counters.release_conn();
+                this.counters.finish();
+            }
             Poll::Ready(Some(Err(_))) => this.counters.finish(),
             Poll::Pending => {}
         }
@@ -554,6 +571,16 @@ impl HttpBody for TrackedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        // A body with nothing left (HEAD, 204, 304, or read to its end without a last poll)
+        // leaves its connection reusable; one dropped midway closes it.
+        if self.inner.is_end_stream() {
+            self.counters.release_conn();
+        }
     }
 }
 
@@ -589,6 +616,52 @@ impl HttpBody for CountingBody {
     }
 }
 
+/// The request's part of an access-log entry, kept while the request runs when an access
+/// log is kept; the entry itself is only built for the requests the log wants.
+struct AccessStart {
+    ts: chrono::DateTime<chrono::Utc>,
+    method: Method,
+    uri: Uri,
+    host: String,
+    client: IpAddr,
+    request_id: String,
+}
+
+impl AccessStart {
+    fn entry(self) -> Entry {
+        let mut path = self
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string();
+        if path.len() > 2048 {
+            let mut end = 2048;
+            while !path.is_char_boundary(end) {
+                end -= 1;
+            }
+            path.truncate(end);
+        }
+        Entry {
+            ts: self.ts,
+            level: "info",
+            msg: "access",
+            method: self.method.to_string(),
+            host: self.host,
+            path,
+            status: 0,
+            latency_ms: 0.0,
+            bytes: 0,
+            client: self.client.to_string(),
+            request_id: self.request_id,
+            app: None,
+            instance: None,
+            node: None,
+            upstream: None,
+            gateway_error: None,
+        }
+    }
+}
+
 /// The request's part of an access-log entry, when an access log is kept.
 fn access_of<B>(
     shared: &Shared,
@@ -596,47 +669,30 @@ fn access_of<B>(
     host: &str,
     peer: SocketAddr,
     request_id: &str,
-) -> Option<Box<Entry>> {
+) -> Option<Box<AccessStart>> {
     shared
         .access
         .wants(500, true)
-        .then(|| Box::new(access_entry(req, host, peer, request_id)))
+        .then(|| Box::new(access_start(req, host, peer, request_id)))
 }
 
-fn access_entry<B>(req: &Request<B>, host: &str, peer: SocketAddr, request_id: &str) -> Entry {
-    let mut path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_string();
-    if path.len() > 2048 {
-        let mut end = 2048;
-        while !path.is_char_boundary(end) {
-            end -= 1;
-        }
-        path.truncate(end);
-    }
-    Entry {
+fn access_start<B>(
+    req: &Request<B>,
+    host: &str,
+    peer: SocketAddr,
+    request_id: &str,
+) -> AccessStart {
+    AccessStart {
         ts: chrono::Utc::now(),
-        level: "info",
-        msg: "access",
-        method: req.method().to_string(),
+        method: req.method().clone(),
+        uri: req.uri().clone(),
         host: host.to_string(),
-        path,
-        status: 0,
-        latency_ms: 0.0,
-        bytes: 0,
-        client: peer.ip().to_string(),
+        client: peer.ip(),
         request_id: request_id.to_string(),
-        app: None,
-        instance: None,
-        node: None,
-        upstream: None,
-        gateway_error: None,
     }
 }
 
-fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     Empty::<Bytes>::new()
         .map_err(|never| match never {})
         .boxed_unsync()
@@ -723,17 +779,19 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Remove hop-by-hop headers, and those `Connection` names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for h in named {
-        headers.remove(h);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for h in named {
+            headers.remove(h);
+        }
     }
-    for h in HOP_BY_HOP {
+    for h in &HOP_BY_HOP {
         headers.remove(h);
     }
 }

@@ -1,19 +1,214 @@
 //! Accepting clients: HTTP/1.1 and h2c (prior knowledge) on one port, upgrades allowed,
 //! idle keep-alive connections closed after `idle_timeout`, and a graceful stop.
-use std::sync::Arc;
+//!
+//! Thread per core, like Pingora's no-steal runtimes and HAProxy's threads: one acceptor
+//! hands each connection to the worker with the fewest open connections; a worker is an OS
+//! thread with its own single-threaded Tokio runtime and its own keep-alive pool to the
+//! backends, so a request, its backend connection and their wake-ups stay on one thread
+//! (no work stealing, no cross-thread wake-ups on the hot path). Everything else — routes,
+//! statistics, health — is shared.
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+};
 
 use hyper::service::service_fn;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, oneshot, watch},
+    task::JoinSet,
+};
 
-use crate::{proxy, Shared};
+use crate::{pool::Pool, proxy, GatewayConfig, Shared};
+
+/// A worker's keep-alive pool to the backends, swept of closed and expired connections.
+fn backend_pool(cfg: &GatewayConfig) -> Arc<Pool> {
+    let pool = Arc::new(Pool::new(cfg.connect_timeout, cfg.idle_timeout));
+    let sweeping = Arc::downgrade(&pool);
+    let every = (cfg.idle_timeout / 2).max(std::time::Duration::from_secs(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match sweeping.upgrade() {
+                Some(p) => p.sweep(),
+                None => break,
+            }
+        }
+    });
+    pool
+}
+
+/// The number of worker threads: the config's, else one per core.
+fn worker_count(cfg: &GatewayConfig) -> usize {
+    if cfg.workers > 0 {
+        cfg.workers
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// A worker thread, as the acceptor sees it.
+struct Worker {
+    conns: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    open: Arc<AtomicUsize>,
+    done: oneshot::Receiver<()>,
+}
 
 /// Serve until `stop` turns true; then stop accepting, ask each connection to finish after
 /// its current request, and wait for them (at most `shutdown_grace`).
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: watch::Receiver<bool>) {
+    let n = worker_count(&shared.cfg);
+    let mut workers = Vec::with_capacity(n);
+    for i in 0..n {
+        match spawn_worker(i, Arc::clone(&shared), stop.clone()) {
+            Ok(w) => workers.push(w),
+            Err(e) => {
+                tracing::error!(worker = i, error = %e, "cannot start a gateway worker thread")
+            }
+        }
+    }
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(addr = %addr, workers = workers.len(), "gateway listening");
+    }
+    if workers.is_empty() {
+        // No thread could be started: serve on this runtime, slower but serving.
+        let pool = backend_pool(&shared.cfg);
+        let mut conns = JoinSet::new();
+        accept_loop(&listener, stop.clone(), |stream, peer| {
+            conns.spawn(connection(
+                Arc::clone(&shared),
+                Arc::clone(&pool),
+                stream,
+                peer,
+                stop.clone(),
+            ));
+            while conns.try_join_next().is_some() {}
+        })
+        .await;
+        drop(listener);
+        drain(&shared, conns).await;
+        return;
+    }
+    accept_loop(&listener, stop, |stream, peer| {
+        let Ok(std_stream) = stream.into_std() else {
+            return;
+        };
+        let w = workers
+            .iter()
+            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+            .expect("at least one worker");
+        w.open.fetch_add(1, Ordering::Relaxed);
+        let _ = w.conns.send((std_stream, peer));
+    })
+    .await;
+    drop(listener);
+    // The workers see the channel close (and `stop`), finish their connections and end.
+    let mut done = Vec::with_capacity(workers.len());
+    for w in workers {
+        drop(w.conns);
+        done.push(w.done);
+    }
+    for d in done {
+        let _ = d.await;
+    }
+}
+
+/// Accept until `stop` turns true, handing each connection to `on_conn`.
+async fn accept_loop(
+    listener: &TcpListener,
+    mut stop: watch::Receiver<bool>,
+    mut on_conn: impl FnMut(tokio::net::TcpStream, SocketAddr),
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        on_conn(stream, peer);
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a little, keep serving.
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            _ = stopped(&mut stop) => break,
+        }
+    }
+}
+
+fn spawn_worker(
+    i: usize,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<Worker> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+    let (done_tx, done_rx) = oneshot::channel();
+    let open = Arc::new(AtomicUsize::new(0));
+    let open_w = Arc::clone(&open);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("drover-gw-{i}"))
+        .spawn(move || {
+            rt.block_on(async move {
+                let pool = backend_pool(&shared.cfg);
+                let mut conns = JoinSet::new();
+                while let Some((std_stream, peer)) = rx.recv().await {
+                    let stream = match tokio::net::TcpStream::from_std(std_stream) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            open_w.fetch_sub(1, Ordering::Relaxed);
+                            tracing::warn!(peer = %peer, error = %e, "cannot take over a connection");
+                            continue;
+                        }
+                    };
+                    let open = Arc::clone(&open_w);
+                    let conn = connection(
+                        Arc::clone(&shared),
+                        Arc::clone(&pool),
+                        stream,
+                        peer,
+                        stop.clone(),
+                    );
+                    conns.spawn(async move {
+                        conn.await;
+                        open.fetch_sub(1, Ordering::Relaxed);
+                    });
+                    // Reap finished connections as we go.
+                    while conns.try_join_next().is_some() {}
+                }
+                drain(&shared, conns).await;
+            });
+            let _ = done_tx.send(());
+        })?;
+    Ok(Worker {
+        conns: tx,
+        open,
+        done: done_rx,
+    })
+}
+
+/// One client connection, until it ends or `stop` asks it to finish its current request.
+async fn connection(
+    shared: Arc<Shared>,
+    pool: Arc<Pool>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -24,50 +219,25 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(shared.cfg.idle_timeout / 2));
-    let builder = Arc::new(builder);
-    let mut conns = JoinSet::new();
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(addr = %addr, "gateway listening");
-    }
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait a little, keep serving.
-                        tracing::warn!(error = %e, "cannot accept a connection");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let shared = Arc::clone(&shared);
-                let builder = Arc::clone(&builder);
-                let mut stop = stop.clone();
-                conns.spawn(async move {
-                    let svc = service_fn(move |req| proxy::handle(Arc::clone(&shared), peer, req));
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        r = conn.as_mut() => {
-                            if let Err(e) = r {
-                                tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
-                            }
-                        }
-                        _ = stopped(&mut stop) => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
-                // Reap finished connections as we go.
-                while conns.try_join_next().is_some() {}
+    let svc =
+        service_fn(move |req| proxy::handle(Arc::clone(&shared), Arc::clone(&pool), peer, req));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(peer = %peer, error = %e, "client connection ended with an error");
             }
-            _ = stopped(&mut stop) => break,
+        }
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
         }
     }
-    drop(listener);
+}
+
+/// Wait for open connections, at most the shutdown grace; then close them.
+async fn drain(shared: &Shared, mut conns: JoinSet<()>) {
     let grace = shared.cfg.shutdown_grace;
     if tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} })
         .await

@@ -152,13 +152,16 @@ impl Route {
         cfg: &OutlierConfig,
         exclude: Option<&Backend>,
     ) -> Option<Pick<'_>> {
-        let order = if self.groups.len() == 1 {
-            vec![0]
+        // One group (the common case) needs no ring walk and no allocation.
+        let ring_order;
+        let order: &[usize] = if self.groups.len() == 1 {
+            &[0]
         } else {
-            self.ring.order(key)
+            ring_order = self.ring.order(key);
+            &ring_order
         };
         let first = *order.first()?;
-        for g in order {
+        for &g in order {
             let group = &self.groups[g];
             let (mut candidates, panic) = available(&group.backends, now, cfg);
             if let Some(x) = exclude {
@@ -206,13 +209,13 @@ impl RouteTable {
     /// The route of a request: its host's routes first (the longest matching path prefix),
     /// then the routes of any host. `host` may carry a port; case does not matter.
     pub fn find(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
-        let host = normalize_host(host);
+        let host = normalized_host(host);
         let longest = |routes: &'_ [Arc<Route>]| -> Option<usize> {
             routes
                 .iter()
                 .position(|r| labels::path_matches(&r.path, path))
         };
-        if let Some(rs) = self.by_host.get(&host) {
+        if let Some(rs) = self.by_host.get(host.as_ref()) {
             if let Some(i) = longest(rs) {
                 return Some(&rs[i]);
             }
@@ -231,6 +234,11 @@ impl RouteTable {
 
 /// A request's `Host` as routes keep it: lowercase, without port or trailing dot.
 pub fn normalize_host(host: &str) -> String {
+    normalized_host(host).into_owned()
+}
+
+/// [`normalize_host`] without a copy when the host is already in that form.
+fn normalized_host(host: &str) -> std::borrow::Cow<'_, str> {
     let host = host.trim();
     let name = if let Some(rest) = host.strip_prefix('[') {
         // [v6]:port
@@ -240,7 +248,12 @@ pub fn normalize_host(host: &str) -> String {
             .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
             .map_or(host, |(h, _)| h)
     };
-    name.trim_end_matches('.').to_ascii_lowercase()
+    let name = name.trim_end_matches('.');
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
 }
 
 /// The state that outlives a table: backends, app and service trackers, by ID, so a table

@@ -369,7 +369,59 @@ impl Window {
 
     /// The window aggregation: the last `q.range` (up to now, inclusive) of `q.metric` per
     /// group of `q.by`. Groups without samples are absent; the result is sorted by labels.
+    ///
+    /// One pass over the window's points into per-group accumulators (quantiles keep their
+    /// group's values and select): Alertman and the autoscaler run dozens of these per tick,
+    /// and a dataframe per query cost ~10x more. Tested against the polars computation
+    /// ([`Window::aggregate_polars`]) on random windows.
     pub fn aggregate(&self, q: &WindowQuery) -> Result<Vec<GroupValue>, MetricsError> {
+        let (from, now) = self.range_of(q)?;
+        let mut groups: HashMap<Vec<&str>, usize> = HashMap::new();
+        let mut accs: Vec<(Vec<&str>, GroupAcc)> = Vec::new();
+        let keep_values = matches!(q.agg, Agg::P50 | Agg::P95 | Agg::P99);
+        self.for_each_series(q.metric, &q.filter, from, now, |labels, points| {
+            let key: Vec<&str> = q.by.iter().map(|d| labels.get(*d)).collect();
+            let i = match groups.get(&key) {
+                Some(i) => *i,
+                None => {
+                    accs.push((key.clone(), GroupAcc::default()));
+                    groups.insert(key, accs.len() - 1);
+                    accs.len() - 1
+                }
+            };
+            let acc = &mut accs[i].1;
+            if q.agg == Agg::Rate {
+                if let Some((r, n)) = counter_rate(points) {
+                    acc.sum += r;
+                    acc.n += n;
+                    acc.rows += 1;
+                }
+                return;
+            }
+            for &(t, v) in points {
+                acc.add(t, v, keep_values);
+            }
+        });
+        let mut result: Vec<GroupValue> = accs
+            .into_iter()
+            .filter(|(_, a)| a.rows > 0)
+            .map(|(key, mut a)| GroupValue {
+                labels: q
+                    .by
+                    .iter()
+                    .zip(key)
+                    .map(|(d, v)| (d.as_str().to_string(), v.to_string()))
+                    .collect(),
+                value: a.value(q.agg),
+                samples: a.n,
+            })
+            .collect();
+        result.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(result)
+    }
+
+    /// The query's time range, `[from, now]` in milliseconds, checked against the horizon.
+    fn range_of(&self, q: &WindowQuery) -> Result<(i64, i64), MetricsError> {
         q.agg.check(q.metric)?;
         let range_ms = i64::try_from(q.range.as_millis()).unwrap_or(i64::MAX / 4);
         if range_ms > self.horizon_ms {
@@ -382,7 +434,17 @@ impl Window {
             ));
         }
         let now = self.now_ms();
-        let from = now - range_ms;
+        Ok((now - range_ms, now))
+    }
+
+    /// [`Window::aggregate`] computed with polars: the reference the direct computation is
+    /// tested against (same groups, values and sample counts).
+    #[cfg(test)]
+    pub(crate) fn aggregate_polars(
+        &self,
+        q: &WindowQuery,
+    ) -> Result<Vec<GroupValue>, MetricsError> {
+        let (from, now) = self.range_of(q)?;
         // Group IDs are computed once per series, so the frame holds only numbers.
         let mut groups: HashMap<Vec<&str>, u32> = HashMap::new();
         let mut group_labels: Vec<BTreeMap<String, String>> = Vec::new();
@@ -456,6 +518,74 @@ impl Window {
         result.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(result)
     }
+}
+
+/// One group's running reduction.
+#[derive(Debug, Default)]
+struct GroupAcc {
+    /// Rows: samples, or for `rate` series with a rate.
+    rows: u64,
+    /// Samples.
+    n: u64,
+    sum: f64,
+    max: f64,
+    min: f64,
+    last: Option<(i64, f64)>,
+    /// Every value, for quantiles.
+    values: Vec<f64>,
+}
+
+impl GroupAcc {
+    fn add(&mut self, ts: i64, v: f64, keep_values: bool) {
+        if self.rows == 0 {
+            self.max = v;
+            self.min = v;
+        } else {
+            self.max = self.max.max(v);
+            self.min = self.min.min(v);
+        }
+        self.rows += 1;
+        self.n += 1;
+        self.sum += v;
+        // Latest wins; on a tie, the later row (as a stable sort by time would).
+        if self.last.is_none_or(|(t, _)| ts >= t) {
+            self.last = Some((ts, v));
+        }
+        if keep_values {
+            self.values.push(v);
+        }
+    }
+
+    fn value(&mut self, agg: Agg) -> f64 {
+        match agg {
+            Agg::Mean => self.sum / self.n as f64,
+            Agg::Max => self.max,
+            Agg::Min => self.min,
+            Agg::P50 => quantile(&mut self.values, 0.5),
+            Agg::P95 => quantile(&mut self.values, 0.95),
+            Agg::P99 => quantile(&mut self.values, 0.99),
+            Agg::Sum | Agg::Rate => self.sum,
+            Agg::Count => self.n as f64,
+            Agg::Last => self.last.map_or(f64::NAN, |(_, v)| v),
+        }
+    }
+}
+
+/// The `q` quantile of `values` with linear interpolation between the closest ranks (what
+/// polars' `QuantileMethod::Linear` computes). Reorders `values`.
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let idx = (values.len() - 1) as f64 * q;
+    let (lo, hi) = (idx.floor() as usize, idx.ceil() as usize);
+    let (_, &mut lo_v, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    if hi == lo {
+        return lo_v;
+    }
+    // The next rank up is the smallest value above `lo`.
+    let hi_v = above.iter().copied().fold(f64::INFINITY, f64::min);
+    lo_v + (hi_v - lo_v) * (idx - lo as f64)
 }
 
 /// The per-second increase of a counter over its samples (a decrease is a reset: the new
@@ -788,6 +918,42 @@ pub(crate) mod tests {
             proptest::prop_assert_eq!(got.len(), want.len(), "{:?} vs {:?}", got, want);
             for (k, v) in &want {
                 proptest::prop_assert!((got[k] - v).abs() <= 1e-9 * v.abs().max(1.0), "{} {:?} vs {:?}", k, got, want);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The direct computation agrees with polars' on every aggregation, grouping and
+        /// filter: same groups, values (to 1e-9) and sample counts.
+        #[test]
+        fn direct_aggregation_matches_polars(
+            samples in proptest::collection::vec((0usize..4, 0usize..3, 0i64..400, -50i32..1000), 0..300),
+            agg in proptest::sample::select(Agg::ALL.to_vec()),
+            by in proptest::sample::select(vec![vec![], vec![Dim::App], vec![Dim::App, Dim::Instance], vec![Dim::Node]]),
+            filtered in proptest::bool::ANY,
+        ) {
+            let (clock, mut w) = window();
+            let now = clock.now().timestamp_millis();
+            let metric = if agg == Agg::Rate { Metric::NetRxBytes } else { Metric::CpuPct };
+            // Distinct times (`last` of two samples at the same instant is either).
+            for (k, (a, i, back_s, v)) in samples.into_iter().enumerate() {
+                let l = labels(&format!("a{a}"), &format!("i{i}"), &format!("n{}", (a + i) % 2));
+                w.insert(metric, &l, now - back_s * 1000 - k as i64, f64::from(v) / 4.0);
+            }
+            let mut query = q(metric, &by, agg);
+            if filtered {
+                query.filter.app = vec!["a1".into(), "a2".into()];
+            }
+            let got = w.aggregate(&query).unwrap();
+            let want = w.aggregate_polars(&query).unwrap();
+            proptest::prop_assert_eq!(got.len(), want.len(), "{:?} vs {:?}", got, want);
+            for (g, p) in got.iter().zip(&want) {
+                proptest::prop_assert_eq!(&g.labels, &p.labels);
+                proptest::prop_assert_eq!(g.samples, p.samples, "{:?}: {:?} vs {:?}", agg, g, p);
+                proptest::prop_assert!(
+                    (g.value - p.value).abs() <= 1e-9 * p.value.abs().max(1.0),
+                    "{:?}: {:?} vs {:?}", agg, g, p
+                );
             }
         }
     }
