@@ -27,7 +27,8 @@ use crate::{
 /// One group's result of a rule query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// The group's labels (the rule's `by`).
+    /// The group's labels (the rule's `by`); a metric rule leaves them empty for a group
+    /// whose condition does not hold (only active groups make alerts; no copy for the rest).
     pub labels: LabelSet,
     /// The value (`None`: absence).
     pub value: Option<f64>,
@@ -423,11 +424,19 @@ pub async fn query(
         } => {
             let groups = metric(source, query, cache).await?;
             Ok(groups
-                .into_iter()
-                .map(|(labels, v)| Sample {
-                    labels,
-                    value: Some(v),
-                    active: op.holds(v, *threshold),
+                .iter()
+                .map(|(labels, v)| {
+                    let active = op.holds(*v, *threshold);
+                    Sample {
+                        // Only an active group's labels are read (they make its alert).
+                        labels: if active {
+                            labels.clone()
+                        } else {
+                            LabelSet::new()
+                        },
+                        value: Some(*v),
+                        active,
+                    }
                 })
                 .collect())
         }
@@ -538,25 +547,29 @@ async fn metric(
     source: &dyn Source,
     q: &WindowQuery,
     cache: &mut QueryCache,
-) -> Result<Vec<(LabelSet, f64)>, SourceError> {
+) -> Result<Groups, SourceError> {
     let filtered: Vec<Dim> = Dim::ALL
         .into_iter()
         .filter(|d| !q.filter.values(*d).is_empty())
         .collect();
     if filtered.is_empty() || !filtered.iter().all(|d| q.by.contains(d)) {
-        return Ok(metric_exact(source, q, cache).await?.to_vec());
+        let key = format!("{q:?}");
+        return Ok(Groups {
+            all: metric_exact(source, q, key, cache).await?,
+            pick: None,
+        });
     }
     let all_q = WindowQuery {
         filter: Filter::default(),
         ..q.clone()
     };
-    let all = metric_exact(source, &all_q, cache).await?;
+    let all_key = format!("{all_q:?}");
+    let all = metric_exact(source, &all_q, all_key.clone(), cache).await?;
     // Index the shared answer by the first filtered label (once per evaluation).
     let first = filtered[0];
-    let key = (format!("{all_q:?}"), first.as_str());
     let index = cache
         .index
-        .entry(key)
+        .entry((all_key, first.as_str()))
         .or_insert_with(|| {
             let mut m: HashMap<String, Vec<usize>> = HashMap::new();
             for (i, (labels, _)) in all.iter().enumerate() {
@@ -572,23 +585,41 @@ async fn metric(
             q.filter.values(*d).iter().any(|w| w == v)
         })
     };
-    let mut out = Vec::new();
+    let mut pick = Vec::new();
     for w in q.filter.values(first) {
         for &i in index.get(w).map(Vec::as_slice).unwrap_or(&[]) {
             if keeps(&all[i].0) {
-                out.push(all[i].clone());
+                pick.push(i);
             }
         }
     }
-    Ok(out)
+    Ok(Groups {
+        all,
+        pick: Some(pick),
+    })
+}
+
+/// A rule's groups: a shared answer, or the part of it the rule's filter keeps (no copies).
+struct Groups {
+    all: Arc<Vec<(LabelSet, f64)>>,
+    pick: Option<Vec<usize>>,
+}
+
+impl Groups {
+    fn iter(&self) -> Box<dyn Iterator<Item = &(LabelSet, f64)> + '_> {
+        match &self.pick {
+            None => Box::new(self.all.iter()),
+            Some(p) => Box::new(p.iter().map(|&i| &self.all[i])),
+        }
+    }
 }
 
 async fn metric_exact(
     source: &dyn Source,
     q: &WindowQuery,
+    key: String,
     cache: &mut QueryCache,
 ) -> Result<Arc<Vec<(LabelSet, f64)>>, SourceError> {
-    let key = format!("{q:?}");
     if let Some(r) = cache.answers.get(&key) {
         return r.clone();
     }
@@ -611,9 +642,9 @@ async fn metric_groups(
 ) -> Result<Vec<LabelSet>, SourceError> {
     Ok(metric(source, q, cache)
         .await?
-        .into_iter()
+        .iter()
         .filter(|(_, n)| *n > 0.0)
-        .map(|(l, _)| l)
+        .map(|(l, _)| l.clone())
         .collect())
 }
 
