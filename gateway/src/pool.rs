@@ -276,7 +276,12 @@ mod tests {
     }
 
     async fn read_all(resp: Response<Incoming>) -> Vec<u8> {
-        resp.into_body().collect().await.unwrap().to_bytes().to_vec()
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec()
     }
 
     #[tokio::test]
@@ -288,7 +293,11 @@ mod tests {
             assert_eq!(read_all(resp).await, b"ok\n");
             pool.put(&addr, tx);
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, kept alive");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection, kept alive"
+        );
         assert_eq!(pool.idle_count(), 1);
     }
 
@@ -303,7 +312,11 @@ mod tests {
             // Let the backend's close reach the kept connection (or not: both must work).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 3, "a new connection each time");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            3,
+            "a new connection each time"
+        );
     }
 
     #[tokio::test]
