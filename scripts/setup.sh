@@ -3,7 +3,8 @@
 #  - Debian packages: promtool (prometheus), busybox-static (test image), build tools,
 #    chromium + chromium-driver (the dashboards' headless browser tests), haproxy, nginx and
 #    wrk (the gateway's benchmark baselines and load), python3-aiosmtpd (a real SMTP server for
-#    Alertman's tests), prometheus-alertmanager (amtool, against Alertman's Alertmanager API)
+#    Alertman's tests), prometheus-alertmanager (amtool, against Alertman's Alertmanager API;
+#    Alertmanager 0.25 itself for tests/alertman/side_by_side.py)
 #  - tansu, the embedded Kafka-protocol broker, into $DROVER_TOOLS (outside the clone)
 #  - Python's confluent-kafka (benchmark baseline and third-party client tests) and marathon
 #    (a third-party Marathon client the scheduler's tests drive), selenium (browser tests)

@@ -1,6 +1,7 @@
 //! Actions on firing alerts, capped like the most careful systems (Envoy's outlier
 //! detection): `remove_instance` kills the alert's task (the scheduler replaces it; the
-//! gateway has already ejected it), `remove_node` cordons the alert's node.
+//! gateway has already ejected it), `remove_node` cordons and drains the alert's node (no new
+//! tasks go there and the scheduler moves its tasks to other nodes).
 //!
 //! The caps, per scope (an app's instances, or the nodes):
 //! - never more than max(1, 10 %) of the scope removed within the window (5 min);
@@ -205,7 +206,8 @@ pub trait Actuator: Send + Sync + std::fmt::Debug {
     fn nodes(&self) -> BoxFuture<'_, Result<usize, String>>;
     /// Kills a task of an app (the scheduler replaces it).
     fn kill_task<'a>(&'a self, app: &'a str, task: &'a str) -> BoxFuture<'a, Result<(), String>>;
-    /// Cordons (true) or uncordons (false) a node.
+    /// Takes a node out (true: cordon and drain it, so the scheduler moves its tasks to other
+    /// nodes) or back in (false: uncordon it).
     fn cordon<'a>(&'a self, node: &'a str, on: bool) -> BoxFuture<'a, Result<(), String>>;
 }
 
@@ -261,10 +263,7 @@ impl Actuator for SchedulerActuator {
 
     fn cordon<'a>(&'a self, node: &'a str, on: bool) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let path = format!(
-                "/v1/nodes/{node}/{}",
-                if on { "cordon" } else { "uncordon" }
-            );
+            let path = node_action_path(node, on);
             self.client
                 .ok(reqwest::Method::POST, &path, None)
                 .await
@@ -272,6 +271,16 @@ impl Actuator for SchedulerActuator {
                 .map_err(|e| e.to_string())
         })
     }
+}
+
+/// The scheduler's call that takes a node out (`drain`: cordoned, and its tasks replaced on
+/// other nodes; a bare `cordon` would only stop new tasks) or back in (`uncordon`, which also
+/// ends the drain).
+pub fn node_action_path(node: &str, out: bool) -> String {
+    format!(
+        "/v1/nodes/{node}/{}",
+        if out { "drain" } else { "uncordon" }
+    )
 }
 
 /// The scope of an action on an alert's labels: the app (remove_instance) or `nodes`.
@@ -287,6 +296,12 @@ mod tests {
     use drover_schema::time::{Clock as _, ManualClock};
 
     use super::*;
+
+    #[test]
+    fn removing_a_node_drains_it_and_readmitting_uncordons_it() {
+        assert_eq!(node_action_path("n1", true), "/v1/nodes/n1/drain");
+        assert_eq!(node_action_path("n1", false), "/v1/nodes/n1/uncordon");
+    }
 
     #[test]
     fn at_most_ten_percent_per_window_and_one_per_ten_seconds() {

@@ -233,9 +233,8 @@ impl Router {
             silenced_by: silences.muting(&a.labels, now),
             inhibited_by: Vec::new(),
         };
-        if a.is_resolved(now) {
-            return m;
-        }
+        // A resolved alert is inhibited too (Alertmanager's inhibitor does not look at the
+        // target's state): only the muting alert must be firing.
         let fp = a.fingerprint();
         for rule in &self.inhibit {
             if !matcher::all_match(&rule.target, &a.labels) {
@@ -289,26 +288,36 @@ impl Router {
                 if !a.is_resolved(now) {
                     active.insert(*fp);
                 }
+                // As in Alertmanager, every resolved alert the group still holds goes with the
+                // group's next notification, also one that fired and resolved between two
+                // flushes (the receiver never heard it fire); muted ones, firing or
+                // resolved, are left out.
+                if self.muted(a, silences, now).is_muted() {
+                    continue;
+                }
                 if a.is_resolved(now) {
-                    // Only alerts the group was told were firing are worth a "resolved".
-                    if entry.as_ref().is_some_and(|e| e.firing.contains(fp)) {
-                        resolved.push(a.clone());
-                    }
-                } else if !self.muted(a, silences, now).is_muted() {
+                    resolved.push(a.clone());
+                } else {
                     firing.push(a.clone());
                 }
             }
             let firing_set: BTreeSet<Fingerprint> = firing.iter().map(Alert::fingerprint).collect();
             let resolved_set: BTreeSet<Fingerprint> =
                 resolved.iter().map(Alert::fingerprint).collect();
+            // Alertmanager's `needsUpdate`: a group never notified only when something fires;
+            // then when an alert fires that it was not told about; when all its alerts
+            // resolved (if it was told some fired), when one more resolved, or after
+            // repeat_interval.
             let needs = match &entry {
                 None => !firing.is_empty(),
                 Some(e) => {
                     !firing_set.is_subset(&e.firing)
-                        || (send_resolved
-                            && !resolved_set.is_empty()
-                            && !resolved_set.is_subset(&e.resolved))
-                        || (!firing.is_empty() && now - e.sent_at >= repeat)
+                        || if firing.is_empty() {
+                            send_resolved && !resolved.is_empty() && !e.firing.is_empty()
+                        } else {
+                            (send_resolved && !resolved_set.is_subset(&e.resolved))
+                                || now - e.sent_at >= repeat
+                        }
                 }
             };
             if needs {
@@ -520,6 +529,65 @@ mod tests {
         r.ingest(vec![alert("A", "/x", "1", clock.now())], clock.now());
         clock.advance(Duration::from_secs(30));
         assert_eq!(r.flush(clock.now(), &s).len(), 1);
+    }
+
+    #[test]
+    fn an_alert_that_fired_and_resolved_between_flushes_is_notified_resolved_as_in_alertmanager() {
+        // Alertmanager 0.25 does this (tests/alertman/side_by_side.py, the Flapping group):
+        // a resolved alert the group still holds goes with its next notification, even if the
+        // receiver never heard it fire.
+        let clock = ManualClock::at_ms(T0);
+        let s = Silences::default();
+        let mut r = router(&clock);
+        // Before the first flush: w1 fires, w2 fires and resolves.
+        let w1 = alert("A", "/x", "1", clock.now());
+        let w2 = alert("A", "/x", "2", clock.now());
+        r.ingest(vec![w1.clone(), w2.clone()], clock.now());
+        clock.advance(Duration::from_secs(1));
+        let mut res = w2.clone();
+        res.ends_at = Some(clock.now());
+        r.ingest(vec![res], clock.now());
+        clock.advance(Duration::from_secs(29));
+        let n = r.flush(clock.now(), &s);
+        assert_eq!(names(&n), [("firing".into(), 2)]);
+        assert!(n[0].alerts[1].ends_at.is_some(), "w2 resolved");
+        // Between two flushes: w3 fires and resolves; the next flush tells it resolved.
+        clock.advance(Duration::from_secs(60));
+        let w3 = alert("A", "/x", "3", clock.now());
+        r.ingest(vec![w3.clone()], clock.now());
+        clock.advance(Duration::from_secs(60));
+        let mut res = w3;
+        res.ends_at = Some(clock.now());
+        r.ingest(vec![res], clock.now());
+        clock.advance(Duration::from_secs(180));
+        let n = r.flush(clock.now(), &s);
+        assert_eq!(names(&n), [("firing".into(), 2)]);
+        assert_eq!(n[0].alerts[1].labels["instance"], "3");
+        assert!(n[0].alerts[1].ends_at.is_some());
+        // Nothing new: nothing sent.
+        clock.advance(Duration::from_secs(300));
+        assert!(r.flush(clock.now(), &s).is_empty());
+        // A silenced resolved alert is left out, as Alertmanager's mute stage does.
+        let mut s2 = Silences::default();
+        s2.upsert(
+            Silence {
+                id: String::new(),
+                matchers: vec![Matcher::eq("instance", "1")],
+                starts_at: clock.now(),
+                ends_at: clock.now() + chrono::Duration::hours(1),
+                created_by: "ana".into(),
+                comment: "quiet".into(),
+                updated_at: clock.now(),
+            },
+            clock.now(),
+        )
+        .unwrap();
+        let mut res = w1;
+        res.ends_at = Some(clock.now());
+        r.ingest(vec![res], clock.now());
+        clock.advance(Duration::from_secs(300));
+        assert!(r.flush(clock.now(), &s2).is_empty(), "muted");
+        assert_eq!(r.next_due(), None, "the group ended");
     }
 
     #[test]

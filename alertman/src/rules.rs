@@ -241,7 +241,7 @@ pub struct RuleConfig {
 #[serde(deny_unknown_fields)]
 pub struct ActionConfig {
     /// `remove_instance` (kill the task; the scheduler replaces it) or `remove_node`
-    /// (cordon the node).
+    /// (cordon and drain the node: its tasks move to other nodes).
     #[serde(rename = "type")]
     pub kind: ActionKind,
     /// Only say what would be done.
@@ -255,7 +255,7 @@ pub struct ActionConfig {
 pub enum ActionKind {
     /// Kill the alert's task (label `instance`).
     RemoveInstance,
-    /// Cordon the alert's node (label `node`).
+    /// Cordon and drain the alert's node (label `node`).
     RemoveNode,
 }
 

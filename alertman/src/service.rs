@@ -122,6 +122,8 @@ struct Inner {
     core: Mutex<Core>,
     started: DateTime<Utc>,
     acts: tokio::sync::Mutex<ActState>,
+    /// Wakes the loop when alerts are posted (a new group's `group_wait` starts now).
+    wake: tokio::sync::Notify,
 }
 
 /// What the action loop remembers.
@@ -229,6 +231,7 @@ impl Alertman {
                 core: Mutex::new(core),
                 started: now,
                 acts: tokio::sync::Mutex::new(acts),
+                wake: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -399,6 +402,21 @@ impl Alertman {
                     .push((*fp, a));
             }
             for (scope, list) in by_scope {
+                // A node already out (cordoned and drained by an earlier alert) is not
+                // removed again: its other alerts count as acted on.
+                if action.kind == rules::ActionKind::RemoveNode {
+                    let out: std::collections::BTreeSet<String> = st
+                        .limiter
+                        .nodes_out()
+                        .into_iter()
+                        .map(|(n, _, _)| n)
+                        .collect();
+                    for (fp, a) in &list {
+                        if a.labels.get("node").is_some_and(|n| out.contains(n)) {
+                            st.acted.entry(*fp).or_insert(now);
+                        }
+                    }
+                }
                 let pending: Vec<_> = list
                     .iter()
                     .filter(|(fp, _)| !st.acted.contains_key(fp))
@@ -406,6 +424,9 @@ impl Alertman {
                 if pending.is_empty() {
                     continue;
                 }
+                // How many members of the scope look unhealthy: instances, or distinct
+                // nodes (a rule grouped by node and instance has one alert per instance).
+                let unhealthy = unhealthy_members(action.kind, &list);
                 let Some(actuator) = self.inner.cfg.actuator.clone() else {
                     for (fp, a) in pending {
                         let why = "no scheduler to act through (drover up runs one; drover alertman takes --master URL)".to_string();
@@ -432,9 +453,18 @@ impl Alertman {
                     }
                 };
                 for (fp, a) in pending {
-                    let decision =
-                        st.limiter
-                            .decide(now, &scope, total, list.len(), action.dry_run);
+                    if action.kind == rules::ActionKind::RemoveNode
+                        && a.labels
+                            .get("node")
+                            .is_some_and(|n| st.limiter.nodes_out().iter().any(|(o, _, _)| o == n))
+                    {
+                        // Removed a moment ago through another alert of the same node.
+                        st.acted.insert(*fp, now);
+                        continue;
+                    }
+                    let decision = st
+                        .limiter
+                        .decide(now, &scope, total, unhealthy, action.dry_run);
                     let target = match action.kind {
                         rules::ActionKind::RemoveInstance => {
                             a.labels.get("instance").cloned().unwrap_or_default()
@@ -447,7 +477,9 @@ impl Alertman {
                         rules::ActionKind::RemoveInstance => {
                             format!("kill task {target} of {scope}")
                         }
-                        rules::ActionKind::RemoveNode => format!("cordon node {target}"),
+                        rules::ActionKind::RemoveNode => {
+                            format!("cordon and drain node {target}")
+                        }
                     };
                     match decision {
                         Decision::Act => {
@@ -884,7 +916,11 @@ impl Alertman {
                     tracing::info!("SIGHUP: reloading alert rules");
                     let _ = self.reload();
                 }
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                // Until the next group is due (not the next whole second: a group's
+                // notification goes out at its group_wait / group_interval, as in
+                // Alertmanager), at most a second; or alerts were posted.
+                _ = tokio::time::sleep(self.nap()) => {}
+                _ = self.inner.wake.notified() => {}
             }
             let t = tokio::time::Instant::now();
             if t >= next_file_check {
@@ -1101,11 +1137,47 @@ impl Alertman {
         core.router.ingest(list, now);
         drop(core);
         self.persist(None);
+        self.inner.wake.notify_one();
+    }
+
+    /// How long the loop sleeps: until the next group is due, at most a second.
+    fn nap(&self) -> Duration {
+        let due = self.core().router.next_due();
+        nap_until(self.now(), due)
     }
 
     /// For `/api/v2/status`.
     pub fn started(&self) -> DateTime<Utc> {
         self.inner.started
+    }
+}
+
+/// How long to sleep at `now` when the next group is due at `due`: until then, at least
+/// 5 ms (no busy loop on a clock that does not move), at most a second (evaluations, file
+/// checks and history pruning are looked at every second).
+fn nap_until(now: DateTime<Utc>, due: Option<DateTime<Utc>>) -> Duration {
+    let most = Duration::from_secs(1);
+    due.map_or(most, |d| {
+        (d - now)
+            .to_std()
+            .unwrap_or_default()
+            .clamp(Duration::from_millis(5), most)
+    })
+}
+
+/// How many members of an action's scope the firing alerts of one rule name: each alert is
+/// an instance for `remove_instance`; for `remove_node`, alerts of the same node are one.
+fn unhealthy_members(
+    kind: rules::ActionKind,
+    alerts: &[(Fingerprint, &crate::eval::RuleAlert)],
+) -> usize {
+    match kind {
+        rules::ActionKind::RemoveInstance => alerts.len(),
+        rules::ActionKind::RemoveNode => alerts
+            .iter()
+            .filter_map(|(_, a)| a.labels.get("node"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
     }
 }
 
@@ -1376,7 +1448,10 @@ mod tests {
     #[derive(Debug, Default)]
     struct FakeScheduler {
         killed: Mutex<Vec<String>>,
+        /// (node, out) per call.
+        cordoned: Mutex<Vec<(String, bool)>>,
         instances: usize,
+        nodes: usize,
     }
 
     impl Actuator for FakeScheduler {
@@ -1387,7 +1462,7 @@ mod tests {
             Box::pin(async move { Ok(self.instances) })
         }
         fn nodes(&self) -> futures::future::BoxFuture<'_, Result<usize, String>> {
-            Box::pin(async move { Ok(3) })
+            Box::pin(async move { Ok(self.nodes) })
         }
         fn kill_task<'a>(
             &'a self,
@@ -1401,10 +1476,13 @@ mod tests {
         }
         fn cordon<'a>(
             &'a self,
-            _node: &'a str,
-            _on: bool,
+            node: &'a str,
+            on: bool,
         ) -> futures::future::BoxFuture<'a, Result<(), String>> {
-            Box::pin(async move { Ok(()) })
+            Box::pin(async move {
+                self.cordoned.lock().unwrap().push((node.to_string(), on));
+                Ok(())
+            })
         }
     }
 
@@ -1484,6 +1562,116 @@ mod tests {
         assert_eq!(h.iter().filter(|e| e.state == "dry_run").count(), 1);
         assert!(
             h[0].message.contains("would kill task t00 of /shop"),
+            "{h:#?}"
+        );
+    }
+
+    #[test]
+    fn the_loop_wakes_when_the_next_group_is_due() {
+        let now = ManualClock::at_ms(1_800_000_000_000).now();
+        let ms = chrono::Duration::milliseconds;
+        assert_eq!(nap_until(now, None), Duration::from_secs(1));
+        assert_eq!(
+            nap_until(now, Some(now + ms(2_300))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            nap_until(now, Some(now + ms(250))),
+            Duration::from_millis(250)
+        );
+        assert_eq!(nap_until(now, Some(now - ms(10))), Duration::from_millis(5));
+    }
+
+    /// Three instances on each of `nodes` nodes, a rule by node and instance: the instances
+    /// of the nodes in `bad` are unhealthy.
+    fn node_groups(nodes: usize, bad: &[usize]) -> Vec<(LabelSet, f64)> {
+        (0..nodes * 3)
+            .map(|i| {
+                let node = i % nodes;
+                let l: LabelSet = [
+                    ("node".to_string(), format!("n{node}")),
+                    ("instance".to_string(), format!("t{i:02}")),
+                ]
+                .into();
+                (l, if bad.contains(&node) { 95.0 } else { 5.0 })
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn remove_node_counts_nodes_not_alerts_drains_once_and_readmits() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.yaml");
+        std::fs::write(
+            &p,
+            "version: 1\nrules:\n  - name: NodeHot\n    kind: metric\n    metric: cpu_pct\n    by: [node, instance]\n    threshold: 90\n    action: {type: remove_node}\n",
+        )
+        .unwrap();
+        let clock = ManualClock::at_ms(1_800_000_000_000);
+        let fake = Arc::new(Fake::default());
+        // 4 nodes, one bad: its 3 instances fire 3 alerts, yet 1 of 4 nodes is unhealthy
+        // (counting alerts, 3 of 4 would have looked like "suspect the monitoring").
+        fake.set_metric("cpu_pct", node_groups(4, &[0]));
+        let sched = Arc::new(FakeScheduler {
+            nodes: 4,
+            ..FakeScheduler::default()
+        });
+        let mut cfg = AlertmanConfig::new(vec![p], dir.path().join("s"), "http://ui");
+        cfg.clock = clock.shared();
+        cfg.actuator = Some(sched.clone());
+        cfg.caps.readmit_base = Duration::from_secs(60);
+        let am = Alertman::open(cfg, fake.clone(), AlertmanMetrics::new()).unwrap();
+        for _ in 0..6 {
+            am.evaluate().await;
+            clock.advance(Duration::from_secs(5));
+        }
+        assert_eq!(
+            *sched.cordoned.lock().unwrap(),
+            [("n0".to_string(), true)],
+            "drained once, though three alerts name it"
+        );
+        let h = am
+            .history(&HistoryQuery {
+                kind: Some(HistoryKind::Action),
+                ..HistoryQuery::default()
+            })
+            .unwrap();
+        assert!(
+            !h.iter()
+                .any(|e| e.state == "suspect_monitoring" || e.state == "refused"),
+            "{h:#?}"
+        );
+        assert!(
+            h.iter()
+                .any(|e| e.state == "done" && e.message.contains("cordon and drain node n0")),
+            "{h:#?}"
+        );
+        // Healthy again (its tasks moved away): uncordoned once the back-off (60 s) passed.
+        fake.set_metric("cpu_pct", node_groups(4, &[]));
+        am.evaluate().await;
+        assert_eq!(sched.cordoned.lock().unwrap().len(), 1, "not before 60 s");
+        clock.advance(Duration::from_secs(31));
+        am.evaluate().await;
+        assert_eq!(
+            sched.cordoned.lock().unwrap().last().unwrap(),
+            &("n0".to_string(), false)
+        );
+        // Three of four nodes bad: act on none.
+        fake.set_metric("cpu_pct", node_groups(4, &[1, 2, 3]));
+        for _ in 0..4 {
+            clock.advance(Duration::from_secs(15));
+            am.evaluate().await;
+        }
+        assert_eq!(sched.cordoned.lock().unwrap().len(), 2, "nothing drained");
+        let h = am
+            .history(&HistoryQuery {
+                kind: Some(HistoryKind::Action),
+                ..HistoryQuery::default()
+            })
+            .unwrap();
+        assert!(
+            h.iter()
+                .any(|e| e.state == "suspect_monitoring" && e.message.contains("3 of 4 in nodes")),
             "{h:#?}"
         );
     }

@@ -31,6 +31,20 @@ pub struct AlertmanOpts {
     /// How long the alert history is kept.
     #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = humantime::parse_duration)]
     pub alert_history_retention: Duration,
+    /// Actions (remove_instance, remove_node) remove at most 10 % (at least one) of an app's
+    /// instances, or of the nodes, within this window.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub action_window: Duration,
+    /// At least this long between two removals.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub action_min_interval: Duration,
+    /// A node taken out by remove_node is uncordoned, once healthy, after this back-off,
+    /// doubled at each repeat.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub node_readmit_backoff: Duration,
+    /// The longest re-admission back-off.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub node_readmit_max: Duration,
 }
 
 impl AlertmanOpts {
@@ -40,6 +54,10 @@ impl AlertmanOpts {
         cfg.eval_interval = self.eval_interval.max(Duration::from_secs(1));
         cfg.retry_backoff = self.notify_retry_backoff;
         cfg.history_retention = self.alert_history_retention;
+        cfg.caps.window = self.action_window;
+        cfg.caps.min_interval = self.action_min_interval;
+        cfg.caps.readmit_base = self.node_readmit_backoff;
+        cfg.caps.readmit_max = self.node_readmit_max.max(self.node_readmit_backoff);
         cfg
     }
 }
