@@ -1,14 +1,10 @@
 //! Where rules read their data: the metrics store's window API and the log search's counts.
 //! One trait, two implementations: [`InProcess`] inside `drover up` (the store and the index
 //! in this process) and [`Http`] for `drover alertman` alone (the same APIs over HTTP).
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use drover_metrics::{Agg, GroupValue, MetricsStore, Window, WindowQuery};
+use drover_metrics::{GroupValue, MetricsStore, Window, WindowQuery};
 use drover_search::{Search, SearchRequest, TrackTotal};
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -122,107 +118,17 @@ impl Source for InProcess {
     }
 }
 
-/// [`Window::aggregate`]'s answer computed in one pass over the window's series in plain
-/// Rust (no data frame per query): what an evaluation of many rules calls, many times. Same
-/// semantics: the last `q.range` up to now inclusive, groups without samples absent,
-/// percentiles by linear interpolation, `last` the newest sample (of several series at the
-/// same newest time, one of them), `rate` the sum of each
-/// series' per-second increase (a decrease is a reset), sorted by labels.
+/// The window API's answer ([`Window::aggregate`], one pass over the window's series, no
+/// data frame per query), with an error that tells a rule's author what to change.
 pub fn aggregate(w: &Window, q: &WindowQuery) -> Result<Vec<GroupValue>, SourceError> {
-    q.agg
-        .check(q.metric)
-        .map_err(|e| SourceError::Metrics(e.to_string()))?;
     if q.range > w.horizon() {
         return Err(SourceError::Metrics(format!(
             "range: the window keeps {}; use a shorter window in the rule (or a longer --metrics-window)",
             humantime::format_duration(w.horizon())
         )));
     }
-    let now = w.now_ms();
-    let from = now - i64::try_from(q.range.as_millis()).unwrap_or(i64::MAX / 4);
-    let rate = q.agg == Agg::Rate;
-    let mut index: HashMap<Vec<&str>, usize> = HashMap::new();
-    // Per group: its labels, the samples (ts, value), or for rates the summed rate and count.
-    #[allow(clippy::type_complexity)] // a local tuple, named by the comment above
-    let mut groups: Vec<(Vec<&str>, Vec<(i64, f64)>, f64, u64)> = Vec::new();
-    w.for_each_series(q.metric, &q.filter, from, now, |labels, points| {
-        let key: Vec<&str> = q.by.iter().map(|d| labels.get(*d)).collect();
-        let next = groups.len();
-        let g = *index.entry(key.clone()).or_insert(next);
-        if g == next {
-            groups.push((key, Vec::new(), 0.0, 0));
-        }
-        let group = &mut groups[g];
-        if rate {
-            if let Some((r, n)) = counter_rate(points) {
-                group.2 += r;
-                group.3 += n;
-            }
-        } else {
-            group.1.extend(points.copied());
-        }
-    });
-    let mut out = Vec::with_capacity(groups.len());
-    for (key, mut points, rate_sum, rate_n) in groups {
-        let labels: BTreeMap<String, String> =
-            q.by.iter()
-                .zip(key)
-                .map(|(d, v)| (d.as_str().to_string(), v.to_string()))
-                .collect();
-        if rate {
-            if rate_n > 0 {
-                out.push(GroupValue {
-                    labels,
-                    value: rate_sum,
-                    samples: rate_n,
-                });
-            }
-            continue;
-        }
-        if points.is_empty() {
-            continue;
-        }
-        let n = points.len();
-        let quantile = |v: &mut Vec<(i64, f64)>, p: f64| {
-            v.sort_by(|a, b| a.1.total_cmp(&b.1));
-            let pos = p * (n - 1) as f64;
-            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-            v[lo].1 + (v[hi].1 - v[lo].1) * (pos - lo as f64)
-        };
-        let value = match q.agg {
-            Agg::Mean => points.iter().map(|p| p.1).sum::<f64>() / n as f64,
-            Agg::Max => points.iter().map(|p| p.1).fold(f64::MIN, f64::max),
-            Agg::Min => points.iter().map(|p| p.1).fold(f64::MAX, f64::min),
-            Agg::Sum => points.iter().map(|p| p.1).sum(),
-            Agg::Count => n as f64,
-            Agg::Last => points.iter().rev().max_by_key(|p| p.0).map_or(0.0, |p| p.1),
-            Agg::P50 => quantile(&mut points, 0.5),
-            Agg::P95 => quantile(&mut points, 0.95),
-            Agg::P99 => quantile(&mut points, 0.99),
-            Agg::Rate => unreachable!("handled above"),
-        };
-        out.push(GroupValue {
-            labels,
-            value,
-            samples: n as u64,
-        });
-    }
-    out.sort_by(|a, b| a.labels.cmp(&b.labels));
-    Ok(out)
-}
-
-/// A counter's per-second increase over its samples (a decrease is a reset: the new value
-/// is the increase since it) and the number of samples; `None` with fewer than two samples.
-fn counter_rate(points: &mut dyn Iterator<Item = &(i64, f64)>) -> Option<(f64, u64)> {
-    let &(first_ts, mut prev) = points.next()?;
-    let (mut last_ts, mut increase, mut n) = (first_ts, 0.0, 1u64);
-    for &(t, v) in points {
-        increase += if v >= prev { v - prev } else { v };
-        prev = v;
-        last_ts = t;
-        n += 1;
-    }
-    (n >= 2 && last_ts > first_ts).then(|| (increase * 1000.0 / (last_ts - first_ts) as f64, n))
+    w.aggregate(q)
+        .map_err(|e| SourceError::Metrics(e.to_string()))
 }
 
 fn count_in(search: &Search, q: &LogCount) -> Result<Vec<(LabelSet, u64)>, SourceError> {
@@ -497,82 +403,13 @@ impl Source for Fake {
 
 #[cfg(test)]
 mod tests {
-    use drover_metrics::{Dim, Filter, Labels, Metric};
-    use drover_schema::time::ManualClock;
+    use drover_metrics::{Agg, Filter, Metric};
 
     use super::*;
 
     #[test]
-    fn the_plain_aggregation_answers_as_the_window_api() {
-        let clock = ManualClock::at_ms(1_800_000_000_000);
-        let mut w = Window::new(Duration::from_secs(3600), clock.shared());
-        let now = 1_800_000_000_000i64;
-        for i in 0..40u64 {
-            let labels = Labels {
-                app: format!("/a{}", i % 4),
-                instance: format!("i{i}"),
-                node: format!("n{}", i % 3),
-                ..Labels::default()
-            };
-            for k in 0..45i64 {
-                let v = ((i * 31 + k as u64 * 17) % 101) as f64 / 3.0;
-                w.insert(Metric::CpuPct, &labels, now - k * 10_000, v);
-                // A counter with a reset at k = 20.
-                let c = if k > 20 {
-                    (45 - k) as f64 * 100.0
-                } else {
-                    (45 - k) as f64 * 100.0 + 5000.0
-                };
-                w.insert(Metric::NetRxBytes, &labels, now - k * 10_000, c + i as f64);
-            }
-        }
-        for agg in Agg::ALL {
-            let metric = if agg == Agg::Rate {
-                Metric::NetRxBytes
-            } else {
-                Metric::CpuPct
-            };
-            for by in [
-                vec![],
-                vec![Dim::App],
-                vec![Dim::App, Dim::Node],
-                vec![Dim::Instance],
-            ] {
-                // `last` of a group of several series at the same newest time is one of them
-                // (polars picks any): compared per series only.
-                if agg == Agg::Last && by != [Dim::Instance] {
-                    continue;
-                }
-                for filter in [
-                    Filter::default(),
-                    Filter {
-                        app: vec!["/a1".into(), "/a3".into()],
-                        ..Filter::default()
-                    },
-                ] {
-                    let q = WindowQuery {
-                        metric,
-                        range: Duration::from_secs(300),
-                        by: by.clone(),
-                        agg,
-                        filter,
-                    };
-                    let want = w.aggregate(&q).unwrap();
-                    let got = aggregate(&w, &q).unwrap();
-                    assert_eq!(want.len(), got.len(), "{q:?}");
-                    for (a, b) in want.iter().zip(&got) {
-                        assert_eq!(a.labels, b.labels, "{q:?}");
-                        assert!(
-                            (a.value - b.value).abs() <= 1e-9 * a.value.abs().max(1.0),
-                            "{q:?}: {} vs {}",
-                            a.value,
-                            b.value
-                        );
-                        assert_eq!(a.samples, b.samples, "{q:?}");
-                    }
-                }
-            }
-        }
+    fn a_window_longer_than_the_store_keeps_says_what_to_change() {
+        let w = Window::new(Duration::from_secs(3600), drover_metrics::system_clock());
         let too_long = WindowQuery {
             metric: Metric::CpuPct,
             range: Duration::from_secs(7200),

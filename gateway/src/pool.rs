@@ -60,7 +60,7 @@ pub enum ConnectError {
 #[derive(Debug)]
 pub enum SendError {
     /// Nothing was sent: no connection (the request comes back for another backend).
-    Connect(ConnectError, Request<Body>),
+    Connect(ConnectError, Box<Request<Body>>),
     /// The request was (maybe partly) sent and the backend gave no valid response.
     Failed(hyper::Error),
 }
@@ -196,7 +196,7 @@ impl Pool {
         }
         let mut tx = match self.connect(addr).await {
             Ok(tx) => tx,
-            Err(e) => return Err(SendError::Connect(e, req)),
+            Err(e) => return Err(SendError::Connect(e, Box::new(req))),
         };
         match tx.try_send_request(req).await {
             Ok(resp) => Ok((resp, tx)),

@@ -219,7 +219,7 @@ async fn proxy(
                 counters.move_to(&next);
                 backend = next;
                 retried = true;
-                out = back;
+                out = *back;
             }
             Ok(Err(SendError::Connect(e, _))) => {
                 return counters.failed(

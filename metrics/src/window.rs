@@ -402,9 +402,14 @@ impl Window {
                 acc.add(t, v, keep_values);
             }
         });
-        let mut result: Vec<GroupValue> = accs
+        // Sorted as the labels maps will sort (by value, in the label names' order), but
+        // comparing borrowed strings before any map is built.
+        let mut names: Vec<usize> = (0..q.by.len()).collect();
+        names.sort_by_key(|&i| q.by[i].as_str());
+        accs.retain(|(_, a)| a.rows > 0);
+        accs.sort_by(|(a, _), (b, _)| names.iter().map(|&i| a[i]).cmp(names.iter().map(|&i| b[i])));
+        Ok(accs
             .into_iter()
-            .filter(|(_, a)| a.rows > 0)
             .map(|(key, mut a)| GroupValue {
                 labels: q
                     .by
@@ -415,9 +420,7 @@ impl Window {
                 value: a.value(q.agg),
                 samples: a.n,
             })
-            .collect();
-        result.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(result)
+            .collect())
     }
 
     /// The query's time range, `[from, now]` in milliseconds, checked against the horizon.
