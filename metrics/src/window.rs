@@ -379,13 +379,16 @@ impl Window {
         let mut groups: HashMap<Vec<&str>, usize> = HashMap::new();
         let mut accs: Vec<(Vec<&str>, GroupAcc)> = Vec::new();
         let keep_values = matches!(q.agg, Agg::P50 | Agg::P95 | Agg::P99);
+        // The group key of a series, built in one reused buffer (a copy only for a new group).
+        let mut key: Vec<&str> = Vec::with_capacity(q.by.len());
         self.for_each_series(q.metric, &q.filter, from, now, |labels, points| {
-            let key: Vec<&str> = q.by.iter().map(|d| labels.get(*d)).collect();
-            let i = match groups.get(&key) {
+            key.clear();
+            key.extend(q.by.iter().map(|d| labels.get(*d)));
+            let i = match groups.get(key.as_slice()) {
                 Some(i) => *i,
                 None => {
                     accs.push((key.clone(), GroupAcc::default()));
-                    groups.insert(key, accs.len() - 1);
+                    groups.insert(key.clone(), accs.len() - 1);
                     accs.len() - 1
                 }
             };
