@@ -95,8 +95,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         process,
         kafka: broker.bootstrap(),
         broker: Some(broker.status()),
+        guard: drover_auth::Guard::new(http::guard_for(args.http, None)?),
     };
-    let served = axum::serve(listener, http::app(state))
+    let served = axum::serve(listener, http::into_service(http::app(state)))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed");

@@ -1,7 +1,12 @@
 //! The role scaffolding every `drover` role uses: binding the HTTP address, the shutdown
 //! signal, and the one server (`/healthz`, `/metrics`, the role's routes; in `drover up`
-//! the UI and every API on one address).
-use std::{net::SocketAddr, sync::Arc};
+//! the UI and every API on one address), every route of it behind the auth guard
+//! (drover-auth).
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, OnceLock},
+};
 
 use axum::{
     extract::State,
@@ -10,6 +15,7 @@ use axum::{
     routing::get,
     Json, Router,
 };
+use drover_auth::{Guard, GuardConfig, Secret, TokenStore};
 use drover_kafka::embedded::BrokerStatus;
 pub use drover_schema::api::ApiError;
 use prometheus_client::registry::Registry;
@@ -29,6 +35,83 @@ pub struct AppState {
     pub kafka: String,
     /// The embedded broker's status, when Drover runs one.
     pub broker: Option<BrokerStatus>,
+    /// Who may do what (applied to every route by [`app_with`]).
+    pub guard: Guard,
+}
+
+// === auth ===
+
+/// The auth options every server role shares (global flags of `drover`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthOpts {
+    /// Serve the HTTP APIs without authentication even on a non-loopback address. Anyone
+    /// who can reach the server can then deploy, scale and remove apps; said loudly in the
+    /// log and on /healthz.
+    #[arg(long, global = true, env = "DROVER_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// The cluster token (32+ characters; `drover token generate` makes one): agents and
+    /// roles on other hosts join the master with it, and a server accepts it as an
+    /// operator named `cluster`. Prefer the environment variable: a flag shows in `ps`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "DROVER_CLUSTER_TOKEN",
+        hide_env_values = true
+    )]
+    pub cluster_token: Option<String>,
+}
+
+/// The process's auth settings (set once by `main`).
+#[derive(Debug)]
+struct AuthSettings {
+    insecure_no_auth: bool,
+    cluster: Option<Secret>,
+}
+
+static AUTH: OnceLock<AuthSettings> = OnceLock::new();
+
+/// Take the global auth flags: a cluster token is checked (long enough) and becomes the
+/// token this process's own clients send (an agent to its master, the autoscaler to the
+/// scheduler).
+pub fn init_auth(opts: &AuthOpts, server_role: bool) -> anyhow::Result<()> {
+    let cluster = match opts.cluster_token.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => {
+            let secret = Secret::new(t)?;
+            if server_role {
+                drover_auth::client::set_process_token(t);
+            }
+            Some(secret)
+        }
+        _ => None,
+    };
+    let _ = AUTH.set(AuthSettings {
+        insecure_no_auth: opts.insecure_no_auth,
+        cluster,
+    });
+    Ok(())
+}
+
+/// The guard of a server bound to `addr`, with the tokens of `data_dir` (when the role has
+/// one): refuses (with what to do) to serve off loopback without authentication.
+pub fn guard_for(addr: SocketAddr, data_dir: Option<&Path>) -> anyhow::Result<GuardConfig> {
+    let settings = AUTH.get_or_init(|| AuthSettings {
+        insecure_no_auth: false,
+        cluster: None,
+    });
+    let store = data_dir.map(TokenStore::in_data_dir);
+    let cfg = GuardConfig::for_addr(
+        addr,
+        settings.insecure_no_auth,
+        store,
+        settings.cluster.clone(),
+    )?;
+    if cfg.mode == drover_auth::Mode::InsecureNoAuth {
+        eprintln!(
+            "WARNING: --insecure-no-auth: the HTTP APIs on {addr} are open to anyone who can reach them (no token needed)"
+        );
+    }
+    Ok(cfg)
 }
 
 /// The router, pulled out of `main` so handlers are tested with `oneshot`.
@@ -39,13 +122,21 @@ pub fn app(state: AppState) -> Router {
 /// The router plus each component's own routes (`extra`: routers whose state is already
 /// applied, merged with `Router::merge`). Components add their API here, e.g. the
 /// scheduler's `/v2/...` and the log search's `/api/logs/...`.
+///
+/// The guard wraps the whole merged router (every route and the fallback), so a route a
+/// component adds later is guarded by default; the routes served are recorded for
+/// `GET /api/auth/routes` (read from the router itself).
 pub fn app_with(state: AppState, extra: Router) -> Router {
-    Router::new()
+    let guard = state.guard.clone();
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .merge(guard.router())
         .merge(extra)
-        .fallback(not_found)
+        .fallback(not_found);
+    guard.set_routes(drover_auth::routes::served_routes(&router));
+    guard.layer(router)
 }
 
 /// Serve a single role (`drover collector`, `agent`, `logpipe`, `metrics-store`, `dashboards`):
@@ -57,16 +148,28 @@ pub async fn serve_role(
     kafka: &str,
     routes: Router,
 ) -> anyhow::Result<()> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| anyhow::anyhow!("cannot read the HTTP address: {e}"))?;
     let state = AppState {
         registry: Arc::new(registry),
         process,
         kafka: kafka.to_string(),
         broker: None,
+        guard: Guard::new(guard_for(addr, None)?),
     };
-    axum::serve(listener, app_with(state, routes))
+    axum::serve(listener, into_service(app_with(state, routes)))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| anyhow::anyhow!("the HTTP server failed: {e}"))
+}
+
+/// The router as the server's service, with each connection's client address (for the
+/// audit trail and the login rate limit).
+pub fn into_service(
+    router: Router,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    router.into_make_service_with_connect_info::<SocketAddr>()
 }
 
 /// Bind the HTTP address, with an error that says what to do when it is taken.
@@ -107,6 +210,10 @@ struct Health {
     status: &'static str,
     kafka: String,
     embedded_broker: Option<&'static str>,
+    /// `on`, `off` (loopback, no token yet) or `INSECURE-NO-AUTH`.
+    auth: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<&'static str>,
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
@@ -116,6 +223,10 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         status: if ok { "ok" } else { "degraded" },
         kafka: state.kafka.clone(),
         embedded_broker: broker_up.map(|up| if up { "up" } else { "down" }),
+        auth: state.guard.health(),
+        warning: (state.guard.mode() == drover_auth::Mode::InsecureNoAuth).then_some(
+            "INSECURE: started with --insecure-no-auth: every API is open without a token",
+        ),
     };
     let code = if ok {
         StatusCode::OK
@@ -170,6 +281,7 @@ mod tests {
             process,
             kafka: "127.0.0.1:9".into(),
             broker: None,
+            guard: Guard::open(),
         }
     }
 

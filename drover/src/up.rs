@@ -162,6 +162,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .map(|(part, _)| datadir::lock(&data_dir.join(part), "drover up"))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let listener = bind_http(args.http).await?;
+    // Off loopback without auth is refused here, before anything starts.
+    let mut guard = http::guard_for(args.http, Some(&data_dir))?;
+    if !drover_auth::client::has_process_token() {
+        // No cluster token: this process's own components (the local agent, the autoscaler,
+        // Alertman's actions) call its API with a token made for this run, so they keep
+        // working when a token is created while it runs.
+        let internal = drover_auth::new_token()?;
+        drover_auth::client::set_process_token(&internal);
+        guard.internal = Some(drover_auth::Secret::new(&internal)?);
+    }
+    let (audit_tx, audit_rx) = tokio::sync::mpsc::unbounded_channel();
+    guard.events = Some(audit_tx);
+    let guard = drover_auth::Guard::new(guard);
     let mut registry = Registry::default();
     let process = ProcessMetrics::register(&mut registry);
     let drover = registry.sub_registry_with_prefix("drover");
@@ -184,7 +197,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     let result = serve(
-        &args, &data_dir, listener, registry, process, &kafka, &broker,
+        &args, &data_dir, listener, registry, process, &kafka, &broker, guard, audit_rx,
     )
     .await;
     if let Some(broker) = broker {
@@ -196,6 +209,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     args: &UpArgs,
     data_dir: &std::path::Path,
@@ -204,6 +218,8 @@ async fn serve(
     process: ProcessMetrics,
     kafka: &str,
     broker: &Option<EmbeddedBroker>,
+    guard: drover_auth::Guard,
+    audit_rx: tokio::sync::mpsc::UnboundedReceiver<drover_schema::Event>,
 ) -> anyhow::Result<()> {
     // The gateway follows the local master: without the scheduler it has nothing to route.
     let gateway_listener = if args.no_gateway || args.no_scheduler {
@@ -221,6 +237,9 @@ async fn serve(
     .await
     .context("failed to create Drover's topics")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The audit trail of writes also goes to drover.events.v1.
+    let audit_events =
+        crate::events::spawn_publisher(kafka, "drover-audit", audit_rx, stop_tx.subscribe())?;
     // One Docker client for the collector and the local agent.
     let docker = crate::docker::connect(&args.collector.docker).await?;
     let collector = (!args.no_collector).then(|| {
@@ -382,6 +401,7 @@ async fn serve(
         process,
         kafka: kafka.to_string(),
         broker: broker.as_ref().map(EmbeddedBroker::status),
+        guard: guard.clone(),
     };
     let broker_line = match broker {
         Some(b) => format!("{kafka} (embedded broker, log {})", b.log_path().display()),
@@ -394,6 +414,14 @@ async fn serve(
     );
     println!("  kafka       {broker_line}");
     println!("  data dir    {}", data_dir.display());
+    println!(
+        "  auth        {}",
+        match guard.health() {
+            "on" => "on (tokens: drover token ls; audit: drover audit)".to_string(),
+            "off" => "off: loopback and no token yet (drover token create --role admin --name NAME turns it on)".to_string(),
+            other => format!("{other}: every API is open to anyone who can reach {}", args.http),
+        }
+    );
     if !args.no_collector {
         println!(
             "  collector   this machine's containers → {}",
@@ -453,7 +481,7 @@ async fn serve(
         crate::demo::spawn(base, args.demo_image.clone(), stop_tx.subscribe())
     });
     println!("press Ctrl-C to stop");
-    let served = axum::serve(listener, http::app_with(state, extra))
+    let served = axum::serve(listener, http::into_service(http::app_with(state, extra)))
         .with_graceful_shutdown({
             // Open /v2/events streams end with the shutdown instead of holding it up.
             let master = scheduler.as_ref().map(|s| s.3.clone());
@@ -467,6 +495,7 @@ async fn serve(
         .await
         .context("the HTTP server failed");
     let _ = stop_tx.send(true);
+    let _ = audit_events.await;
     if let Some(d) = demo {
         let _ = d.await;
     }

@@ -96,8 +96,10 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), AgentError> {
     let agent = Arc::new(Agent {
+        // The master's API (with this process's token); not the tasks' health checks.
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .default_headers(drover_auth::client::default_headers())
             .build()?,
         checks_http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
