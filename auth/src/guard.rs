@@ -344,8 +344,8 @@ fn origin_ok(headers: &HeaderMap) -> bool {
     authority.eq_ignore_ascii_case(host)
 }
 
-/// Who the request is from, or the answer that refuses it.
-fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), Response> {
+/// Who the request is from, or the status and message that refuse it.
+fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), (StatusCode, &'static str)> {
     let headers = req.headers();
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let token = auth
@@ -358,7 +358,7 @@ fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), Response> 
             .map(str::trim);
         return match token.and_then(|t| g.bearer(t)) {
             Some(p) => Ok((p, Via::Bearer)),
-            None => Err(deny(
+            None => Err((
                 StatusCode::UNAUTHORIZED,
                 "invalid token: send Authorization: Bearer TOKEN with a token from `drover token create`",
             )),
@@ -378,7 +378,7 @@ fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), Response> 
                 .and_then(|st| st.role_of(&s.token_name).ok().flatten())
         });
         let (Some(session), Some(role)) = (session, role) else {
-            return Err(deny(
+            return Err((
                 StatusCode::UNAUTHORIZED,
                 "the session has expired or its token was revoked: log in again at /login",
             ));
@@ -386,7 +386,7 @@ fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), Response> 
         if is_write(req.method()) {
             let csrf = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             if !session.csrf_ok(csrf) || !origin_ok(headers) {
-                return Err(deny(
+                return Err((
                     StatusCode::FORBIDDEN,
                     "a write with the session cookie needs the X-CSRF-Token header (the drover_csrf cookie) from this server's own pages",
                 ));
@@ -400,7 +400,7 @@ fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), Response> 
             Via::Session,
         ));
     }
-    Err(deny(
+    Err((
         StatusCode::UNAUTHORIZED,
         "authentication required: send Authorization: Bearer TOKEN (drover token create), or log in at /login",
     ))
@@ -443,11 +443,11 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
                 }
                 return r;
             }
-            Err(r) => {
+            Err((status, msg)) => {
                 if write {
-                    record(&g, &method, &path, source, None, r.status());
+                    record(&g, &method, &path, source, None, status);
                 }
-                return r;
+                return deny(status, msg);
             }
         },
     };
