@@ -337,6 +337,56 @@ async fn a_master_off_loopback_with_a_cluster_token_takes_agents_with_it_only() 
     );
     let s = register(Some(cluster)).await.unwrap().status();
     assert!(s != 401 && s != 403, "{s}");
+
+    // A real agent joins with the cluster token; one without it is refused.
+    let agent = |node: &str, token: Option<&str>| {
+        let http = format!("127.0.0.1:{}", free_port());
+        let mut args = vec![
+            "agent".to_string(),
+            "--master".into(),
+            base.clone(),
+            "--node-id".into(),
+            node.into(),
+            "--http".into(),
+            http,
+        ];
+        if let Some(t) = token {
+            args.extend(["--cluster-token".into(), t.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        drover_tests::drover::DroverProcess::start(&args)
+    };
+    let with = agent("joined", Some(cluster));
+    let without = agent("refused", None);
+    let mut nodes = Value::Null;
+    for _ in 0..100 {
+        nodes = client
+            .get(format!("{base}/v1/nodes"))
+            .bearer_auth(cluster)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if nodes.to_string().contains("joined") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        nodes.to_string().contains("joined"),
+        "{nodes}\n{}\n{}",
+        with.logs(),
+        master.logs()
+    );
+    assert!(!nodes.to_string().contains("refused"), "{nodes}");
+    let refused = output(&without);
+    assert!(refused.contains("401"), "{refused}");
+    assert!(
+        !output(&with).contains(cluster),
+        "the cluster token in the agent's logs"
+    );
     assert!(
         !output(&master).contains(cluster),
         "the cluster token in the logs"
