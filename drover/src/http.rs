@@ -41,7 +41,8 @@ pub struct AppState {
 
 // === auth ===
 
-/// The auth options every server role shares (global flags of `drover`).
+/// The security options every role shares (global flags of `drover`): auth, and the Kafka
+/// client's SASL/TLS properties.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthOpts {
     /// Serve the HTTP APIs without authentication even on a non-loopback address. Anyone
@@ -60,6 +61,11 @@ pub struct AuthOpts {
         hide_env_values = true
     )]
     pub cluster_token: Option<String>,
+    /// A file of librdkafka properties (`key=value` lines, e.g. security.protocol=SASL_SSL,
+    /// sasl.mechanism, sasl.username, sasl.password, ssl.ca.location) applied to every
+    /// Kafka client, for an external cluster that needs SASL or TLS.
+    #[arg(long, global = true, value_name = "FILE", env = "DROVER_KAFKA_CONFIG")]
+    pub kafka_config: Option<std::path::PathBuf>,
 }
 
 /// The process's auth settings (set once by `main`).
@@ -75,6 +81,9 @@ static AUTH: OnceLock<AuthSettings> = OnceLock::new();
 /// token this process's own clients send (an agent to its master, the autoscaler to the
 /// scheduler).
 pub fn init_auth(opts: &AuthOpts, server_role: bool) -> anyhow::Result<()> {
+    if let Some(path) = &opts.kafka_config {
+        drover_kafka::config::set_extra_properties(drover_kafka::config::load_properties(path)?);
+    }
     let cluster = match opts.cluster_token.as_deref().map(str::trim) {
         Some(t) if !t.is_empty() => {
             let secret = Secret::new(t)?;

@@ -467,3 +467,28 @@ fn write_secret(up: &DroverUp, token: &str) -> std::path::PathBuf {
     std::fs::write(&p, token).unwrap();
     p
 }
+
+#[test]
+fn a_bad_kafka_config_file_names_the_line_not_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kafka.properties");
+    std::fs::write(
+        &file,
+        "security.protocol=SASL_SSL\nsasl.password hunter2-secret\n",
+    )
+    .unwrap();
+    let out = drover_tests::drover::run_drover(
+        &[
+            "up",
+            "--kafka-config",
+            file.to_str().unwrap(),
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("kafka.properties:2"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
