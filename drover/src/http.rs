@@ -344,6 +344,80 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_route_a_component_adds_is_guarded_by_default_and_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = TokenStore::in_data_dir(tmp.path());
+        let viewer = store.create("v", drover_auth::Role::Viewer).unwrap();
+        let mut st = state();
+        st.guard = Guard::new(
+            GuardConfig::for_addr("127.0.0.1:1".parse().unwrap(), false, Some(store), None)
+                .unwrap(),
+        );
+        let guard = st.guard.clone();
+        // A component's router that knows nothing of auth.
+        let extra = Router::new().route(
+            "/api/new/{x}",
+            axum::routing::post(|| async { "done" }).get(|| async { "read" }),
+        );
+        let app = app_with(st, extra);
+        let send = |method: &str, uri: &str, token: Option<&str>| {
+            let mut b = Request::builder().method(method).uri(uri);
+            if let Some(t) = token {
+                b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            app.clone().oneshot(b.body(Body::empty()).unwrap())
+        };
+        assert_eq!(
+            send("POST", "/api/new/1", None).await.unwrap().status(),
+            401
+        );
+        assert_eq!(
+            send("POST", "/api/new/1", Some(&viewer))
+                .await
+                .unwrap()
+                .status(),
+            403
+        );
+        assert_eq!(
+            send("GET", "/api/new/1", Some(&viewer))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(send("GET", "/metrics", None).await.unwrap().status(), 401);
+        assert_eq!(send("GET", "/healthz", None).await.unwrap().status(), 200);
+        let routes = guard_routes(&guard).await;
+        for (m, p) in [
+            ("POST", "/api/new/{x}"),
+            ("GET", "/metrics"),
+            ("POST", "/login"),
+        ] {
+            assert!(
+                routes
+                    .iter()
+                    .any(|r| r.path == p && r.methods.iter().any(|x| x == m)),
+                "{m} {p} not in {routes:?}"
+            );
+        }
+    }
+
+    /// The routes the guard recorded (what `GET /api/auth/routes` serves).
+    async fn guard_routes(g: &Guard) -> Vec<drover_auth::routes::RouteInfo> {
+        let resp = g
+            .router()
+            .oneshot(
+                Request::get("/api/auth/routes")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test]
     async fn unknown_path_is_json_404() {
         let (status, body) = get("/nope").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
