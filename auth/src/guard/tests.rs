@@ -447,3 +447,65 @@ fn public_allowlist_is_small() {
         assert_eq!(required_role(&m.parse().unwrap(), p), Some(r), "{m} {p}");
     }
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn method() -> impl Strategy<Value = Method> {
+        prop_oneof![
+            Just(Method::GET),
+            Just(Method::HEAD),
+            Just(Method::POST),
+            Just(Method::PUT),
+            Just(Method::DELETE),
+            Just(Method::PATCH),
+            Just(Method::OPTIONS),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the method, path, cookie and Authorization header, a request without a
+        /// valid credential reaches no handler but the public ones, and nothing panics.
+        #[test]
+        fn no_credential_no_access(
+            m in method(),
+            path in "/[a-z0-9/._%-]{0,40}",
+            cookie in proptest::option::of("[ -~]{0,80}"),
+            auth in proptest::option::of("[ -~]{0,80}"),
+            csrf in proptest::option::of("[ -~]{0,70}"),
+        ) {
+            let app = shared_app();
+            let mut b = Request::builder().method(m.clone()).uri(&path);
+            if let Some(c) = &cookie { b = b.header("cookie", c.as_str()); }
+            if let Some(a) = &auth { b = b.header("authorization", a.as_str()); }
+            if let Some(c) = &csrf { b = b.header("x-csrf-token", c.as_str()); }
+            let Ok(req) = b.body(Body::empty()) else { return Ok(()) };
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let status = rt.block_on(async { app.clone().oneshot(req).await.unwrap().status() });
+            let public = required_role(&m, req_path(&path)).is_none();
+            if !public {
+                prop_assert!(status == StatusCode::UNAUTHORIZED, "{m} {path}: {status}");
+            }
+            prop_assert!(!status.is_server_error(), "{m} {path}: {status}");
+        }
+    }
+
+    /// One guard with tokens for every case (the token file is written once).
+    fn shared_app() -> Router {
+        static APP: std::sync::OnceLock<(tempfile::TempDir, Router)> = std::sync::OnceLock::new();
+        APP.get_or_init(|| {
+            let (tmp, g, ..) = guard_with_tokens();
+            (tmp, app(&g))
+        })
+        .1
+        .clone()
+    }
+
+    fn req_path(p: &str) -> &str {
+        p.split('?').next().unwrap_or(p)
+    }
+}
