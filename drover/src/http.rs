@@ -42,8 +42,8 @@ pub struct AppState {
 // === auth ===
 
 /// The security options every role shares (global flags of `drover`): auth, and the Kafka
-/// client's SASL/TLS properties.
-#[derive(Debug, Clone, clap::Args)]
+/// client's SASL/TLS properties. `Debug` never shows the cluster token.
+#[derive(Clone, clap::Args)]
 pub struct AuthOpts {
     /// Serve the HTTP APIs without authentication even on a non-loopback address. Anyone
     /// who can reach the server can then deploy, scale and remove apps; said loudly in the
@@ -66,6 +66,16 @@ pub struct AuthOpts {
     /// Kafka client, for an external cluster that needs SASL or TLS.
     #[arg(long, global = true, value_name = "FILE", env = "DROVER_KAFKA_CONFIG")]
     pub kafka_config: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for AuthOpts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthOpts")
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .field("cluster_token", &self.cluster_token.as_ref().map(|_| ".."))
+            .field("kafka_config", &self.kafka_config)
+            .finish()
+    }
 }
 
 /// The process's auth settings (set once by `main`).
