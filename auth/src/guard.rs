@@ -455,8 +455,9 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
         principal: principal.clone(),
     });
     let resp = next.run(req).await;
-    // Login attempts are recorded by the login handler (it knows who logged in).
-    if write && path != "/login" {
+    // Login attempts are recorded by the login handler (it knows who logged in); an agent's
+    // accepted heartbeat (every few seconds) is not a change anyone audits.
+    if write && path != "/login" && !(is_heartbeat(&path) && resp.status().is_success()) {
         record(
             &g,
             &method,
@@ -467,6 +468,13 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
         );
     }
     resp
+}
+
+/// `POST /v1/agents/{id}/heartbeat`.
+fn is_heartbeat(path: &str) -> bool {
+    path.strip_prefix("/v1/agents/")
+        .and_then(|rest| rest.strip_suffix("/heartbeat"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 fn record(

@@ -51,11 +51,11 @@ def main():
 
         css("#token")[0].send_keys("drover_" + "0" * 64)
         css("#login-submit")[0].click()
-        wait("the refusal of a wrong token", lambda: "not valid" in css("#login-message")[0].text)
+        wait("the refusal of a wrong token", lambda: any("not valid" in e.text for e in css("#login-message")))
 
         css("#token")[0].send_keys(token)
         css("#login-submit")[0].click()
-        wait("the UI, logged in", lambda: css("#whoami") and "browser (operator)" in css("#whoami")[0].text)
+        wait("the UI, logged in", lambda: any("browser (operator)" in e.text for e in css("#whoami")))
         cookies = {c["name"]: c for c in d.get_cookies()}
         s = cookies["drover_session"]
         assert s["httpOnly"] and s.get("sameSite") == "Strict", s

@@ -509,3 +509,12 @@ mod fuzz {
         p.split('?').next().unwrap_or(p)
     }
 }
+
+#[test]
+fn heartbeats_are_recognised() {
+    assert!(is_heartbeat("/v1/agents/vm/heartbeat"));
+    assert!(!is_heartbeat("/v1/agents/heartbeat"));
+    assert!(!is_heartbeat("/v1/agents//heartbeat"));
+    assert!(!is_heartbeat("/v1/agents/a/b/heartbeat"));
+    assert!(!is_heartbeat("/v1/agents/register"));
+}
