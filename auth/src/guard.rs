@@ -136,6 +136,8 @@ struct Inner {
 enum Via {
     Bearer,
     Session,
+    /// The login form.
+    Form,
     None,
 }
 
@@ -144,6 +146,7 @@ impl Via {
         match self {
             Via::Bearer => "bearer",
             Via::Session => "session",
+            Via::Form => "form",
             Via::None => "none",
         }
     }
@@ -344,8 +347,26 @@ fn origin_ok(headers: &HeaderMap) -> bool {
     authority.eq_ignore_ascii_case(host)
 }
 
-/// Who the request is from, or the status and message that refuse it.
-fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), (StatusCode, &'static str)> {
+/// Why a request is refused, and by whom when known (a session without its CSRF header).
+#[derive(Debug)]
+struct Denied {
+    status: StatusCode,
+    message: &'static str,
+    who: Option<(Principal, Via)>,
+}
+
+impl From<(StatusCode, &'static str)> for Denied {
+    fn from((status, message): (StatusCode, &'static str)) -> Self {
+        Self {
+            status,
+            message,
+            who: None,
+        }
+    }
+}
+
+/// Who the request is from, or why it is refused.
+fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), Denied> {
     let headers = req.headers();
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let token = auth
@@ -361,7 +382,8 @@ fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), (StatusCod
             None => Err((
                 StatusCode::UNAUTHORIZED,
                 "invalid token: send Authorization: Bearer TOKEN with a token from `drover token create`",
-            )),
+            )
+                .into()),
         };
     }
     let session_id = headers
@@ -381,15 +403,23 @@ fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), (StatusCod
             return Err((
                 StatusCode::UNAUTHORIZED,
                 "the session has expired or its token was revoked: log in again at /login",
-            ));
+            )
+                .into());
         };
         if is_write(req.method()) {
             let csrf = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             if !session.csrf_ok(csrf) || !origin_ok(headers) {
-                return Err((
-                    StatusCode::FORBIDDEN,
-                    "a write with the session cookie needs the X-CSRF-Token header (the drover_csrf cookie) from this server's own pages",
-                ));
+                return Err(Denied {
+                    status: StatusCode::FORBIDDEN,
+                    message: "a write with the session cookie needs the X-CSRF-Token header (the drover_csrf cookie) from this server's own pages",
+                    who: Some((
+                        Principal {
+                            name: session.token_name,
+                            role,
+                        },
+                        Via::Session,
+                    )),
+                });
             }
         }
         return Ok((
@@ -403,7 +433,8 @@ fn authenticate(g: &Guard, req: &Request) -> Result<(Principal, Via), (StatusCod
     Err((
         StatusCode::UNAUTHORIZED,
         "authentication required: send Authorization: Bearer TOKEN (drover token create), or log in at /login",
-    ))
+    )
+        .into())
 }
 
 /// The middleware.
@@ -443,11 +474,11 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
                 }
                 return r;
             }
-            Err((status, msg)) => {
+            Err(d) => {
                 if write {
-                    record(&g, &method, &path, source, None, status);
+                    record(&g, &method, &path, source, d.who.as_ref(), d.status);
                 }
-                return deny(status, msg);
+                return deny(d.status, d.message);
             }
         },
     };
@@ -593,7 +624,7 @@ async fn login(
         &method,
         "/login",
         source,
-        Some(&(p, Via::Bearer)),
+        Some(&(p, Via::Form)),
         StatusCode::SEE_OTHER,
     );
     let secure = if g.inner.secure_cookies {

@@ -717,9 +717,9 @@
     view.replaceChildren(
       h('h2', {}, 'Audit'),
       h('p', { class: 'muted' }, 'Every write to this server since it started: also on drover.events.v1 (kind audit) and drover audit.'),
-      h('table', { class: 'grid', id: 'audit-table' },
+      h('div', { class: 'panel' }, h('table', { id: 'audit-table' },
         h('thead', {}, h('tr', {}, ['Time', 'Who', 'Role', 'Via', 'Method', 'Path', 'Status', 'Source'].map(t => h('th', {}, t)))),
-        body));
+        body)));
     const load = async () => {
       const recs = await api('/api/audit?limit=500');
       body.replaceChildren(...(recs.length ? recs.map(r => h('tr', { class: 'audit-row' },

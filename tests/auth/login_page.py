@@ -5,10 +5,10 @@ login form; pasting an operator token logs in (an HttpOnly session cookie the pa
 cannot read, and a CSRF cookie it can); the header names the token; a write the page makes
 through its own helper (with the CSRF header) is not refused, the same write without the
 header is refused with 403; the Audit page is refused to an operator; logging out ends the
-session. Saves screenshots login.png, logged-in.png, logged-out.png. Run by
-tests/tests/auth.rs.
+session; an admin's Audit page lists the operator's write with its status. Saves screenshots
+login.png, logged-in.png, logged-out.png, audit.png. Run by tests/tests/auth.rs.
 
-    login_page.py --base http://127.0.0.1:PORT --token-file FILE --shots DIR
+    login_page.py --base http://127.0.0.1:PORT --token-file FILE --admin-token-file FILE --shots DIR
 """
 import argparse
 import os
@@ -33,9 +33,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True)
     ap.add_argument("--token-file", required=True)
+    ap.add_argument("--admin-token-file", required=True)
     ap.add_argument("--shots", required=True)
     a = common.parse_args(ap)
     token = pathlib.Path(a.token_file).read_text().strip()
+    admin = pathlib.Path(a.admin_token_file).read_text().strip()
     d = common.chromium()
     d.set_script_timeout(30)
 
@@ -82,6 +84,20 @@ def main():
         status = d.execute_async_script(WRITE_JS, False)
         assert status == 401, f"a write after logout: {status}"
         common.shot(d, a.shots, "logged-out", log)
+
+        # An admin sees the audit trail: the operator's writes, allowed and refused.
+        css("#token")[0].send_keys(admin)
+        css("#login-submit")[0].click()
+        wait("the UI, logged in as admin", lambda: any("root (admin)" in e.text for e in css("#whoami")))
+        d.get(a.base + "/#/audit")
+
+        def rows():
+            return [r.text for r in css("#audit-rows tr.audit-row")]
+        wait("the operator's write in the audit", lambda: any(
+            "browser" in r and "/api/alerts/reload" in r and "200" in r for r in rows()))
+        assert any("browser" in r and "/api/alerts/reload" in r and "403" in r for r in rows()), rows()
+        assert any("/login" in r and "401" in r for r in rows()), rows()
+        common.shot(d, a.shots, "audit", log)
         print("RESULT ok", flush=True)
     finally:
         d.quit()

@@ -428,14 +428,16 @@ async fn insecure_no_auth_off_loopback_says_so_on_healthz_and_in_the_log() {
 #[tokio::test]
 async fn the_ui_logs_in_and_out_and_refuses_a_write_without_csrf() {
     let up = DroverUp::start(&["--no-collector"]).await;
-    create_token(&up, "admin", "root");
+    let admin = create_token(&up, "admin", "root");
     let token = create_token(&up, "operator", "browser");
     let shots = repo_root().join("artifacts/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let out = std::process::Command::new("python3")
         .arg(repo_root().join("tests/auth/login_page.py"))
         .args(["--base", &up.url(""), "--token-file"])
-        .arg(write_secret(&up, &token))
+        .arg(write_secret(&up, "operator", &token))
+        .arg("--admin-token-file")
+        .arg(write_secret(&up, "admin", &admin))
         .arg("--shots")
         .arg(&shots)
         .output()
@@ -447,10 +449,10 @@ async fn the_ui_logs_in_and_out_and_refuses_a_write_without_csrf() {
         String::from_utf8_lossy(&out.stderr),
         up.logs()
     );
-    for png in ["login.png", "logged-in.png", "logged-out.png"] {
+    for png in ["login.png", "logged-in.png", "logged-out.png", "audit.png"] {
         assert!(shots.join(png).is_file(), "{png}");
     }
-    assert!(!up.logs().contains(&token));
+    assert!(!up.logs().contains(&token) && !up.logs().contains(&admin));
 }
 
 /// What a process printed (without the harness's header, which repeats its arguments).
@@ -462,8 +464,8 @@ fn output(p: &drover_tests::drover::DroverProcess) -> String {
 }
 
 /// The token in a file only the test reads (not on the script's command line).
-fn write_secret(up: &DroverUp, token: &str) -> std::path::PathBuf {
-    let p = up.root().join("browser-token");
+fn write_secret(up: &DroverUp, name: &str, token: &str) -> std::path::PathBuf {
+    let p = up.root().join(format!("{name}-token"));
     std::fs::write(&p, token).unwrap();
     p
 }
