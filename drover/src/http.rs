@@ -66,6 +66,25 @@ pub struct AuthOpts {
     /// Kafka client, for an external cluster that needs SASL or TLS.
     #[arg(long, global = true, value_name = "FILE", env = "DROVER_KAFKA_CONFIG")]
     pub kafka_config: Option<std::path::PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); re-read when it
+    /// changes.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "DROVER_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert; re-read when it changes.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "DROVER_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for AuthOpts {
@@ -74,6 +93,8 @@ impl std::fmt::Debug for AuthOpts {
             .field("insecure_no_auth", &self.insecure_no_auth)
             .field("cluster_token", &self.cluster_token.as_ref().map(|_| ".."))
             .field("kafka_config", &self.kafka_config)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -83,6 +104,7 @@ impl std::fmt::Debug for AuthOpts {
 struct AuthSettings {
     insecure_no_auth: bool,
     cluster: Option<Secret>,
+    tls: Option<crate::tls::TlsFiles>,
 }
 
 static AUTH: OnceLock<AuthSettings> = OnceLock::new();
@@ -104,11 +126,57 @@ pub fn init_auth(opts: &AuthOpts, server_role: bool) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let tls = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            // A bad certificate or key is an error now, before anything starts.
+            crate::tls::check(&files)?;
+            Some(files)
+        }
+        _ => None,
+    };
     let _ = AUTH.set(AuthSettings {
         insecure_no_auth: opts.insecure_no_auth,
         cluster,
+        tls,
     });
     Ok(())
+}
+
+/// Whether the HTTP server speaks TLS (`--tls-cert`, `--tls-key`).
+pub fn tls_on() -> bool {
+    AUTH.get().is_some_and(|s| s.tls.is_some())
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves: HTTPS with `--tls-cert` and
+/// `--tls-key`, else plain HTTP; each connection's client address is given to the
+/// handlers (the audit trail, the login rate limit).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
+    match AUTH.get().and_then(|s| s.tls.clone()) {
+        Some(files) => {
+            let acceptor = crate::tls::acceptor(files)?;
+            let listener = crate::tls::TlsListener::new(listener, acceptor)
+                .map_err(|e| anyhow::anyhow!("cannot serve HTTPS: {e}"))?
+                .tap_io(|_| {});
+            axum::serve(listener, into_service(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, into_service(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+    .map_err(|e| anyhow::anyhow!("the HTTP server failed: {e}"))
 }
 
 /// The guard of a server bound to `addr`, with the tokens of `data_dir` (when the role has
@@ -117,14 +185,16 @@ pub fn guard_for(addr: SocketAddr, data_dir: Option<&Path>) -> anyhow::Result<Gu
     let settings = AUTH.get_or_init(|| AuthSettings {
         insecure_no_auth: false,
         cluster: None,
+        tls: None,
     });
     let store = data_dir.map(TokenStore::in_data_dir);
-    let cfg = GuardConfig::for_addr(
+    let mut cfg = GuardConfig::for_addr(
         addr,
         settings.insecure_no_auth,
         store,
         settings.cluster.clone(),
     )?;
+    cfg.secure_cookies = settings.tls.is_some();
     if cfg.mode == drover_auth::Mode::InsecureNoAuth {
         eprintln!(
             "WARNING: --insecure-no-auth: the HTTP APIs on {addr} are open to anyone who can reach them (no token needed)"
@@ -177,15 +247,12 @@ pub async fn serve_role(
         broker: None,
         guard: Guard::new(guard_for(addr, None)?),
     };
-    axum::serve(listener, into_service(app_with(state, routes)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| anyhow::anyhow!("the HTTP server failed: {e}"))
+    serve(listener, app_with(state, routes), shutdown_signal()).await
 }
 
 /// The router as the server's service, with each connection's client address (for the
 /// audit trail and the login rate limit).
-pub fn into_service(
+fn into_service(
     router: Router,
 ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
     router.into_make_service_with_connect_info::<SocketAddr>()

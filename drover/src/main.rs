@@ -20,6 +20,7 @@ mod logs_cmd;
 mod metrics_cmd;
 mod scheduler_cmd;
 mod telemetry;
+mod tls;
 mod up;
 mod worker;
 

@@ -494,3 +494,130 @@ fn a_bad_kafka_config_file_names_the_line_not_the_secret() {
     assert!(err.contains("kafka.properties:2"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it (openssl), in `dir`, with subject CN
+/// `cn`: (ca.pem, cert.pem, key.pem).
+fn make_cert(dir: &std::path::Path, cn: &str) {
+    let sh = format!(
+        "set -e; cd '{}'; \
+         [ -f ca.pem ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=drover-test-ca; \
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout new.key -out leaf.csr -subj /CN={cn}; \
+         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf; \
+         openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out new.pem -days 2 -extfile ext.cnf; \
+         mv new.key key.pem; mv new.pem cert.pem",
+        dir.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &sh])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The subject of the certificate served at `addr`.
+fn served_subject(addr: &str) -> String {
+    let sh = format!(
+        "echo | openssl s_client -connect {addr} 2>/dev/null | openssl x509 -noout -subject"
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &sh])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn drover_up_over_tls_serves_https_reloads_its_certificate_and_its_components_still_work() {
+    let certs = tempfile::tempdir().unwrap();
+    make_cert(certs.path(), "first");
+    let cert = certs.path().join("cert.pem");
+    let key = certs.path().join("key.pem");
+    let ca = certs.path().join("ca.pem");
+    let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    // A bad key is refused at start, naming the file.
+    let bad = certs.path().join("bad.pem");
+    std::fs::write(&bad, "not a key").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = drover_tests::drover::run_drover(
+        &[
+            "master",
+            "--http",
+            &format!("127.0.0.1:{}", free_port()),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--tls-cert",
+            cert_s,
+            "--tls-key",
+            bad.to_str().unwrap(),
+        ],
+        Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("bad.pem"), "{err}");
+
+    let http = format!("127.0.0.1:{}", free_port());
+    let broker = format!("127.0.0.1:{}", free_port());
+    let gateway = format!("127.0.0.1:{}", free_port());
+    let data = dir.path().join("up");
+    let up = drover_tests::drover::DroverProcess::start(&[
+        "up",
+        "--http",
+        &http,
+        "--broker-listen",
+        &broker,
+        "--gateway",
+        &gateway,
+        "--no-collector",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--tls-cert",
+        cert_s,
+        "--tls-key",
+        key_s,
+    ]);
+    let cli = |args: &[&str]| {
+        std::process::Command::new(drover_tests::drover::drover_bin())
+            .args(args)
+            .env("SSL_CERT_FILE", &ca)
+            .output()
+            .unwrap()
+    };
+    // HTTPS answers; the local agent (which calls the API from inside) registered.
+    let mut nodes = String::new();
+    for _ in 0..300 {
+        let out = cli(&["node", "ls", "--master", &format!("https://{http}")]);
+        nodes = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && nodes.lines().count() > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(nodes.lines().count() > 1, "{nodes}\n{}", up.logs());
+    assert!(served_subject(&http).contains("first"));
+    // Plain HTTP is not served on the TLS address.
+    assert!(reqwest::get(format!("http://{http}/healthz"))
+        .await
+        .is_err());
+
+    // A renewed certificate is served without a restart.
+    make_cert(certs.path(), "second");
+    let mut subject = String::new();
+    for _ in 0..50 {
+        subject = served_subject(&http);
+        if subject.contains("second") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(subject.contains("second"), "{subject}\n{}", up.logs());
+    let out = cli(&["app", "ls", "--master", &format!("https://{http}")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -96,16 +96,15 @@ pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         );
     }
     let closer = master.clone();
-    let served = axum::serve(
+    let served = http::serve(
         listener,
-        http::into_service(http::app_with(state, drover_scheduler::api::router(master))),
+        http::app_with(state, drover_scheduler::api::router(master)),
+        async move {
+            shutdown_signal().await;
+            closer.close_event_streams();
+        },
     )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        closer.close_event_streams();
-    })
-    .await
-    .context("the HTTP server failed");
+    .await;
     let _ = stop_tx.send(true);
     let _ = looped.await;
     if let Some(events) = events {
