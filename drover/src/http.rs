@@ -199,6 +199,17 @@ pub fn guard_for(addr: SocketAddr, data_dir: Option<&Path>) -> anyhow::Result<Gu
         eprintln!(
             "WARNING: --insecure-no-auth: the HTTP APIs on {addr} are open to anyone who can reach them (no token needed)"
         );
+        // Repeated, so it is in any window of the log someone reads.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    tracing::warn!(addr = %addr, "INSECURE: started with --insecure-no-auth: every API is open without a token");
+                }
+            });
+        }
     }
     Ok(cfg)
 }
