@@ -167,6 +167,7 @@ impl Http {
             search_url: search_url.trim_end_matches('/').to_string(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
+                .default_headers(drover_auth::client::default_headers())
                 .build()
                 .unwrap_or_default(),
         }

@@ -246,6 +246,7 @@ impl HttpMetrics {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                .default_headers(drover_auth::client::default_headers())
                 .build()
                 .map_err(SourceError::Build)?,
         })

@@ -29,14 +29,31 @@
     errorBanner.textContent = msg;
   }
 
+  // The CSRF header a write made with the session cookie must carry (the drover_csrf cookie
+  // the login set, echoed: a page of another site cannot read it).
+  function csrf(method) {
+    if (!method || /^(GET|HEAD)$/i.test(method)) return {};
+    const m = document.cookie.match(/(?:^|;\s*)drover_csrf=([^;]*)/);
+    return m ? { 'x-csrf-token': decodeURIComponent(m[1]) } : {};
+  }
+
+  // Authentication is on and this browser has no (valid) session: to the login form.
+  function toLogin(resp) {
+    if (resp.status === 401) { location.href = '/login'; return true; }
+    return false;
+  }
+
   // JSON from one of Drover's APIs; throws an Error with the API's own message.
   async function api(path, opts) {
     let resp;
+    const o = Object.assign({}, opts || {});
+    o.headers = Object.assign({ 'content-type': 'application/json' }, csrf(o.method), o.headers || {});
     try {
-      resp = await fetch(path, Object.assign({ headers: { 'content-type': 'application/json' } }, opts || {}));
+      resp = await fetch(path, o);
     } catch (e) {
       throw new Error(`cannot reach the Drover server (${e.message}); is drover up still running?`);
     }
+    if (toLogin(resp)) throw new Error('not logged in: to the login page');
     const text = await resp.text();
     let body = null;
     try { body = text ? JSON.parse(text) : null; } catch (_) { /* not JSON */ }
@@ -693,8 +710,29 @@
     await load();
     every(2000, load);
   }
+  // ---------------------------------------------------------------- audit
+  // Every write to this server (who, role, what, status, from where), newest first. Admins only.
+  async function renderAudit() {
+    const body = h('tbody', { id: 'audit-rows' });
+    view.replaceChildren(
+      h('h2', {}, 'Audit'),
+      h('p', { class: 'muted' }, 'Every write to this server since it started: also on drover.events.v1 (kind audit) and drover audit.'),
+      h('div', { class: 'panel' }, h('table', { id: 'audit-table' },
+        h('thead', {}, h('tr', {}, ['Time', 'Who', 'Role', 'Via', 'Method', 'Path', 'Status', 'Source'].map(t => h('th', {}, t)))),
+        body)));
+    const load = async () => {
+      const recs = await api('/api/audit?limit=500');
+      body.replaceChildren(...(recs.length ? recs.map(r => h('tr', { class: 'audit-row' },
+        h('td', {}, fmtTs(r.ts)), h('td', {}, r.who), h('td', {}, r.role || '–'), h('td', {}, r.via),
+        h('td', {}, r.method), h('td', {}, h('code', {}, r.path)), h('td', {}, String(r.status)), h('td', {}, r.source || '–')))
+        : [h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No writes yet.'))]));
+    };
+    await load();
+    every(5000, () => load().catch(e => showError(e.message)));
+  }
+
   // Pages in their own files (alerts.js) register on window.DroverPages and use these.
-  window.DroverUI = { h, api, showError, every, dialog, fmtTs, ago, appHref, go, qs, view };
+  window.DroverUI = { h, api, csrf, showError, every, dialog, fmtTs, ago, appHref, go, qs, view };
 
   // ---------------------------------------------------------------- router
   function render() {
@@ -705,7 +743,7 @@
       a.classList.toggle('active', a.dataset.page === r.page || (r.page === 'app' && a.dataset.page === 'apps'));
       a.hidden = config[a.dataset.needs] === false;
     }
-    const pages = { logs: renderLogs, apps: renderApps, app: renderApp, nodes: renderNodes, events: renderEvents, routes: renderRoutes };
+    const pages = { logs: renderLogs, apps: renderApps, app: renderApp, nodes: renderNodes, events: renderEvents, routes: renderRoutes, audit: renderAudit };
     const extra = (window.DroverPages || {})[r.page];
     const page = pages[r.page] || (extra && extra.render);
     document.title = 'Drover · ' + (r.page === 'app' ? '/' + r.rest.join('/') : r.page);
@@ -717,6 +755,17 @@
 
   window.addEventListener('hashchange', render);
   render(); // the first page does not wait for the config
+  // Who is logged in, and the logout button (when authentication is on).
+  fetch('/api/auth/whoami').then(r => (toLogin(r) ? null : r.json())).then(w => {
+    if (!w || w.auth === 'off') return;
+    document.getElementById('whoami').textContent = `${w.name} (${w.role})`;
+    const out = document.getElementById('logout');
+    out.hidden = false;
+    out.addEventListener('click', async () => {
+      await fetch('/logout', { method: 'POST', headers: csrf('POST') }).catch(() => null);
+      location.href = '/login';
+    });
+  }).catch(() => { /* an older server: no auth */ });
   fetch('/ui/config.json').then(r => r.json()).then(c => {
     const changed = ['logs', 'metrics', 'scheduler', 'gateway', 'alerts', 'autoscaler'].some(k => c[k] !== config[k]);
     config = c;

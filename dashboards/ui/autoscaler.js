@@ -103,7 +103,7 @@
         editError.hidden = true; editOk.textContent = '';
         const url = '/api/autoscaler/policies/' + encodeURIComponent(p.name);
         try {
-          const resp = await fetch(url, { method: 'PUT', body: editText.value, headers: { 'content-type': 'application/yaml' } });
+          const resp = await fetch(url, { method: 'PUT', body: editText.value, headers: Object.assign({ 'content-type': 'application/yaml' }, window.DroverUI.csrf('PUT')) });
           const body = await resp.json().catch(() => null);
           if (!resp.ok) {
             // A refused policy: one line per problem (file `api`, the body's line, the field).

@@ -30,7 +30,11 @@ pub async fn call_raw(
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
     let url = format!("{}{path}", server.trim_end_matches('/'));
-    let mut req = reqwest::Client::new().request(method, &url).query(params);
+    let mut req = reqwest::Client::builder()
+        .default_headers(drover_auth::client::default_headers())
+        .build()?
+        .request(method, &url)
+        .query(params);
     if let Some(b) = body {
         req = req.json(&b);
     }

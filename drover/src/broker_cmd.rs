@@ -1,7 +1,6 @@
 //! `drover broker`: only the embedded Kafka-protocol broker.
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-use anyhow::Context;
 use clap::Args;
 use drover_kafka::embedded::{BrokerConfig, BrokerMetrics, EmbeddedBroker};
 use prometheus_client::registry::Registry;
@@ -95,11 +94,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         process,
         kafka: broker.bootstrap(),
         broker: Some(broker.status()),
+        guard: drover_auth::Guard::new(http::guard_for(args.http, None)?),
     };
-    let served = axum::serve(listener, http::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed");
+    let served = http::serve(listener, http::app(state), shutdown_signal()).await;
     broker.stop().await;
     served
 }

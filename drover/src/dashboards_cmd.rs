@@ -60,8 +60,11 @@ pub async fn run(args: DashboardsArgs) -> anyhow::Result<()> {
             "nothing to show: give at least one of --search URL, --metrics URL, --master URL (the roles whose APIs the pages use)"
         );
     }
+    // Calls the roles' APIs with this process's cluster token (the UI's own users are
+    // checked by this server's guard first).
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
+        .default_headers(drover_auth::client::default_headers())
         .build()
         .context("cannot build the HTTP client")?;
     let upstream = |url: &Option<String>, flag: &str| -> anyhow::Result<Option<Upstream>> {

@@ -69,6 +69,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
+            .default_headers(drover_auth::client::default_headers())
             .build()
             .expect("HTTP client");
         tokio::select! {

@@ -248,7 +248,9 @@ async fn get(
     params: &[(&str, String)],
 ) -> anyhow::Result<reqwest::Response> {
     let url = format!("{}{path}", server.trim_end_matches('/'));
-    let resp = reqwest::Client::new()
+    let resp = reqwest::Client::builder()
+        .default_headers(drover_auth::client::default_headers())
+        .build()?
         .get(&url)
         .query(params)
         .send()

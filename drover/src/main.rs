@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod alertman_cmd;
 mod api_client;
+mod auth_cmd;
 mod autoscaler_cmd;
 mod bench;
 mod broker_cmd;
@@ -24,6 +25,7 @@ mod logs_cmd;
 mod metrics_cmd;
 mod scheduler_cmd;
 mod telemetry;
+mod tls;
 mod up;
 mod worker;
 
@@ -41,6 +43,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    auth: http::AuthOpts,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,15 +106,47 @@ enum Command {
     /// checked and simulated against HPA- and KPA-equivalents offline.
     #[command(subcommand)]
     Autoscale(autoscaler_cmd::AutoscaleCommand),
+    /// API tokens of a data dir: create (printed once), ls, revoke; generate a cluster
+    /// token.
+    #[command(subcommand)]
+    Token(auth_cmd::TokenCommand),
+    /// The audit trail of writes (who, role, method and path, status, source), newest first
+    /// (client of `drover up`; needs an admin token in DROVER_TOKEN when auth is on).
+    Audit(auth_cmd::AuditArgs),
     /// Measure Drover's components on this machine and print the figures (and the baseline
     /// the issue names, measured in the same run).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
 
+impl Command {
+    /// Whether this command runs a server role (whose own HTTP clients send the cluster
+    /// token), rather than a client command (which sends DROVER_TOKEN).
+    fn is_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Up(_)
+                | Command::Broker(_)
+                | Command::Collector(_)
+                | Command::Logpipe(_)
+                | Command::MetricsStore(_)
+                | Command::Master(_)
+                | Command::Agent(_)
+                | Command::Gateway(_)
+                | Command::Dashboards(_)
+                | Command::Alertman(_)
+                | Command::Autoscaler(_)
+        )
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_tracing();
+    if let Err(e) = http::init_auth(&cli.auth, cli.command.is_server()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -143,6 +179,8 @@ fn main() -> ExitCode {
             Command::Alerts(cmd) => alertman_cmd::client(cmd).await,
             Command::Autoscaler(args) => autoscaler_cmd::run(args).await,
             Command::Autoscale(cmd) => autoscaler_cmd::client(cmd).await,
+            Command::Token(cmd) => auth_cmd::run_token(cmd),
+            Command::Audit(args) => auth_cmd::run_audit(args).await,
         }
     });
     match result {

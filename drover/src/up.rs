@@ -162,6 +162,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .map(|(part, _)| datadir::lock(&data_dir.join(part), "drover up"))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let listener = bind_http(args.http).await?;
+    // Off loopback without auth is refused here, before anything starts.
+    let mut guard = http::guard_for(args.http, Some(&data_dir))?;
+    if !drover_auth::client::has_process_token() {
+        // No cluster token: this process's own components (the local agent, the autoscaler,
+        // Alertman's actions) call its API with a token made for this run, so they keep
+        // working when a token is created while it runs.
+        let internal = drover_auth::new_token()?;
+        drover_auth::client::set_process_token(&internal);
+        guard.internal = Some(drover_auth::Secret::new(&internal)?);
+    }
+    let (audit_tx, audit_rx) = tokio::sync::mpsc::unbounded_channel();
+    guard.events = Some(audit_tx);
+    let guard = drover_auth::Guard::new(guard);
     let mut registry = Registry::default();
     let process = ProcessMetrics::register(&mut registry);
     let drover = registry.sub_registry_with_prefix("drover");
@@ -184,7 +197,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     let result = serve(
-        &args, &data_dir, listener, registry, process, &kafka, &broker,
+        &args, &data_dir, listener, registry, process, &kafka, &broker, guard, audit_rx,
     )
     .await;
     if let Some(broker) = broker {
@@ -196,6 +209,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     args: &UpArgs,
     data_dir: &std::path::Path,
@@ -204,6 +218,8 @@ async fn serve(
     process: ProcessMetrics,
     kafka: &str,
     broker: &Option<EmbeddedBroker>,
+    guard: drover_auth::Guard,
+    audit_rx: tokio::sync::mpsc::UnboundedReceiver<drover_schema::Event>,
 ) -> anyhow::Result<()> {
     // The gateway follows the local master: without the scheduler it has nothing to route.
     let gateway_listener = if args.no_gateway || args.no_scheduler {
@@ -221,6 +237,27 @@ async fn serve(
     .await
     .context("failed to create Drover's topics")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Where this process's own components reach its API: the HTTP address, or with TLS a
+    // loopback port of their own (see below).
+    let internal_listener = if http::tls_on() {
+        Some(
+            TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("cannot bind the internal HTTP port")?,
+        )
+    } else {
+        None
+    };
+    let internal_http: SocketAddr = match &internal_listener {
+        Some(l) => l
+            .local_addr()
+            .context("cannot read the internal HTTP port")?,
+        None => args.http,
+    };
+    let scheme = if http::tls_on() { "https" } else { "http" };
+    // The audit trail of writes also goes to drover.events.v1.
+    let audit_events =
+        crate::events::spawn_publisher(kafka, "drover-audit", audit_rx, stop_tx.subscribe())?;
     // One Docker client for the collector and the local agent.
     let docker = crate::docker::connect(&args.collector.docker).await?;
     let collector = (!args.no_collector).then(|| {
@@ -283,7 +320,7 @@ async fn serve(
                 .run(args.master.reconcile_interval, stop_tx.subscribe()),
         );
         let agent_cfg = args.agent.config(
-            &scheduler_cmd::local_master_url(args.http),
+            &scheduler_cmd::local_master_url(internal_http),
             &args.collector.docker,
         );
         let node_id = agent_cfg.node_id.clone();
@@ -305,7 +342,7 @@ async fn serve(
             let g = RunningGateway::start(
                 &args.gateway_opts,
                 l,
-                &scheduler_cmd::local_master_url(args.http),
+                &scheduler_cmd::local_master_url(internal_http),
                 Some(kafka),
                 registry
                     .sub_registry_with_prefix("drover")
@@ -325,14 +362,15 @@ async fn serve(
             metrics: metrics_store.as_ref().map(|m| Arc::clone(&m.store)),
             search: Some(search.clone()),
         };
-        let mut cfg = args
-            .alertman
-            .config(data_dir.join("alertman"), &format!("http://{}", args.http));
+        let mut cfg = args.alertman.config(
+            data_dir.join("alertman"),
+            &format!("{scheme}://{}", args.http),
+        );
         if !args.no_scheduler {
             // Actions (remove_instance, remove_node) go through the local master's API.
             cfg.actuator = Some(Arc::new(
                 drover_alertman::actions::SchedulerActuator::new(&scheduler_cmd::local_master_url(
-                    args.http,
+                    internal_http,
                 ))
                 .map_err(|e| anyhow::anyhow!("cannot create Alertman's scheduler client: {e}"))?,
             ));
@@ -356,8 +394,8 @@ async fn serve(
     } else {
         let a = RunningAutoscaler::start(
             &args.autoscaler,
-            &format!("http://{}", args.http),
-            &scheduler_cmd::local_master_url(args.http),
+            &format!("http://{internal_http}"),
+            &scheduler_cmd::local_master_url(internal_http),
             Some(kafka),
             registry
                 .sub_registry_with_prefix("drover")
@@ -382,6 +420,7 @@ async fn serve(
         process,
         kafka: kafka.to_string(),
         broker: broker.as_ref().map(EmbeddedBroker::status),
+        guard: guard.clone(),
     };
     let broker_line = match broker {
         Some(b) => format!("{kafka} (embedded broker, log {})", b.log_path().display()),
@@ -389,11 +428,19 @@ async fn serve(
     };
     println!("drover is up");
     println!(
-        "  ui          http://{}/   (logs, apps, nodes, events)",
+        "  ui          {scheme}://{}/   (logs, apps, nodes, events)",
         args.http
     );
     println!("  kafka       {broker_line}");
     println!("  data dir    {}", data_dir.display());
+    println!(
+        "  auth        {}",
+        match guard.health() {
+            "on" => "on (tokens: drover token ls; audit: drover audit)".to_string(),
+            "off" => "off: loopback and no token yet (drover token create --role admin --name NAME turns it on)".to_string(),
+            other => format!("{other}: every API is open to anyone who can reach {}", args.http),
+        }
+    );
     if !args.no_collector {
         println!(
             "  collector   this machine's containers → {}",
@@ -442,7 +489,7 @@ async fn serve(
         );
     }
     let demo = args.demo.then(|| {
-        let base = scheduler_cmd::local_master_url(args.http);
+        let base = scheduler_cmd::local_master_url(internal_http);
         println!(
             "  demo        deploying {} ({}) with a little traffic: open http://{}/#/app{}",
             crate::demo::APP_ID,
@@ -453,20 +500,36 @@ async fn serve(
         crate::demo::spawn(base, args.demo_image.clone(), stop_tx.subscribe())
     });
     println!("press Ctrl-C to stop");
-    let served = axum::serve(listener, http::app_with(state, extra))
-        .with_graceful_shutdown({
-            // Open /v2/events streams end with the shutdown instead of holding it up.
-            let master = scheduler.as_ref().map(|s| s.3.clone());
-            async move {
-                shutdown_signal().await;
-                if let Some(m) = master {
-                    m.close_event_streams();
-                }
-            }
+    let app = http::app_with(state, extra);
+    // With TLS, this process's own components call the same router over a loopback port of
+    // their own (plain HTTP, still behind the guard: they send the internal token).
+    let internal_server = internal_listener.map(|l| {
+        let app = app.clone();
+        let mut stop = stop_tx.subscribe();
+        tokio::spawn(async move {
+            let _ = axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
         })
-        .await
-        .context("the HTTP server failed");
+    });
+    let served = http::serve(listener, app, {
+        // Open /v2/events streams end with the shutdown instead of holding it up.
+        let master = scheduler.as_ref().map(|s| s.3.clone());
+        async move {
+            shutdown_signal().await;
+            if let Some(m) = master {
+                m.close_event_streams();
+            }
+        }
+    })
+    .await;
     let _ = stop_tx.send(true);
+    let _ = audit_events.await;
+    if let Some(s) = internal_server {
+        let _ = s.await;
+    }
     if let Some(d) = demo {
         let _ = d.await;
     }

@@ -64,10 +64,12 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .default_headers(drover_auth::client::default_headers())
                 .build()
                 .map_err(ClientError::Build)?,
             stream_http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
+                .default_headers(drover_auth::client::default_headers())
                 .build()
                 .map_err(ClientError::Build)?,
         })

@@ -21,6 +21,8 @@ pub enum EventSource {
     Gateway,
     /// The collector (daemon reconnects, dropped data).
     Collector,
+    /// The API guard (the audit trail of writes).
+    Auth,
 }
 
 /// How much attention an event deserves.

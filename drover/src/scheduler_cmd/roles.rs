@@ -48,6 +48,8 @@ pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
     let dir = datadir::prepare(&args.data_dir)?;
     let _lock = datadir::lock(&dir.join("scheduler"), "drover master")?;
     let listener = bind_http(args.http).await?;
+    // Off loopback without auth is refused here, before anything starts.
+    let mut guard = http::guard_for(args.http, Some(&dir))?;
     let mut registry = Registry::default();
     let process = ProcessMetrics::register(&mut registry);
     let master = args.opts.open(&dir, &mut registry)?;
@@ -57,6 +59,10 @@ pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
             drover_kafka::admin::check_reachable(brokers, Duration::from_secs(10)).await?;
             drover_kafka::admin::ensure_topics(brokers, &drover_kafka::admin::default_topics(3))
                 .await?;
+            // The audit trail of writes also goes to drover.events.v1.
+            let (audit_tx, audit_rx) = tokio::sync::mpsc::unbounded_channel();
+            guard.events = Some(audit_tx);
+            crate::events::spawn_publisher(brokers, "drover-audit", audit_rx, stop_rx.clone())?;
             Some(
                 drover_scheduler::publish::spawn(&master, brokers, stop_rx.clone())
                     .context("cannot create the scheduler's Kafka producer")?,
@@ -64,6 +70,7 @@ pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let guard = drover_auth::Guard::new(guard);
     let looped = tokio::spawn(master.clone().run(args.opts.reconcile_interval, stop_rx));
     let state = AppState {
         registry: Arc::new(registry),
@@ -73,6 +80,7 @@ pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| "(none: events only on /v2/events)".into()),
         broker: None,
+        guard,
     };
     println!("drover master is up");
     println!("  api       http://{}/v2/apps", args.http);
@@ -88,16 +96,15 @@ pub async fn run_master(args: MasterArgs) -> anyhow::Result<()> {
         );
     }
     let closer = master.clone();
-    let served = axum::serve(
+    let served = http::serve(
         listener,
         http::app_with(state, drover_scheduler::api::router(master)),
+        async move {
+            shutdown_signal().await;
+            closer.close_event_streams();
+        },
     )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        closer.close_event_streams();
-    })
-    .await
-    .context("the HTTP server failed");
+    .await;
     let _ = stop_tx.send(true);
     let _ = looped.await;
     if let Some(events) = events {

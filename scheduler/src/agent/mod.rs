@@ -96,8 +96,10 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), AgentError> {
     let agent = Arc::new(Agent {
+        // The master's API (with this process's token); not the tasks' health checks.
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .default_headers(drover_auth::client::default_headers())
             .build()?,
         checks_http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -222,12 +224,19 @@ impl Agent {
 
     async fn fetch_cluster_id(&self) -> Result<String, String> {
         let base = self.cfg.master.trim_end_matches('/');
-        let v: serde_json::Value = self
+        let resp = self
             .http
             .get(format!("{base}/v2/info"))
             .send()
             .await
-            .map_err(|e| format!("cannot reach the master at {base}: {e}"))?
+            .map_err(|e| format!("cannot reach the master at {base}: {e}"))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(format!(
+                "the master at {base} refused the agent ({status}): give it the cluster token (--cluster-token or DROVER_CLUSTER_TOKEN)"
+            ));
+        }
+        let v: serde_json::Value = resp
             .json()
             .await
             .map_err(|e| format!("the master's /v2/info does not decode: {e}"))?;

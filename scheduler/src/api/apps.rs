@@ -391,7 +391,8 @@ fn flatten_group(group: &Value, parent: &str, out: &mut Vec<Value>) -> Result<()
     for app in group["apps"].as_array().into_iter().flatten() {
         let mut app = app.clone();
         let aid = app["id"].as_str().unwrap_or("").to_string();
-        if !aid.starts_with('/') {
+        // (Indexing a non-object by key would panic; a non-object app fails validation.)
+        if !aid.starts_with('/') && app.is_object() {
             app["id"] = json!(format!("{base}/{aid}"));
         }
         out.push(app);
@@ -453,6 +454,13 @@ pub(super) async fn group_deploy(
     status: StatusCode,
 ) -> ApiResult {
     let mut group = parse_json(&body)?;
+    // Indexing a JSON number or array by key panics: refuse anything but an object.
+    if !group.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid JSON: the body must be a JSON object (a group)".to_string(),
+        ));
+    }
     if at != "/" && group["id"].as_str().is_none_or(str::is_empty) {
         group["id"] = json!(at);
     }

@@ -273,3 +273,20 @@ fn run_links_open_the_log_search_on_the_runs_tasks() {
         "/#/logs?q=task%3A%22jobs_a.1%22&from=2026-01-01T09%3A59%3A00.000Z&app=%2Fjobs%2Fa"
     );
 }
+
+#[tokio::test]
+async fn a_group_that_is_not_an_object_is_a_400_not_a_panic() {
+    // Found by the fuzz run of tests/tests/auth.rs: `PUT /v2/groups/x` with the body `0`
+    // panicked (a JSON number indexed by key) and the connection was dropped.
+    let r = router(master());
+    for (uri, body) in [
+        ("/v2/groups/x", json!(0)),
+        ("/v2/groups", json!([1])),
+        ("/v2/groups/x", json!("s")),
+    ] {
+        let (st, v) = call(&r, "PUT", uri, body).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{uri}: {v}");
+    }
+    let (st, v) = call(&r, "PUT", "/v2/groups/x", json!({"apps": [1, "a"]})).await;
+    assert!(st.is_client_error(), "{st} {v}");
+}
