@@ -10,7 +10,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use drover_gateway::{AppView, Gateway, GatewayConfig, GatewayMetrics, TaskView};
+use drover_gateway::{AppView, Gateway, GatewayConfig, GatewayMetrics};
 
 #[tokio::main]
 async fn main() {
@@ -33,24 +33,7 @@ async fn main() {
         GatewayMetrics::default(),
         drover_schema::time::system_clock(),
     );
-    gw.apply(&[AppView {
-        id: "/bench".into(),
-        labels: [("drover.gateway.host".to_string(), "bench.local".to_string())].into(),
-        ports: 1,
-        health_checks: false,
-        tasks: backends
-            .iter()
-            .enumerate()
-            .map(|(i, p)| TaskView {
-                id: format!("bench.{i}"),
-                host: "127.0.0.1".into(),
-                ports: vec![*p],
-                node: "local".into(),
-                running: true,
-                healthy: None,
-            })
-            .collect(),
-    }]);
+    gw.apply(&[AppView::on_loopback("/bench", "bench.local", backends)]);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", *listen))
         .await
         .expect("cannot bind the listen port");

@@ -53,6 +53,29 @@ pub struct TaskView {
 }
 
 impl AppView {
+    /// An app routed by `drover.gateway.host = host` to running tasks on 127.0.0.1 at
+    /// `ports`, without a scheduler (benchmarks, the `static_proxy` example).
+    pub fn on_loopback(id: &str, host: &str, ports: &[u16]) -> Self {
+        Self {
+            id: id.to_string(),
+            labels: [("drover.gateway.host".to_string(), host.to_string())].into(),
+            ports: 1,
+            health_checks: false,
+            tasks: ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| TaskView {
+                    id: format!("{}.{i}", id.trim_start_matches('/')),
+                    host: "127.0.0.1".into(),
+                    ports: vec![*p],
+                    node: "local".into(),
+                    running: true,
+                    healthy: None,
+                })
+                .collect(),
+        }
+    }
+
     /// From the master's view of an app with its tasks.
     pub fn from_marathon(app: &MarathonApp) -> Self {
         let def = &app.definition;

@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod docker;
 pub mod drover;
+pub mod hooks;
 pub mod kafka;
 pub mod scheduler;
 

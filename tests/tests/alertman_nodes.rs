@@ -12,8 +12,6 @@
 //! - with three of four nodes bad, drain none and notify "suspect the monitoring".
 use std::{
     collections::BTreeSet,
-    io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -24,6 +22,7 @@ use drover_tests::{
     docker::{ensure_images, BUSYBOX_IMAGE},
     drover::{DroverProcess, DroverUp},
     free_port,
+    hooks::HookServer,
     kafka::{produce_all, read_records},
     scheduler::{port_range, wait_for, NodeContainers},
     unique,
@@ -31,49 +30,6 @@ use drover_tests::{
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);
-
-/// Records the JSON body of every POST (the rule's webhook receiver).
-fn hook_server() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let g = Arc::clone(&got);
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let g = Arc::clone(&g);
-            std::thread::spawn(move || handle(s, &g));
-        }
-    });
-    (url, got)
-}
-
-fn handle(s: TcpStream, got: &Mutex<Vec<Value>>) {
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut line = String::new();
-    if r.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut len = 0;
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok();
-    got.lock()
-        .unwrap()
-        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-    let mut s = s;
-    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-}
 
 /// A container-stats record of one task, as a collector on its node would send it.
 fn stats(app: &str, task: &str, node: &str, cpu: f64) -> (String, Vec<u8>) {
@@ -273,7 +229,8 @@ async fn cluster(agents: usize, rules: &str) -> Nodes {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn remove_node_drains_one_node_within_the_cap_readmits_it_and_suspects_the_monitoring() {
-    let (hook, got) = hook_server();
+    let hooks = HookServer::start();
+    let hook = format!("{}/hook", hooks.base);
     let tmp = tempfile::tempdir().unwrap();
     let app = format!("/hot-{}", unique("n").replace('-', "").to_lowercase());
     let rules = tmp.path().join("rules.yaml");
@@ -478,8 +435,8 @@ rules:
     assert_eq!(busy.len(), 3, "{busy:?}");
     *bad.lock().unwrap() = busy;
     let r = wait_for(T, "the 'suspect the monitoring' notification", || async {
-        got.lock()
-            .unwrap()
+        hooks
+            .on("/hook")
             .iter()
             .any(|v| v["groupLabels"]["alertname"] == "AlertmanSuspectMonitoring")
     })
@@ -493,12 +450,10 @@ rules:
         nodes.iter().all(|n| n.1 == "ACTIVE"),
         "no node drained while most look unhealthy: {nodes:?}"
     );
-    let note = got
-        .lock()
-        .unwrap()
-        .iter()
+    let note = hooks
+        .on("/hook")
+        .into_iter()
         .find(|v| v["groupLabels"]["alertname"] == "AlertmanSuspectMonitoring")
-        .cloned()
         .unwrap();
     assert!(
         note["alerts"][0]["annotations"]["summary"]

@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{bail, Context};
 use clap::Args;
-use drover_gateway::{AppView, Gateway, GatewayConfig, GatewayMetrics, TaskView};
+use drover_gateway::{AppView, Gateway, GatewayConfig, GatewayMetrics};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -109,24 +109,7 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         GatewayMetrics::default(),
         drover_schema::time::system_clock(),
     );
-    gw.apply(&[AppView {
-        id: "/bench".into(),
-        labels: [("drover.gateway.host".to_string(), HOST.to_string())].into(),
-        ports: 1,
-        health_checks: false,
-        tasks: backends
-            .iter()
-            .enumerate()
-            .map(|(i, p)| TaskView {
-                id: format!("bench.{i}"),
-                host: "127.0.0.1".into(),
-                ports: vec![*p],
-                node: "local".into(),
-                running: true,
-                healthy: None,
-            })
-            .collect(),
-    }]);
+    gw.apply(&[AppView::on_loopback("/bench", HOST, &backends)]);
     let (stop_tx, stop_rx) = watch::channel(false);
     let listener = tokio::net::TcpListener::bind(drover_addr)
         .await
