@@ -297,3 +297,34 @@ where
     }
     out
 }
+
+/// A container-stats record of one task, encoded as a collector on `node` would send it to
+/// `drover.metrics.v1` (CPU `cpu_pct`, the rest fixed).
+pub fn container_stats(app: &str, task: &str, node: &str, cpu_pct: f64) -> Vec<u8> {
+    use drover_schema::{ContainerStats, MetricRecord, Source};
+    let rec = MetricRecord::Container(ContainerStats {
+        v: 1,
+        ts: chrono::Utc::now(),
+        source: Source {
+            host: format!("host-{node}"),
+            node: Some(node.into()),
+            app: app.into(),
+            task: Some(task.into()),
+            group: None,
+            container_id: format!("c-{task}"),
+            container_name: format!("c-{task}"),
+            image: crate::docker::BUSYBOX_IMAGE.into(),
+        },
+        cpu_pct,
+        cpu_limit: 1.0,
+        rss_bytes: 1000,
+        working_set_bytes: 2000,
+        mem_limit_bytes: 100_000,
+        rss_pct: 1.0,
+        blkio_read_bytes: 0,
+        blkio_write_bytes: 0,
+        net_rx_bytes: 0,
+        net_tx_bytes: 0,
+    });
+    drover_schema::encode(&rec)
+}

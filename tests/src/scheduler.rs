@@ -179,32 +179,10 @@ impl Cluster {
     pub async fn add_agent_with_id(&mut self, node_id: &str, extra: &[&str]) -> usize {
         let node_id = node_id.to_string();
         self.containers.0.push(node_id.clone());
-        let ports = port_range();
-        let http = format!("127.0.0.1:{}", free_port());
-        let range = format!("{}-{}", ports.0, ports.1);
         let master = format!("http://{}", self.http);
-        let mut args = vec![
-            "agent",
-            "--master",
-            &master,
-            "--node-id",
-            &node_id,
-            "--http",
-            &http,
-            "--port-range",
-            &range,
-            "--cpus",
-            "4",
-            "--mem",
-            "4096",
-            "--heartbeat-interval",
-            "300ms",
-            "--advertise-host",
-            "127.0.0.1",
-            "--default-image",
-            crate::docker::BUSYBOX_IMAGE,
-        ];
-        args.extend_from_slice(extra);
+        let (mut args, ports) = agent_args(&master, &node_id);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let process = DroverProcess::start(&args);
         self.agents.push(Agent {
             process,
@@ -374,4 +352,34 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The command line of a `drover agent` joining `master` as `node_id`: its own HTTP port
+/// and host-port range (returned), 4 CPUs, 4 GiB, 300 ms heartbeats, busybox by default.
+pub fn agent_args(master: &str, node_id: &str) -> (Vec<String>, (u16, u16)) {
+    let ports = port_range();
+    let args = [
+        "agent",
+        "--master",
+        master,
+        "--node-id",
+        node_id,
+        "--http",
+        format!("127.0.0.1:{}", free_port()).as_str(),
+        "--port-range",
+        format!("{}-{}", ports.0, ports.1).as_str(),
+        "--cpus",
+        "4",
+        "--mem",
+        "4096",
+        "--heartbeat-interval",
+        "300ms",
+        "--advertise-host",
+        "127.0.0.1",
+        "--default-image",
+        crate::docker::BUSYBOX_IMAGE,
+    ]
+    .map(str::to_string)
+    .to_vec();
+    (args, ports)
 }

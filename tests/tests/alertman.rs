@@ -15,12 +15,12 @@ use std::{
 };
 
 use chrono::Utc;
-use drover_schema::{topics, ContainerStats, LogRecord, MetricRecord, Source, Stream};
+use drover_schema::{topics, LogRecord, Source, Stream};
 use drover_tests::{
     drover::{run_drover, DroverUp},
     free_port,
     hooks::HookServer,
-    kafka::produce_all,
+    kafka::{container_stats, produce_all},
 };
 use serde_json::Value;
 
@@ -123,31 +123,10 @@ async fn wait_for<T>(
 }
 
 fn stats(app: &str, instance: &str, cpu: f64) -> (String, Vec<u8>) {
-    let rec = MetricRecord::Container(ContainerStats {
-        v: 1,
-        ts: Utc::now(),
-        source: Source {
-            host: "it-host".into(),
-            node: Some("it-node".into()),
-            app: app.into(),
-            task: Some(instance.into()),
-            group: None,
-            container_id: format!("c-{instance}"),
-            container_name: format!("c-{instance}"),
-            image: "img".into(),
-        },
-        cpu_pct: cpu,
-        cpu_limit: 1.0,
-        rss_bytes: 1000,
-        working_set_bytes: 2000,
-        mem_limit_bytes: 100_000,
-        rss_pct: 1.0,
-        blkio_read_bytes: 0,
-        blkio_write_bytes: 0,
-        net_rx_bytes: 0,
-        net_tx_bytes: 0,
-    });
-    (app.to_string(), drover_schema::encode(&rec))
+    (
+        app.to_string(),
+        container_stats(app, instance, "it-node", cpu),
+    )
 }
 
 fn log_line(app: &str, seq: u64, line: &str) -> (String, Vec<u8>) {

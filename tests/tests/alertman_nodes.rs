@@ -16,48 +16,22 @@ use std::{
     time::Duration,
 };
 
-use chrono::Utc;
-use drover_schema::{topics, ContainerStats, Event, MetricRecord, Source};
+use drover_schema::{topics, Event};
 use drover_tests::{
     docker::{ensure_images, BUSYBOX_IMAGE},
     drover::{DroverProcess, DroverUp},
-    free_port,
     hooks::HookServer,
-    kafka::{produce_all, read_records},
-    scheduler::{port_range, wait_for, NodeContainers},
+    kafka::{container_stats, produce_all, read_records},
+    scheduler::{agent_args, port_range, wait_for, NodeContainers},
     unique,
 };
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);
 
-/// A container-stats record of one task, as a collector on its node would send it.
+/// A container-stats record of one task, keyed by the task, as its node's collector sends it.
 fn stats(app: &str, task: &str, node: &str, cpu: f64) -> (String, Vec<u8>) {
-    let rec = MetricRecord::Container(ContainerStats {
-        v: 1,
-        ts: Utc::now(),
-        source: Source {
-            host: format!("host-{node}"),
-            node: Some(node.into()),
-            app: app.into(),
-            task: Some(task.into()),
-            group: None,
-            container_id: format!("c-{task}"),
-            container_name: format!("c-{task}"),
-            image: BUSYBOX_IMAGE.into(),
-        },
-        cpu_pct: cpu,
-        cpu_limit: 1.0,
-        rss_bytes: 1000,
-        working_set_bytes: 2000,
-        mem_limit_bytes: 100_000,
-        rss_pct: 1.0,
-        blkio_read_bytes: 0,
-        blkio_write_bytes: 0,
-        net_rx_bytes: 0,
-        net_tx_bytes: 0,
-    });
-    (task.to_string(), drover_schema::encode(&rec))
+    (task.to_string(), container_stats(app, task, node, cpu))
 }
 
 struct Nodes {
@@ -183,30 +157,10 @@ async fn cluster(agents: usize, rules: &str) -> Nodes {
     let master = up.url("");
     let mut procs = Vec::new();
     for id in ids.iter().skip(1) {
-        let (lo, hi) = port_range();
-        let range = format!("{lo}-{hi}");
-        let http = format!("127.0.0.1:{}", free_port());
-        procs.push(DroverProcess::start(&[
-            "agent",
-            "--master",
-            &master,
-            "--node-id",
-            id,
-            "--http",
-            &http,
-            "--port-range",
-            &range,
-            "--cpus",
-            "4",
-            "--mem",
-            "4096",
-            "--heartbeat-interval",
-            "300ms",
-            "--advertise-host",
-            "127.0.0.1",
-            "--default-image",
-            BUSYBOX_IMAGE,
-        ]));
+        let (args, _) = agent_args(&master, id);
+        procs.push(DroverProcess::start(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
     }
     let nodes = Nodes {
         up,
