@@ -735,14 +735,26 @@
   window.DroverUI = { h, api, csrf, showError, every, dialog, fmtTs, ago, appHref, go, qs, view };
 
   // ---------------------------------------------------------------- router
-  function render() {
-    for (const f of cleanup.splice(0)) { try { f(); } catch (_) { /* already gone */ } }
-    showError(null);
-    const r = route();
+  function showNav(r) {
     for (const a of document.querySelectorAll('#nav a')) {
       a.classList.toggle('active', a.dataset.page === r.page || (r.page === 'app' && a.dataset.page === 'apps'));
       a.hidden = config[a.dataset.needs] === false;
     }
+  }
+
+  // The parts of the server a page draws from: only a change in one of these redraws it when
+  // the config arrives (a redraw would throw away results the page has already shown).
+  function pageNeeds(page) {
+    const extra = (window.DroverPages || {})[page];
+    return { logs: ['logs'], apps: ['scheduler'], app: ['scheduler', 'metrics', 'logs', 'gateway'], nodes: ['scheduler'],
+      events: ['scheduler'], routes: ['gateway'] }[page] || (extra && extra.needs ? [extra.needs] : []);
+  }
+
+  function render() {
+    for (const f of cleanup.splice(0)) { try { f(); } catch (_) { /* already gone */ } }
+    showError(null);
+    const r = route();
+    showNav(r);
     const pages = { logs: renderLogs, apps: renderApps, app: renderApp, nodes: renderNodes, events: renderEvents, routes: renderRoutes, audit: renderAudit };
     const extra = (window.DroverPages || {})[r.page];
     const page = pages[r.page] || (extra && extra.render);
@@ -767,9 +779,11 @@
     });
   }).catch(() => { /* an older server: no auth */ });
   fetch('/ui/config.json').then(r => r.json()).then(c => {
-    const changed = ['logs', 'metrics', 'scheduler', 'gateway', 'alerts', 'autoscaler'].some(k => c[k] !== config[k]);
+    // A part is assumed present until the config says false (see render and the pages).
+    const changed = pageNeeds(route().page).some(k => (c[k] !== false) !== (config[k] !== false));
     config = c;
     document.getElementById('footer').textContent = `Drover ${c.version}`;
+    showNav(route());
     if (changed) render();
   }).catch(() => { /* keep the defaults */ });
 })();
