@@ -27,7 +27,7 @@ pub struct GatewayBenchArgs {
     /// Length of each wrk run.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Rounds (each runs direct, drover, haproxy, nginx once); medians are reported.
+    /// Rounds (each runs direct, drover, haproxy, haproxy+work, nginx once); medians are reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// wrk's open connections.
@@ -79,11 +79,14 @@ struct Report {
     threads: u32,
     build: &'static str,
     rows: Vec<Row>,
-    /// Drover's requests/s over HAProxy's.
+    /// Drover's requests/s over HAProxy's (HAProxy as the issue configures it: forwardfor).
     drover_over_haproxy: f64,
+    /// Drover's requests/s over HAProxy's when HAProxy does the gateway's per-request work
+    /// too (forwarding headers, a request ID both ways).
+    drover_over_haproxy_same_work: f64,
 }
 
-const TARGETS: [&str; 4] = ["direct", "drover", "haproxy", "nginx"];
+const TARGETS: [&str; 5] = ["direct", "drover", "haproxy", "haproxy+work", "nginx"];
 const HOST: &str = "bench.test";
 
 /// Run the benchmark.
@@ -121,8 +124,13 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
 
     let haproxy_port = free_port()?;
     let haproxy = Proc::spawn(
-        haproxy_cmd(dir.path(), haproxy_port, backends, args.proxy_workers)?,
+        haproxy_cmd(dir.path(), haproxy_port, backends, args.proxy_workers, false)?,
         "haproxy",
+    )?;
+    let haproxy_work_port = free_port()?;
+    let haproxy_work = Proc::spawn(
+        haproxy_cmd(dir.path(), haproxy_work_port, backends, args.proxy_workers, true)?,
+        "haproxy (same work)",
     )?;
     let nginx_port = free_port()?;
     let nginx = Proc::spawn(
@@ -130,6 +138,7 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         "nginx proxy",
     )?;
     wait_listening(haproxy_port).await?;
+    wait_listening(haproxy_work_port).await?;
     wait_listening(nginx_port).await?;
     let haproxy_v = version("haproxy", &["-v"]);
     let nginx_v = version("nginx", &["-v"]);
@@ -141,10 +150,12 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
                 "direct" => backends[0],
                 "drover" => drover_addr.port(),
                 "haproxy" => haproxy_port,
+                "haproxy+work" => haproxy_work_port,
                 _ => nginx_port,
             };
             let pids: Vec<u32> = match *target {
                 "haproxy" => vec![haproxy.pid()],
+                "haproxy+work" => vec![haproxy_work.pid()],
                 "nginx" => family(nginx.pid()),
                 _ => Vec::new(),
             };
@@ -170,7 +181,7 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
                 _ => Some(pids.iter().filter_map(|p| rss_mib(&p.to_string())).sum()),
             };
             eprintln!(
-                "round {round}/{} {target:<8} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms{}",
+                "round {round}/{} {target:<12} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms{}",
                 args.rounds,
                 run.rps,
                 run.p50_ms,
@@ -214,11 +225,8 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         } else {
             "release"
         },
-        drover_over_haproxy: if rows[2].rps > 0.0 {
-            rows[1].rps / rows[2].rps
-        } else {
-            0.0
-        },
+        drover_over_haproxy: ratio(rows[1].rps, rows[2].rps),
+        drover_over_haproxy_same_work: ratio(rows[1].rps, rows[3].rps),
         rows,
     };
     if args.json {
@@ -257,10 +265,18 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "drover / haproxy throughput: {:.2}x",
-        report.drover_over_haproxy
+        "drover / haproxy throughput: {:.2}x; drover / haproxy doing the same per-request work: {:.2}x",
+        report.drover_over_haproxy, report.drover_over_haproxy_same_work
     );
     Ok(())
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
 }
 
 /// The run with the median requests/s.
@@ -507,13 +523,35 @@ fn nginx_proxy(dir: &Path, port: u16, backends: [u16; 2], workers: u32) -> anyho
     nginx_cmd(dir, "proxy", conf)
 }
 
-/// HAProxy: least connections over both backends, keep-alive and connection reuse.
-fn haproxy_cmd(dir: &Path, port: u16, backends: [u16; 2], threads: u32) -> anyhow::Result<Command> {
+/// HAProxy: least connections over both backends, keep-alive and connection reuse. With
+/// `same_work`, it also does what Drover's gateway does to every request: `X-Forwarded-Proto`,
+/// `X-Forwarded-Host` and `Forwarded` set, a request ID made and sent both ways (HAProxy keeps
+/// per-server counters and timers in any case, as the gateway keeps per-instance stats).
+fn haproxy_cmd(
+    dir: &Path,
+    port: u16,
+    backends: [u16; 2],
+    threads: u32,
+    same_work: bool,
+) -> anyhow::Result<Command> {
+    let extra = if same_work {
+        concat!(
+            "  unique-id-format %[uuid(4)]\n",
+            "  unique-id-header X-Request-Id\n",
+            "  http-request set-header X-Forwarded-Proto http\n",
+            "  http-request set-header X-Forwarded-Host %[req.hdr(host)]\n",
+            "  http-request add-header Forwarded \"for=%[src];host=\\\"%[req.hdr(host)]\\\";proto=http\"\n",
+            "  http-after-response set-header X-Request-Id %[unique-id]\n",
+        )
+    } else {
+        ""
+    };
     let conf = format!(
-        "global\n  maxconn 4096\n  nbthread {threads}\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  option forwardfor\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  balance leastconn\n  http-reuse always\n  server b1 127.0.0.1:{}\n  server b2 127.0.0.1:{}\n",
+        "global\n  maxconn 4096\n  nbthread {threads}\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  option forwardfor\n\nfrontend fe\n  bind 127.0.0.1:{port}\n{extra}  default_backend be\n\nbackend be\n  balance leastconn\n  http-reuse always\n  server b1 127.0.0.1:{}\n  server b2 127.0.0.1:{}\n",
         backends[0], backends[1]
     );
-    let path = dir.join("haproxy.cfg");
+    let name = if same_work { "haproxy-same-work.cfg" } else { "haproxy.cfg" };
+    let path = dir.join(name);
     std::fs::write(&path, conf).with_context(|| format!("cannot write {}", path.display()))?;
     let mut c = Command::new("haproxy");
     c.args(["-db", "-f", &path.display().to_string()]);
