@@ -124,12 +124,24 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
 
     let haproxy_port = free_port()?;
     let haproxy = Proc::spawn(
-        haproxy_cmd(dir.path(), haproxy_port, backends, args.proxy_workers, false)?,
+        haproxy_cmd(
+            dir.path(),
+            haproxy_port,
+            backends,
+            args.proxy_workers,
+            false,
+        )?,
         "haproxy",
     )?;
     let haproxy_work_port = free_port()?;
     let haproxy_work = Proc::spawn(
-        haproxy_cmd(dir.path(), haproxy_work_port, backends, args.proxy_workers, true)?,
+        haproxy_cmd(
+            dir.path(),
+            haproxy_work_port,
+            backends,
+            args.proxy_workers,
+            true,
+        )?,
         "haproxy (same work)",
     )?;
     let nginx_port = free_port()?;
@@ -550,7 +562,11 @@ fn haproxy_cmd(
         "global\n  maxconn 4096\n  nbthread {threads}\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\n  option forwardfor\n\nfrontend fe\n  bind 127.0.0.1:{port}\n{extra}  default_backend be\n\nbackend be\n  balance leastconn\n  http-reuse always\n  server b1 127.0.0.1:{}\n  server b2 127.0.0.1:{}\n",
         backends[0], backends[1]
     );
-    let name = if same_work { "haproxy-same-work.cfg" } else { "haproxy.cfg" };
+    let name = if same_work {
+        "haproxy-same-work.cfg"
+    } else {
+        "haproxy.cfg"
+    };
     let path = dir.join(name);
     std::fs::write(&path, conf).with_context(|| format!("cannot write {}", path.display()))?;
     let mut c = Command::new("haproxy");
