@@ -742,8 +742,9 @@
     }
   }
 
-  // The parts of the server a page draws from: only a change in one of these redraws it when
-  // the config arrives (a redraw would throw away results the page has already shown).
+  // The parts of the server a page draws from, the one it cannot do without first: only a
+  // change in one of these redraws it when the config arrives (a redraw would throw away
+  // results the page has already shown).
   function pageNeeds(page) {
     const extra = (window.DroverPages || {})[page];
     return { logs: ['logs'], apps: ['scheduler'], app: ['scheduler', 'metrics', 'logs', 'gateway'], nodes: ['scheduler'],
@@ -760,7 +761,7 @@
     const page = pages[r.page] || (extra && extra.render);
     document.title = 'Drover · ' + (r.page === 'app' ? '/' + r.rest.join('/') : r.page);
     if (!page) { view.replaceChildren(h('div', { class: 'empty' }, `No page "${r.page}". `, h('a', { href: '#/logs' }, 'Go to logs'))); return; }
-    const needs = { logs: 'logs', apps: 'scheduler', app: 'scheduler', nodes: 'scheduler', events: 'scheduler', routes: 'gateway' }[r.page] || (extra && extra.needs);
+    const needs = pageNeeds(r.page)[0];
     if (config[needs] === false) { view.replaceChildren(h('div', { class: 'empty' }, `This server has no ${needs}: this page is served by drover up or the role that runs it.`)); return; }
     Promise.resolve(page(r)).catch(e => showError(e.message));
   }
