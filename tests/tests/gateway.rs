@@ -420,8 +420,10 @@ async fn reported_request_counts_equal_the_load_generators() {
     deploy(&up, &timed).await;
     wait_healthy(&up, "/timed", 2).await;
     wait_routed(&up, "timed.test", "/", 2).await;
-    let (timed_ok, _, mut took) = drive(up.gateway, "timed.test", 2, 150).await;
-    assert_eq!(timed_ok, 300);
+    // 1,000 requests: the p99 is then the 10th-slowest, not the 3rd, so one request the
+    // client's own scheduling held up on a busy machine does not decide the comparison.
+    let (timed_ok, _, mut took) = drive(up.gateway, "timed.test", 2, 500).await;
+    assert_eq!(timed_ok, 1000);
 
     let brokers = up.broker.to_string();
     let records = tokio::task::spawn_blocking(move || {
@@ -442,7 +444,7 @@ async fn reported_request_counts_equal_the_load_generators() {
                         })
                         .sum::<u64>()
                 };
-                app("/counted") >= 400 && app("/timed") >= 300
+                app("/counted") >= 400 && app("/timed") >= 1000
             },
             Duration::from_secs(30),
             Duration::from_secs(3),
@@ -496,7 +498,7 @@ async fn reported_request_counts_equal_the_load_generators() {
     for s in timed_apps.iter().filter(|s| s.instance.is_none()) {
         assert!(merged.merge(&s.latency), "one set of buckets");
     }
-    assert_eq!(merged.count(), 300);
+    assert_eq!(merged.count(), 1000);
     let gateway_p99 = merged.quantile(0.99).unwrap();
     took.sort_by(f64::total_cmp);
     let client_p99 = took[(took.len() * 99).div_ceil(100) - 1];
