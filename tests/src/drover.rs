@@ -53,7 +53,21 @@ pub fn run_drover(args: &[&str], timeout: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    child.wait_with_output().expect("output")
+    let out = child.wait_with_output().expect("output");
+    keep_run_output(args, &out);
+    out
+}
+
+/// Keeps what `drover ARGS` printed for the suite's secret scan ([`crate::secrets`]), except
+/// the stdout of `drover token create|generate`: printing the new token once is its job.
+fn keep_run_output(args: &[&str], out: &Output) {
+    let role = args.first().copied().unwrap_or("drover");
+    let prints_a_secret = role == "token" && matches!(args.get(1), Some(&"create" | &"generate"));
+    let mut files: Vec<(&str, &[u8])> = vec![("stderr.log", &out.stderr)];
+    if !prints_a_secret {
+        files.push(("stdout.log", &out.stdout));
+    }
+    crate::secrets::keep_output(role, &files);
 }
 
 /// A running `drover up`.
@@ -226,15 +240,26 @@ impl Drop for DroverUp {
             let pid = nix::unistd::Pid::from_raw(c.id() as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(15);
+            let mut exited = false;
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
-                    return;
+                    exited = true;
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = c.kill();
-            let _ = c.wait();
+            if !exited {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
         }
+        // What every run of it printed, its broker's log and records, for the secret scan.
+        crate::secrets::keep_process(
+            "up",
+            self.dir.path(),
+            &["stdout.log", "stderr.log"],
+            Some(&self.data_dir()),
+        );
     }
 }
 
@@ -335,5 +360,23 @@ impl DroverProcess {
 impl Drop for DroverProcess {
     fn drop(&mut self) {
         self.terminate(Duration::from_secs(10));
+        // What every run of it printed (and a `drover up`'s broker log and records), for the
+        // secret scan. The arguments are not kept: they may hold a secret (--cluster-token).
+        let role = self.args.first().map_or("drover", String::as_str);
+        let data_dir = (role == "up")
+            .then(|| {
+                self.args
+                    .iter()
+                    .position(|a| a == "--data-dir")
+                    .and_then(|i| self.args.get(i + 1))
+                    .map(PathBuf::from)
+            })
+            .flatten();
+        crate::secrets::keep_process(
+            role,
+            self.dir.path(),
+            &["stdout.log", "stderr.log"],
+            data_dir.as_deref(),
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod drover;
 pub mod hooks;
 pub mod kafka;
 pub mod scheduler;
+pub mod secrets;
 
 use std::{
     path::PathBuf,

@@ -178,11 +178,10 @@ fn amtool(up: &DroverUp, args: &[&str]) -> String {
 fn write_rules(dir: &Path, hooks: &HookServer, smtp_port: u16) -> PathBuf {
     // The Slack URL is a secret: read from a file.
     let slack_file = dir.join("slack-url");
-    std::fs::write(
-        &slack_file,
-        format!("{}/slack/T000/B000/secret\n", hooks.base),
-    )
-    .unwrap();
+    let slack_url = format!("{}/slack/T000/B000/secret", hooks.base);
+    drover_tests::secrets::note("the Slack webhook URL (url_file)", &slack_url);
+    drover_tests::secrets::note("the Slack webhook URL's path", "/slack/T000/B000/secret");
+    std::fs::write(&slack_file, format!("{slack_url}\n")).unwrap();
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(

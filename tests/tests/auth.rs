@@ -33,7 +33,12 @@ fn create_token(up: &DroverUp, role: &str, name: &str) -> String {
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["role"], role);
-    v["token"].as_str().unwrap().to_string()
+    let token = v["token"].as_str().unwrap().to_string();
+    drover_tests::secrets::note(
+        &format!("{role} token '{name}' (drover token create)"),
+        &token,
+    );
+    token
 }
 
 async fn call(
@@ -224,6 +229,9 @@ async fn every_write_route_needs_an_operator_and_is_audited_and_no_token_leaks()
     // No token anywhere in what the run produced: its logs, every event, /metrics.
     let (_, metrics) = call(&up, "GET", "/metrics", Some(&viewer)).await;
     let all_events = serde_json::to_string(&events).unwrap();
+    // Kept for the suite's secret scan too (scripts/secret-scan.sh).
+    drover_tests::secrets::keep("drover.events.v1.json", all_events.as_bytes());
+    drover_tests::secrets::keep("metrics.txt", metrics.as_bytes());
     let logs = up.logs();
     for t in [&admin, &operator, &viewer] {
         assert!(!logs.contains(t.as_str()), "a token in the logs");
@@ -292,6 +300,7 @@ fn off_loopback_without_auth_is_refused_with_what_to_do() {
 async fn a_master_off_loopback_with_a_cluster_token_takes_agents_with_it_only() {
     let port = free_port();
     let cluster = "c0ffee-cluster-token-for-the-test-0123456789";
+    drover_tests::secrets::note("the cluster token (--cluster-token)", cluster);
     let dir = tempfile::tempdir().unwrap();
     let http = format!("0.0.0.0:{port}");
     let data = dir.path().to_str().unwrap().to_string();
@@ -474,6 +483,7 @@ fn write_secret(up: &DroverUp, name: &str, token: &str) -> std::path::PathBuf {
 fn a_bad_kafka_config_file_names_the_line_not_the_secret() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kafka.properties");
+    drover_tests::secrets::note("a sasl.password in --kafka-config", "hunter2-secret");
     std::fs::write(
         &file,
         "security.protocol=SASL_SSL\nsasl.password hunter2-secret\n",
