@@ -8,6 +8,7 @@
 
 use std::{path::PathBuf, sync::Arc, sync::OnceLock};
 
+use arbitrary::Arbitrary;
 use axum::{body::Body, http::Request, Router};
 use drover_alertman::{
     api::router,
@@ -18,7 +19,6 @@ use drover_alertman::{
     source::Fake,
 };
 use http_body_util::BodyExt;
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 

@@ -10,6 +10,7 @@
 
 use std::sync::OnceLock;
 
+use arbitrary::Arbitrary;
 use axum::{
     body::Body,
     http::{Method, Request, StatusCode},
@@ -21,7 +22,6 @@ use drover_auth::{
     Role, TokenStore,
 };
 use http_body_util::BodyExt;
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 

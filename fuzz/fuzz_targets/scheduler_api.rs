@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use arbitrary::Arbitrary;
 use axum::{
     body::Body,
     http::{Request, StatusCode},
@@ -18,7 +19,6 @@ use drover_scheduler::{
     master::{Master, MasterConfig},
 };
 use http_body_util::BodyExt;
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 
