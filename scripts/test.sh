@@ -18,12 +18,12 @@ bash tests/images/build.sh
 profile=default
 [ "${CI:-}" = "true" ] && profile=ci
 # What the tests keep for the secret scan (tests/src/secrets.rs): a fresh directory per run;
-# the last 5 runs' are kept.
+# the last 3 runs' are kept.
 if [ -z "${DROVER_TEST_LOGS:-}" ]; then
   logs_root="$CARGO_TARGET_DIR/test-logs"
   export DROVER_TEST_LOGS="$logs_root/$(date -u +%Y%m%dT%H%M%SZ)-$$"
   mkdir -p "$logs_root"
-  find "$logs_root" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' | sort -rn | tail -n +5 \
+  find "$logs_root" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' | sort -rn | tail -n +3 \
     | cut -d' ' -f2- | while IFS= read -r old; do rm -rf -- "$old"; done
 fi
 mkdir -p "$DROVER_TEST_LOGS"

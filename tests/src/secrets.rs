@@ -4,8 +4,9 @@
 //! When `DROVER_TEST_LOGS` names a directory (`scripts/test.sh` sets a fresh one per run),
 //! - every `drover` process the harness runs leaves its stdout and stderr there when it ends
 //!   (`procs/<test binary>/<test>/<role>-…/`), and a `drover up` also its embedded broker's log
-//!   and, while they are small, the broker's record store (`tansu.db*`: every record of
-//!   `drover.events.v1`, logs and metrics, uncompressed), see [`keep_process`];
+//!   and, while they are small (32 MiB each, 256 MiB a run), the broker's record store
+//!   (`tansu.db*`: every record of `drover.events.v1`, logs and metrics, uncompressed), see
+//!   [`keep_process`];
 //! - a test that reads events may keep them too ([`keep`]);
 //! - every secret a test makes or hands to Drover (tokens from `drover token create`, the
 //!   cluster token, a Slack URL, a SASL password) is registered by name with [`note`], in
@@ -30,7 +31,10 @@ pub const ENV: &str = "DROVER_TEST_LOGS";
 pub const SECRETS_FILE: &str = "secrets.txt";
 
 /// A broker store bigger than this is not copied (a note says so instead).
-const MAX_STORE_BYTES: u64 = 64 << 20;
+const MAX_STORE_BYTES: u64 = 32 << 20;
+
+/// Nor is one once the run's kept files reach this: the scan must not cost gigabytes.
+const MAX_KEPT_BYTES: u64 = 256 << 20;
 
 /// The kept directory of this run, created if needed; `None` when `DROVER_TEST_LOGS` is unset
 /// or empty.
@@ -108,10 +112,14 @@ pub fn keep_process(role: &str, from: &Path, files: &[&str], data_dir: Option<&P
         .filter_map(|p| p.metadata().ok())
         .map(|m| m.len())
         .sum();
-    if size > MAX_STORE_BYTES {
+    let kept = dir().map_or(0, |d| bytes_under(&d));
+    if size > MAX_STORE_BYTES || kept + size > MAX_KEPT_BYTES {
         let _ = std::fs::write(
             to.join("broker-store-not-kept.txt"),
-            format!("the broker's store was {size} bytes, over the {MAX_STORE_BYTES} kept\n"),
+            format!(
+                "the broker's store was {size} bytes (at most {MAX_STORE_BYTES} are kept, and \
+                 {MAX_KEPT_BYTES} per run; {kept} were kept already)\n"
+            ),
         );
         return;
     }
@@ -158,6 +166,20 @@ fn place(kind: &str, name: &str) -> Option<PathBuf> {
     let dir = d.join(kind).join(clean(&exe)).join(clean(&test));
     std::fs::create_dir_all(&dir).ok()?;
     Some(dir.join(format!("{}-{}-{n}", clean(name), std::process::id())))
+}
+
+/// The bytes of the files under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => bytes_under(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// A file name from `s`: `[A-Za-z0-9._-]`, at most 100 characters.
