@@ -3,7 +3,13 @@
 //! time that grows with each ejection, never more than a share of an app's backends at once,
 //! and panic mode (balance across all of them) when more than half are ejected. Time comes
 //! from an injectable [`Clock`](drover_schema::time::Clock), so tests move it by hand.
-use std::{sync::Mutex, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicI64, AtomicU32, Ordering},
+        Mutex,
+    },
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -51,14 +57,23 @@ pub struct Backend {
     pub addr: String,
     /// Its request statistics (its in-flight count is what balancing reads).
     pub stats: Tracker,
+    /// Failures in a row: read on every answer, written only when it changes.
+    consecutive: AtomicU32,
+    /// End of the current or last ejection, nanoseconds since the epoch (0: never
+    /// ejected): read on every pick without a lock.
+    ejected_until_ns: AtomicI64,
+    /// The ejection record, changed only when a backend is ejected.
     outlier: Mutex<Outlier>,
 }
 
 #[derive(Debug, Default)]
 struct Outlier {
-    consecutive: u32,
     ejections: u32,
     ejected_until: Option<DateTime<Utc>>,
+}
+
+fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 /// A backend's passive health, for the routes API.
@@ -84,6 +99,8 @@ impl Backend {
             node: node.to_string(),
             addr: addr.to_string(),
             stats: Tracker::new(now),
+            consecutive: AtomicU32::new(0),
+            ejected_until_ns: AtomicI64::new(0),
             outlier: Mutex::new(Outlier::default()),
         }
     }
@@ -99,7 +116,8 @@ impl Backend {
 
     /// Ejected at `now`.
     pub fn is_ejected(&self, now: DateTime<Utc>) -> bool {
-        self.outlier().ejected_until.is_some_and(|t| now < t)
+        let until = self.ejected_until_ns.load(Ordering::Relaxed);
+        until != 0 && nanos(now) < until
     }
 
     /// Its passive health at `now`.
@@ -110,13 +128,16 @@ impl Backend {
             ejected,
             ejected_until: o.ejected_until.filter(|_| ejected),
             ejections: o.ejections,
-            consecutive_failures: o.consecutive,
+            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
         }
     }
 
-    /// It answered well: the failure streak ends.
+    /// It answered well: the failure streak ends (a write only when there was one, so the
+    /// common case shares the cache line between workers).
     pub fn on_success(&self) {
-        self.outlier().consecutive = 0;
+        if self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
     }
 
     /// It failed (a 5xx, or no good answer). Ejects it when that makes `consecutive_failures`
@@ -128,11 +149,17 @@ impl Backend {
         peers: &[std::sync::Arc<Backend>],
         cfg: &OutlierConfig,
     ) -> bool {
-        let mut o = self.outlier();
-        o.consecutive = o.consecutive.saturating_add(1);
-        if o.consecutive < cfg.consecutive_failures || o.ejected_until.is_some_and(|t| now < t) {
+        let consecutive = self
+            .consecutive
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_add(1))
+            })
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        if consecutive < cfg.consecutive_failures || self.is_ejected(now) {
             return false;
         }
+        let mut o = self.outlier();
         // An ejection long ago no longer lengthens the next one.
         if o.ejected_until.is_some_and(|t| {
             now - t > chrono::Duration::from_std(cfg.max_ejection).unwrap_or_default()
@@ -153,8 +180,10 @@ impl Backend {
             .base_ejection
             .saturating_mul(o.ejections)
             .min(cfg.max_ejection);
-        o.ejected_until = Some(now + chrono::Duration::from_std(time).unwrap_or_default());
-        o.consecutive = 0;
+        let until = now + chrono::Duration::from_std(time).unwrap_or_default();
+        o.ejected_until = Some(until);
+        self.ejected_until_ns.store(nanos(until), Ordering::Relaxed);
+        self.consecutive.store(0, Ordering::Relaxed);
         true
     }
 }
@@ -179,6 +208,33 @@ pub fn available<'a>(
         return (backends.iter().collect(), true);
     }
     (ok, false)
+}
+
+/// The backend a request goes to among `backends` at `now`, never `exclude`: the power of
+/// two choices among the ones [`available`] gives — without building that list in the
+/// common case (none ejected, or panic mode), as this runs on every request. Also whether
+/// it was panic mode.
+pub fn pick<'a>(
+    backends: &'a [std::sync::Arc<Backend>],
+    now: DateTime<Utc>,
+    cfg: &OutlierConfig,
+    exclude: Option<&Backend>,
+) -> (Option<&'a std::sync::Arc<Backend>>, bool) {
+    let ejected = backends.iter().filter(|b| b.is_ejected(now)).count();
+    let panic = !backends.is_empty()
+        && ((backends.len() - ejected) as f64)
+            < backends.len() as f64 * cfg.panic_threshold_percent / 100.0;
+    if exclude.is_none() && (ejected == 0 || panic) {
+        let i = crate::balance::p2c_index(backends.len(), |i| backends[i].in_flight());
+        return (i.map(|i| &backends[i]), panic);
+    }
+    let candidates: Vec<&std::sync::Arc<Backend>> = backends
+        .iter()
+        .filter(|b| {
+            (panic || !b.is_ejected(now)) && exclude.is_none_or(|x| !std::ptr::eq(b.as_ref(), x))
+        })
+        .collect();
+    (crate::balance::p2c(&candidates), panic)
 }
 
 #[cfg(test)]
@@ -284,5 +340,35 @@ mod tests {
         assert_eq!(avail[0].task, "t1");
         let (avail, panic) = available(&[], clock.now(), &cfg);
         assert!(avail.is_empty() && !panic);
+    }
+
+    #[test]
+    fn pick_never_takes_an_ejected_or_excluded_backend_outside_panic_mode() {
+        let clock = ManualClock::at_ms(1_800_000_000_000);
+        let cfg = OutlierConfig::default();
+        let bs = backends(4);
+        for _ in 0..50 {
+            let (b, panic) = pick(&bs, clock.now(), &cfg, None);
+            assert!(b.is_some() && !panic);
+        }
+        assert!(fail(&bs[0], 5, &clock, &bs));
+        for _ in 0..100 {
+            let (b, panic) = pick(&bs, clock.now(), &cfg, Some(&bs[1]));
+            let t = &b.unwrap().task;
+            assert!(!panic && t != "t0" && t != "t1", "{t}");
+        }
+        // One of one ejected: panic mode, and it is still picked; excluded, none is.
+        let one = backends(1);
+        assert!(fail(&one[0], 5, &clock, &one));
+        let task = |(b, panic): (Option<&Arc<Backend>>, bool)| (b.map(|b| b.task.clone()), panic);
+        assert_eq!(
+            task(pick(&one, clock.now(), &cfg, None)),
+            (Some("t0".to_string()), true)
+        );
+        assert_eq!(
+            task(pick(&one, clock.now(), &cfg, Some(&one[0]))),
+            (None, true)
+        );
+        assert_eq!(task(pick(&[], clock.now(), &cfg, None)), (None, false));
     }
 }

@@ -80,17 +80,22 @@ impl Ring {
 /// Power of two choices: of two backends drawn at random, the one with fewer requests in
 /// flight (the first drawn on a tie). `None` when there is none.
 pub fn p2c<'a>(candidates: &[&'a Arc<Backend>]) -> Option<&'a Arc<Backend>> {
-    match candidates.len() {
+    p2c_index(candidates.len(), |i| candidates[i].in_flight()).map(|i| candidates[i])
+}
+
+/// [`p2c`] over `n` candidates known by index, `in_flight(i)` being the requests in flight
+/// on the `i`-th: its index.
+pub fn p2c_index(n: usize, in_flight: impl Fn(usize) -> u64) -> Option<usize> {
+    match n {
         0 => None,
-        1 => Some(candidates[0]),
+        1 => Some(0),
         n => {
             let a = fastrand::usize(..n);
             let mut b = fastrand::usize(..n - 1);
             if b >= a {
                 b += 1;
             }
-            let (a, b) = (candidates[a], candidates[b]);
-            Some(if b.in_flight() < a.in_flight() { b } else { a })
+            Some(if in_flight(b) < in_flight(a) { b } else { a })
         }
     }
 }

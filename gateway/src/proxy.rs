@@ -33,7 +33,7 @@ use crate::{
     labels::HashKey,
     metrics::{status_class, AppLabels, ErrorLabels, ErrorReason, StatusLabels},
     pool::{Pool, SendError, Sender},
-    stats::{Outcome, Tracker},
+    stats::Outcome,
     table::{Group, Route},
     Shared,
 };
@@ -71,11 +71,9 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
-    let request_id = request_id(req.headers());
-    let mut resp = proxy(&shared, &pool, peer, req, started, &request_id).await;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert(X_REQUEST_ID.clone(), v);
-    }
+    let rid = request_id(req.headers());
+    let mut resp = proxy(&shared, &pool, peer, req, started, &rid).await;
+    resp.headers_mut().insert(X_REQUEST_ID.clone(), rid);
     Ok(resp)
 }
 
@@ -85,12 +83,14 @@ async fn proxy(
     peer: SocketAddr,
     mut req: Request<Incoming>,
     started: Instant,
-    request_id: &str,
+    rid: &HeaderValue,
 ) -> Response<Body> {
+    // Checked by `request_id`: visible ASCII.
+    let request_id = rid.to_str().unwrap_or_default();
     let host = request_host(&req);
-    let path = req.uri().path().to_string();
-    let table = shared.table.load_full();
-    let Some(route) = table.find(&host, &path) else {
+    let path = req.uri().path();
+    let table = shared.table.load();
+    let Some(route) = table.find(&host, path) else {
         shared
             .metrics
             .gateway_errors
@@ -165,7 +165,7 @@ async fn proxy(
         &parts.uri,
         peer.ip(),
         &host,
-        request_id,
+        rid,
         upgrade,
     );
     // Origin-form (`/path?query`) on the backend's connection, as HTTP/1.1.
@@ -324,11 +324,11 @@ fn tunnel(
 /// counted (status, latency, bytes) once its response ends.
 struct RequestCounters {
     shared: Arc<Shared>,
-    app: String,
+    /// The route, and which of its groups (apps) the request went to: the app's and the
+    /// service's counters are found through it (one reference count, no copies).
+    route: Arc<Route>,
+    group: usize,
     backend: Option<Arc<Backend>>,
-    app_stats: Arc<Tracker>,
-    service_stats: Option<Arc<Tracker>>,
-    prom: Arc<crate::metrics::AppHandles>,
     started: Instant,
     status: u16,
     gateway_error: bool,
@@ -346,11 +346,16 @@ struct RequestCounters {
 impl RequestCounters {
     fn new(
         shared: &Arc<Shared>,
-        route: &Route,
+        route: &Arc<Route>,
         group: &Group,
         backend: Option<&Arc<Backend>>,
         started: Instant,
     ) -> Self {
+        let index = route
+            .groups
+            .iter()
+            .position(|g| std::ptr::eq(g, group))
+            .unwrap_or(0);
         let now = started;
         if let Some(b) = backend {
             b.stats.start(now);
@@ -362,11 +367,9 @@ impl RequestCounters {
         group.prom.in_flight.inc();
         Self {
             shared: Arc::clone(shared),
-            app: group.app.clone(),
+            route: Arc::clone(route),
+            group: index,
             backend: backend.cloned(),
-            app_stats: Arc::clone(&group.stats),
-            prom: Arc::clone(&group.prom),
-            service_stats: route.service_stats.clone(),
             started,
             status: 0,
             gateway_error: false,
@@ -377,6 +380,10 @@ impl RequestCounters {
             reason: None,
             conn: None,
         }
+    }
+
+    fn group(&self) -> &Group {
+        &self.route.groups[self.group]
     }
 
     /// The request goes to another backend (a retry).
@@ -397,7 +404,7 @@ impl RequestCounters {
             .metrics
             .gateway_errors
             .get_or_create(&ErrorLabels {
-                app: self.app.clone(),
+                app: self.group().app.clone(),
                 reason: reason.as_str(),
             })
             .inc();
@@ -477,13 +484,15 @@ impl RequestCounters {
         if let Some(b) = &self.backend {
             b.stats.finish(now, &outcome);
         }
-        self.app_stats.finish(now, &outcome);
-        if let Some(s) = &self.service_stats {
+        let group = self.group();
+        group.stats.finish(now, &outcome);
+        if let Some(s) = &self.route.service_stats {
             s.finish(now, &outcome);
         }
-        self.prom.in_flight.dec();
-        self.prom.count(self.status);
-        self.prom
+        group.prom.in_flight.dec();
+        group.prom.count(self.status);
+        group
+            .prom
             .duration
             .observe(now.saturating_duration_since(self.started).as_secs_f64());
         if let Some(start) = self.access.take() {
@@ -497,7 +506,7 @@ impl RequestCounters {
                 };
                 e.latency_ms = outcome.latency_ms;
                 e.bytes = outcome.bytes_out;
-                e.app = Some(self.app.clone());
+                e.app = Some(self.group().app.clone());
                 if let Some(b) = &self.backend {
                     e.instance = Some(b.task.clone());
                     e.node = Some(b.node.clone()).filter(|n| !n.is_empty());
@@ -722,13 +731,23 @@ pub fn error_response(
     resp
 }
 
-/// The client's `X-Request-Id` when it is sane (1-200 visible ASCII characters), else a new one.
-pub fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| format!("{:032x}", fastrand::u128(..)), str::to_string)
+/// The client's `X-Request-Id` when it is sane (1-200 visible ASCII characters), else a new
+/// one (32 hex digits); made once per request and shared by the request and the response.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID).filter(|v| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= 200 && b.iter().all(u8::is_ascii_graphic)
+    }) {
+        return v.clone();
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut n = fastrand::u128(..);
+    let mut id = [0u8; 32];
+    for d in id.iter_mut().rev() {
+        *d = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
 }
 
 /// The host a request is for: `Host`, else the URI's authority (HTTP/2's `:authority`).
@@ -804,9 +823,10 @@ pub fn prepare_headers(
     uri: &Uri,
     client: IpAddr,
     host: &str,
-    request_id: &str,
+    request_id: &HeaderValue,
     upgrade: bool,
 ) {
+    use std::fmt::Write as _;
     let upgrade_value = upgrade
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten();
@@ -823,12 +843,16 @@ pub fn prepare_headers(
             headers.insert(header::HOST, a);
         }
     }
-    let ip = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.clone(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    // One buffer for both appended headers (this runs on every request).
+    let mut buf = String::with_capacity(96);
+    if let Some(prev) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        if !prev.trim().is_empty() {
+            buf.push_str(prev);
+            buf.push_str(", ");
+        }
+    }
+    let _ = write!(buf, "{client}");
+    if let Ok(v) = HeaderValue::from_str(&buf) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -839,22 +863,24 @@ pub fn prepare_headers(
             headers.insert(X_FORWARDED_HOST.clone(), v);
         }
     }
-    let for_ = match client {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    buf.clear();
+    if let Some(prev) = headers.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
+        if !prev.trim().is_empty() {
+            buf.push_str(prev);
+            buf.push_str(", ");
+        }
+    }
+    let _ = match client {
+        IpAddr::V4(v4) => write!(buf, "for={v4}"),
+        IpAddr::V6(v6) => write!(buf, "for=\"[{v6}]\""),
     };
-    let host_q = host.replace(['"', '\\'], "");
-    let element = format!("for={for_};host=\"{host_q}\";proto=http");
-    let forwarded = match headers.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {element}"),
-        _ => element,
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    buf.push_str(";host=\"");
+    buf.extend(host.chars().filter(|c| !matches!(c, '"' | '\\')));
+    buf.push_str("\";proto=http");
+    if let Ok(v) = HeaderValue::from_str(&buf) {
         headers.insert(FORWARDED.clone(), v);
     }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert(X_REQUEST_ID.clone(), v);
-    }
+    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
 }
 
 /// An error and its causes, `: `-separated.
@@ -890,7 +916,7 @@ mod tests {
             &uri,
             "192.168.1.2".parse().unwrap(),
             "shop.example.com",
-            "rid",
+            &HeaderValue::from_static("rid"),
             false,
         );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 192.168.1.2");
@@ -918,7 +944,7 @@ mod tests {
             &uri,
             "::1".parse().unwrap(),
             "api.example.com",
-            "r",
+            &HeaderValue::from_static("r"),
             false,
         );
         assert_eq!(h["host"], "api.example.com");
@@ -939,7 +965,7 @@ mod tests {
             &"/".parse().unwrap(),
             "1.2.3.4".parse().unwrap(),
             "h",
-            "r",
+            &HeaderValue::from_static("r"),
             true,
         );
         assert_eq!(h["upgrade"], "websocket");
@@ -954,6 +980,7 @@ mod tests {
         h.insert("x-request-id", HeaderValue::from_static("has space"));
         let id = request_id(&h);
         assert_eq!(id.len(), 32);
+        assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit), "{id:?}");
         assert_ne!(request_id(&HeaderMap::new()), id);
     }
 

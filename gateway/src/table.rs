@@ -13,8 +13,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::{
-    backend::{available, Backend, OutlierConfig},
-    balance::{p2c, Ring},
+    backend::{self, Backend, OutlierConfig},
+    balance::Ring,
     labels::{self, GroupFilter, HashKey, LabelSource, RouteSpec},
     metrics::{AppHandles, GatewayMetrics},
     stats::Tracker,
@@ -186,11 +186,8 @@ impl Route {
         let first = *order.first()?;
         for &g in order {
             let group = &self.groups[g];
-            let (mut candidates, panic) = available(&group.backends, now, cfg);
-            if let Some(x) = exclude {
-                candidates.retain(|b| !std::ptr::eq(b.as_ref(), x));
-            }
-            if let Some(b) = p2c(&candidates) {
+            let (picked, panic) = backend::pick(&group.backends, now, cfg, exclude);
+            if let Some(b) = picked {
                 return Some(Pick {
                     group,
                     backend: Some(Arc::clone(b)),
