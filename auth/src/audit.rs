@@ -1,9 +1,13 @@
 //! The audit trail: one record per write request (every method but GET/HEAD, and login
 //! attempts), kept in a bounded buffer (`GET /api/audit`) and published as an `audit` event
-//! on `drover.events.v1`. A record names the token (never the token itself), the role, the
+//! on `drover.events.v1`. With a data dir it is also appended to `auth/audit.jsonl` (one
+//! JSON record a line, rotated to `audit.jsonl.1` past 16 MiB), and the newest records are
+//! read back from there at start, so `GET /api/audit` survives a restart. A record names the token (never the token itself), the role, the
 //! method and path (no query string: it may carry secrets), the status and the source.
 use std::{
     collections::{BTreeMap, VecDeque},
+    io::Write as _,
+    path::{Path, PathBuf},
     sync::Mutex,
 };
 
@@ -77,7 +81,14 @@ pub struct AuditLog {
     capacity: usize,
     records: Mutex<VecDeque<AuditRecord>>,
     events: Option<mpsc::UnboundedSender<Event>>,
+    /// The file records are appended to, when there is a data dir.
+    file: Option<PathBuf>,
+    /// Size past which the file is rotated.
+    rotate_at: u64,
 }
+
+/// Size past which `audit.jsonl` is renamed to `audit.jsonl.1` (the one before is dropped).
+const ROTATE_AT: u64 = 16 << 20;
 
 impl AuditLog {
     /// Keep the newest `capacity` records; publish each on `events` when given.
@@ -86,7 +97,54 @@ impl AuditLog {
             capacity: capacity.max(1),
             records: Mutex::default(),
             events,
+            file: None,
+            rotate_at: ROTATE_AT,
         }
+    }
+
+    /// Like [`AuditLog::new`], also appending every record to `file` (created when missing),
+    /// and starting with the newest `capacity` records already in it. A line that cannot be
+    /// read (one cut by a crash) is skipped and counted in a warning.
+    pub fn durable(
+        capacity: usize,
+        events: Option<mpsc::UnboundedSender<Event>>,
+        file: PathBuf,
+    ) -> Self {
+        let mut log = Self::new(capacity, events);
+        let mut kept = VecDeque::new();
+        let mut unreadable = 0usize;
+        for path in [rotated(&file), file.clone()] {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if path == file && !text.is_empty() && !text.ends_with('\n') {
+                // A line cut by a crash: end it, so the next record starts a line of its own.
+                if let Err(e) = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(b"\n"))
+                {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot end the audit file's last line");
+                }
+            }
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                match serde_json::from_str::<AuditRecord>(line) {
+                    Ok(r) => {
+                        if kept.len() == log.capacity {
+                            kept.pop_front();
+                        }
+                        kept.push_back(r);
+                    }
+                    Err(_) => unreadable += 1,
+                }
+            }
+        }
+        if unreadable > 0 {
+            tracing::warn!(file = %file.display(), lines = unreadable, "audit lines that cannot be read were skipped");
+        }
+        log.records = Mutex::new(kept);
+        log.file = Some(file);
+        log
     }
 
     /// Record `r`.
@@ -103,6 +161,12 @@ impl AuditLog {
         if let Some(tx) = &self.events {
             let _ = tx.send(r.to_event());
         }
+        if let Some(f) = &self.file {
+            if let Err(e) = append(f, &r, self.rotate_at) {
+                // The request is answered anyway: the event and the log line above hold it.
+                tracing::warn!(file = %f.display(), error = %e, "cannot append to the audit file");
+            }
+        }
         let mut q = self.records.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() == self.capacity {
             q.pop_front();
@@ -115,6 +179,28 @@ impl AuditLog {
         let q = self.records.lock().unwrap_or_else(|p| p.into_inner());
         q.iter().rev().take(limit).cloned().collect()
     }
+}
+
+fn rotated(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
+}
+
+fn append(file: &Path, r: &AuditRecord, rotate_at: u64) -> std::io::Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if std::fs::metadata(file).is_ok_and(|m| m.len() >= rotate_at) {
+        std::fs::rename(file, rotated(file))?;
+    }
+    let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?
+        .write_all(&line)
 }
 
 #[cfg(test)]
@@ -149,5 +235,48 @@ mod tests {
         assert_eq!(e.attrs["path"], "/a");
         let e = rx.try_recv().unwrap();
         assert_eq!(e.severity, Severity::Warning);
+    }
+
+    #[test]
+    fn a_durable_log_is_read_back_after_a_restart_and_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("auth").join("audit.jsonl");
+        let log = AuditLog::durable(2, None, file.clone());
+        assert!(log.recent(10).is_empty(), "no file yet: empty");
+        log.record(rec("/a", 200));
+        log.record(rec("/b", 403));
+        log.record(rec("/c", 201));
+        drop(log);
+        // A line cut by a crash is skipped, the rest read back: the newest `capacity`.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap()
+            .write_all(b"{\"ts\":\"2026-")
+            .unwrap();
+        let again = AuditLog::durable(2, None, file.clone());
+        let paths: Vec<_> = again.recent(10).into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, ["/c", "/b"]);
+        // The cut line was ended: the next record is a line of its own.
+        again.record(rec("/c2", 200));
+        let paths: Vec<_> = AuditLog::durable(2, None, file.clone())
+            .recent(10)
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(paths, ["/c2", "/c"]);
+        // Past the size limit the file is rotated; both files are read back.
+        let mut small = AuditLog::durable(10, None, file.clone());
+        small.rotate_at = 1;
+        small.record(rec("/d", 200));
+        assert!(rotated(&file).exists());
+        let lines = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(lines.lines().count(), 1, "{lines}");
+        let back: Vec<_> = AuditLog::durable(10, None, file)
+            .recent(10)
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(back, ["/d", "/c2", "/c", "/b", "/a"]);
     }
 }

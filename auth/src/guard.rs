@@ -167,6 +167,15 @@ impl Guard {
                 "INSECURE: --insecure-no-auth: every API is open to anyone who can reach this server, without a token"
             );
         }
+        // With a token file (a data dir) the trail is kept next to it.
+        let audit = match &cfg.store {
+            Some(store) => AuditLog::durable(
+                cfg.audit_capacity,
+                cfg.events,
+                store.path().with_file_name("audit.jsonl"),
+            ),
+            None => AuditLog::new(cfg.audit_capacity, cfg.events),
+        };
         Self {
             inner: Arc::new(Inner {
                 mode: cfg.mode,
@@ -175,7 +184,7 @@ impl Guard {
                 internal: cfg.internal,
                 sessions: Sessions::default(),
                 limiter: LoginLimiter::default(),
-                audit: AuditLog::new(cfg.audit_capacity, cfg.events),
+                audit,
                 secure_cookies: cfg.secure_cookies,
                 routes: std::sync::OnceLock::new(),
             }),

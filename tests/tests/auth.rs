@@ -77,7 +77,7 @@ fn admin_only(path: &str) -> bool {
 
 #[tokio::test]
 async fn every_write_route_needs_an_operator_and_is_audited_and_no_token_leaks() {
-    let up = DroverUp::start(&[]).await;
+    let mut up = DroverUp::start(&[]).await;
     // Loopback and no token: open, as before.
     let (status, body) = call(&up, "GET", "/healthz", None).await;
     assert!(
@@ -241,6 +241,22 @@ async fn every_write_route_needs_an_operator_and_is_audited_and_no_token_leaks()
         assert!(
             !logs.contains(&t[t.len() - 24..]),
             "part of a token in the logs"
+        );
+    }
+
+    // The audit trail survives a restart (auth/audit.jsonl in the data dir).
+    up.terminate(Duration::from_secs(30));
+    up.restart(&[]).await;
+    let (status, body) = call(&up, "GET", "/api/audit?limit=10000", Some(&admin)).await;
+    assert!(status.is_success(), "{body}");
+    let after: Vec<Value> = serde_json::from_str(&body).unwrap();
+    for (method, path, status) in &checked {
+        assert!(
+            after.iter().any(|r| r["who"] == "ci"
+                && r["method"] == method.as_str()
+                && r["path"] == path.as_str()
+                && r["status"] == *status),
+            "after a restart, no audit record of {method} {path} {status}"
         );
     }
 }
