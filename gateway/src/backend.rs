@@ -194,26 +194,10 @@ pub fn ejection_cap(n: usize, cfg: &OutlierConfig) -> usize {
     ((n as f64 * cfg.max_ejection_percent / 100.0).floor() as usize).max(1)
 }
 
-/// The backends to balance across at `now`: those not ejected, or all of them (panic mode,
-/// the `bool`) when fewer than `panic_threshold_percent` are available.
-pub fn available<'a>(
-    backends: &'a [std::sync::Arc<Backend>],
-    now: DateTime<Utc>,
-    cfg: &OutlierConfig,
-) -> (Vec<&'a std::sync::Arc<Backend>>, bool) {
-    let ok: Vec<_> = backends.iter().filter(|b| !b.is_ejected(now)).collect();
-    if !backends.is_empty()
-        && (ok.len() as f64) < backends.len() as f64 * cfg.panic_threshold_percent / 100.0
-    {
-        return (backends.iter().collect(), true);
-    }
-    (ok, false)
-}
-
 /// The backend a request goes to among `backends` at `now`, never `exclude`: the power of
-/// two choices among the ones [`available`] gives — without building that list in the
-/// common case (none ejected, or panic mode), as this runs on every request. Also whether
-/// it was panic mode.
+/// two choices among those not ejected, or among all of them (panic mode, the `bool`) when
+/// fewer than `panic_threshold_percent` are available. No candidate list is built in the
+/// common case (none ejected, or panic mode): this runs on every request.
 pub fn pick<'a>(
     backends: &'a [std::sync::Arc<Backend>],
     now: DateTime<Utc>,
@@ -327,19 +311,24 @@ mod tests {
     fn panic_mode_balances_across_all_when_more_than_half_are_out() {
         let clock = ManualClock::at_ms(1_800_000_000_000);
         let cfg = OutlierConfig::default();
+        let task = |(b, panic): (Option<&Arc<Backend>>, bool)| (b.map(|b| b.task.clone()), panic);
         let one = backends(1);
         assert!(fail(&one[0], 5, &clock, &one));
-        let (avail, panic) = available(&one, clock.now(), &cfg);
-        assert!(panic, "the only backend is ejected: use it anyway");
-        assert_eq!(avail.len(), 1);
+        assert_eq!(
+            task(pick(&one, clock.now(), &cfg, None)),
+            (Some("t0".to_string()), true),
+            "the only backend is ejected: use it anyway"
+        );
         let two = backends(2);
         assert!(fail(&two[0], 5, &clock, &two));
-        let (avail, panic) = available(&two, clock.now(), &cfg);
-        assert!(!panic, "half is not more than half");
-        assert_eq!(avail.len(), 1);
-        assert_eq!(avail[0].task, "t1");
-        let (avail, panic) = available(&[], clock.now(), &cfg);
-        assert!(avail.is_empty() && !panic);
+        for _ in 0..50 {
+            assert_eq!(
+                task(pick(&two, clock.now(), &cfg, None)),
+                (Some("t1".to_string()), false),
+                "half is not more than half"
+            );
+        }
+        assert_eq!(task(pick(&[], clock.now(), &cfg, None)), (None, false));
     }
 
     #[test]
@@ -357,18 +346,10 @@ mod tests {
             let t = &b.unwrap().task;
             assert!(!panic && t != "t0" && t != "t1", "{t}");
         }
-        // One of one ejected: panic mode, and it is still picked; excluded, none is.
+        // One of one ejected and excluded (a retry): panic mode, and none is left.
         let one = backends(1);
         assert!(fail(&one[0], 5, &clock, &one));
-        let task = |(b, panic): (Option<&Arc<Backend>>, bool)| (b.map(|b| b.task.clone()), panic);
-        assert_eq!(
-            task(pick(&one, clock.now(), &cfg, None)),
-            (Some("t0".to_string()), true)
-        );
-        assert_eq!(
-            task(pick(&one, clock.now(), &cfg, Some(&one[0]))),
-            (None, true)
-        );
-        assert_eq!(task(pick(&[], clock.now(), &cfg, None)), (None, false));
+        let (b, panic) = pick(&one, clock.now(), &cfg, Some(&one[0]));
+        assert!(b.is_none() && panic);
     }
 }
