@@ -82,9 +82,50 @@ pub struct AuditLog {
     records: Mutex<VecDeque<AuditRecord>>,
     events: Option<mpsc::UnboundedSender<Event>>,
     /// The file records are appended to, when there is a data dir.
-    file: Option<PathBuf>,
-    /// Size past which the file is rotated.
+    file: Option<Mutex<AuditFile>>,
+}
+
+/// `audit.jsonl`, kept open between records (one `write` per record).
+#[derive(Debug)]
+struct AuditFile {
+    path: PathBuf,
+    /// Open for appending; `None` until the first record, or after an error (reopened then).
+    out: Option<std::fs::File>,
+    /// Its size, to rotate without asking the file system on every record.
+    len: u64,
+    /// Size past which it is rotated.
     rotate_at: u64,
+}
+
+impl AuditFile {
+    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let mut out = match self.out.take() {
+            Some(f) => f,
+            None => self.open()?,
+        };
+        if self.len >= self.rotate_at {
+            drop(out);
+            std::fs::rename(&self.path, rotated(&self.path))?;
+            out = self.open()?;
+        }
+        out.write_all(line)?;
+        self.len += line.len() as u64;
+        // Kept open only after a good write: an error reopens it next time.
+        self.out = Some(out);
+        Ok(())
+    }
+
+    fn open(&mut self) -> std::io::Result<std::fs::File> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.len = f.metadata()?.len();
+        Ok(f)
+    }
 }
 
 /// Size past which `audit.jsonl` is renamed to `audit.jsonl.1` (the one before is dropped).
@@ -98,7 +139,6 @@ impl AuditLog {
             records: Mutex::default(),
             events,
             file: None,
-            rotate_at: ROTATE_AT,
         }
     }
 
@@ -143,7 +183,12 @@ impl AuditLog {
             tracing::warn!(file = %file.display(), lines = unreadable, "audit lines that cannot be read were skipped");
         }
         log.records = Mutex::new(kept);
-        log.file = Some(file);
+        log.file = Some(Mutex::new(AuditFile {
+            path: file,
+            out: None,
+            len: 0,
+            rotate_at: ROTATE_AT,
+        }));
         log
     }
 
@@ -162,9 +207,12 @@ impl AuditLog {
             let _ = tx.send(r.to_event());
         }
         if let Some(f) = &self.file {
-            if let Err(e) = append(f, &r, self.rotate_at) {
+            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            let mut line = serde_json::to_vec(&r).unwrap_or_default();
+            line.push(b'\n');
+            if let Err(e) = f.append(&line) {
                 // The request is answered anyway: the event and the log line above hold it.
-                tracing::warn!(file = %f.display(), error = %e, "cannot append to the audit file");
+                tracing::warn!(file = %f.path.display(), error = %e, "cannot append to the audit file");
             }
         }
         let mut q = self.records.lock().unwrap_or_else(|p| p.into_inner());
@@ -185,22 +233,6 @@ fn rotated(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(".1");
     PathBuf::from(name)
-}
-
-fn append(file: &Path, r: &AuditRecord, rotate_at: u64) -> std::io::Result<()> {
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    if std::fs::metadata(file).is_ok_and(|m| m.len() >= rotate_at) {
-        std::fs::rename(file, rotated(file))?;
-    }
-    let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)?
-        .write_all(&line)
 }
 
 #[cfg(test)]
@@ -266,8 +298,8 @@ mod tests {
             .collect();
         assert_eq!(paths, ["/c2", "/c"]);
         // Past the size limit the file is rotated; both files are read back.
-        let mut small = AuditLog::durable(10, None, file.clone());
-        small.rotate_at = 1;
+        let small = AuditLog::durable(10, None, file.clone());
+        small.file.as_ref().unwrap().lock().unwrap().rotate_at = 1;
         small.record(rec("/d", 200));
         assert!(rotated(&file).exists());
         let lines = std::fs::read_to_string(&file).unwrap();
