@@ -23,6 +23,7 @@ pub mod pool;
 pub mod proxy;
 pub mod report;
 pub mod server;
+pub mod shard;
 pub mod stats;
 pub mod table;
 

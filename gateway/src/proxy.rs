@@ -63,28 +63,38 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
+/// What one worker thread's requests share: the gateway, and the worker's own keep-alive
+/// pool. One per worker (not the gateway's `Arc<Shared>` itself), so the reference each
+/// request holds is counted on a cache line only its worker writes.
+#[derive(Debug)]
+pub struct Local {
+    /// The gateway.
+    pub shared: Arc<Shared>,
+    /// This worker's connections to the backends.
+    pub pool: Pool,
+}
+
 /// Serve one request from `peer`.
 pub async fn handle(
-    shared: Arc<Shared>,
-    pool: Arc<Pool>,
+    local: Arc<Local>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let rid = request_id(req.headers());
-    let mut resp = proxy(&shared, &pool, peer, req, started, &rid).await;
+    let mut resp = proxy(&local, peer, req, started, &rid).await;
     resp.headers_mut().insert(X_REQUEST_ID.clone(), rid);
     Ok(resp)
 }
 
 async fn proxy(
-    shared: &Arc<Shared>,
-    pool: &Arc<Pool>,
+    local: &Arc<Local>,
     peer: SocketAddr,
     mut req: Request<Incoming>,
     started: Instant,
     rid: &HeaderValue,
 ) -> Response<Body> {
+    let (shared, pool) = (&local.shared, &local.pool);
     // Checked by `request_id`: visible ASCII.
     let request_id = rid.to_str().unwrap_or_default();
     let host = request_host(&req);
@@ -143,7 +153,7 @@ async fn proxy(
             if group.tasks == 1 { "" } else { "s" },
             group.app,
         );
-        let mut req_stats = RequestCounters::new(shared, &route, group, None, started);
+        let mut req_stats = RequestCounters::new(local, &route, group, None, started);
         req_stats.access = access_of(shared, &req, &host, peer, request_id);
         let resp = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -183,7 +193,7 @@ async fn proxy(
     }
     .boxed_unsync();
     let mut out = Request::from_parts(parts, body);
-    let mut counters = RequestCounters::new(shared, &route, group, Some(&backend), started);
+    let mut counters = RequestCounters::new(local, &route, group, Some(backend), started);
     counters.bytes_in = Some(Arc::clone(&bytes_in));
     counters.access = access;
     let mut retried = false;
@@ -216,7 +226,7 @@ async fn proxy(
                         app: group.app.clone(),
                     })
                     .inc();
-                counters.move_to(&next);
+                counters.move_to(next);
                 backend = next;
                 retried = true;
                 out = *back;
@@ -274,7 +284,7 @@ async fn proxy(
     strip_hop_by_hop(&mut rparts.headers);
     counters.status = status.as_u16();
     // The connection goes back to the pool when the response has been read to the end.
-    counters.conn = Some((Arc::clone(pool), sender));
+    counters.conn = Some(sender);
     counters.into_response(Response::from_parts(rparts, rbody.boxed_unsync()))
 }
 
@@ -323,7 +333,7 @@ fn tunnel(
 /// The counting of one request: in flight on its backend, app and service from the start,
 /// counted (status, latency, bytes) once its response ends.
 struct RequestCounters {
-    shared: Arc<Shared>,
+    local: Arc<Local>,
     /// The route, and which of its groups (apps) the request went to: the app's and the
     /// service's counters are found through it (one reference count, no copies).
     route: Arc<Route>,
@@ -340,12 +350,12 @@ struct RequestCounters {
     /// Why the gateway answered itself.
     reason: Option<ErrorReason>,
     /// The backend connection, given back to its pool when the response ends cleanly.
-    conn: Option<(Arc<Pool>, Sender)>,
+    conn: Option<Sender>,
 }
 
 impl RequestCounters {
     fn new(
-        shared: &Arc<Shared>,
+        local: &Arc<Local>,
         route: &Arc<Route>,
         group: &Group,
         backend: Option<&Arc<Backend>>,
@@ -366,7 +376,7 @@ impl RequestCounters {
         }
         group.prom.in_flight.inc();
         Self {
-            shared: Arc::clone(shared),
+            local: Arc::clone(local),
             route: Arc::clone(route),
             group: index,
             backend: backend.cloned(),
@@ -400,7 +410,8 @@ impl RequestCounters {
         self.status = resp.status().as_u16();
         self.gateway_error = true;
         self.reason = Some(reason);
-        self.shared
+        self.local
+            .shared
             .metrics
             .gateway_errors
             .get_or_create(&ErrorLabels {
@@ -460,8 +471,8 @@ impl RequestCounters {
 
     /// The response was read to the end: its connection can carry the next request.
     fn release_conn(&mut self) {
-        if let (Some((pool, tx)), Some(b)) = (self.conn.take(), &self.backend) {
-            pool.put(&b.addr, tx);
+        if let (Some(tx), Some(b)) = (self.conn.take(), &self.backend) {
+            self.local.pool.put(&b.addr, tx);
         }
     }
 
@@ -496,7 +507,12 @@ impl RequestCounters {
             .duration
             .observe(now.saturating_duration_since(self.started).as_secs_f64());
         if let Some(start) = self.access.take() {
-            if self.shared.access.wants(self.status, self.gateway_error) {
+            if self
+                .local
+                .shared
+                .access
+                .wants(self.status, self.gateway_error)
+            {
                 let mut e = start.entry();
                 e.status = self.status;
                 e.level = if self.status >= 500 || self.gateway_error {
@@ -513,7 +529,7 @@ impl RequestCounters {
                     e.upstream = Some(b.addr.clone());
                 }
                 e.gateway_error = self.reason.map(ErrorReason::as_str);
-                self.shared.access.send(e);
+                self.local.shared.access.send(e);
             }
         }
     }
@@ -798,20 +814,30 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Remove hop-by-hop headers, and those `Connection` names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // This runs twice per request, and most messages carry none of these or only
+    // `Connection: keep-alive`: compare the names present (no hashing) before removing any.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .map(str::trim)
+            // `keep-alive` is hop-by-hop anyway (below): no name to make for it.
+            .filter(|t| !t.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for h in named {
             headers.remove(h);
         }
     }
     for h in &HOP_BY_HOP {
-        headers.remove(h);
+        if headers.keys().any(|k| k == h) {
+            headers.remove(h);
+        }
     }
 }
 
@@ -897,6 +923,35 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped_and_the_rest_kept() {
+        // A response as nginx sends it: `Connection: keep-alive` and its `Keep-Alive`.
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("text/plain"));
+        h.insert("connection", HeaderValue::from_static("Keep-Alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["content-type"]);
+        // Names listed in `Connection` go too, whatever their case and spacing.
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close ,X-Hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("x-keep", HeaderValue::from_static("2"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-keep"]);
+        // None of them: nothing changes.
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("a"));
+        h.append("x-many", HeaderValue::from_static("1"));
+        h.append("x-many", HeaderValue::from_static("2"));
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+    }
 
     #[test]
     fn forwarding_headers_append_and_keep() {

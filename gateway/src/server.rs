@@ -26,12 +26,21 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::{pool::Pool, proxy, GatewayConfig, Shared};
+use crate::{
+    pool::Pool,
+    proxy::{self, Local},
+    GatewayConfig, Shared,
+};
 
-/// A worker's keep-alive pool to the backends, swept of closed and expired connections.
-fn backend_pool(cfg: &GatewayConfig) -> Arc<Pool> {
-    let pool = Arc::new(Pool::new(cfg.connect_timeout, cfg.idle_timeout));
-    let sweeping = Arc::downgrade(&pool);
+/// What a worker's requests share: the gateway and the worker's keep-alive pool to the
+/// backends, swept of closed and expired connections.
+fn worker_local(shared: &Arc<Shared>) -> Arc<Local> {
+    let cfg = &shared.cfg;
+    let local = Arc::new(Local {
+        shared: Arc::clone(shared),
+        pool: Pool::new(cfg.connect_timeout, cfg.idle_timeout),
+    });
+    let sweeping = Arc::downgrade(&local);
     let every = (cfg.idle_timeout / 2).max(std::time::Duration::from_secs(1));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -39,12 +48,12 @@ fn backend_pool(cfg: &GatewayConfig) -> Arc<Pool> {
         loop {
             tick.tick().await;
             match sweeping.upgrade() {
-                Some(p) => p.sweep(),
+                Some(l) => l.pool.sweep(),
                 None => break,
             }
         }
     });
-    pool
+    local
 }
 
 /// The number of worker threads: the config's, else one per core.
@@ -81,16 +90,10 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: watch::Rece
     }
     if workers.is_empty() {
         // No thread could be started: serve on this runtime, slower but serving.
-        let pool = backend_pool(&shared.cfg);
+        let local = worker_local(&shared);
         let mut conns = JoinSet::new();
         accept_loop(&listener, stop.clone(), |stream, peer| {
-            conns.spawn(connection(
-                Arc::clone(&shared),
-                Arc::clone(&pool),
-                stream,
-                peer,
-                stop.clone(),
-            ));
+            conns.spawn(connection(Arc::clone(&local), stream, peer, stop.clone()));
             while conns.try_join_next().is_some() {}
         })
         .await;
@@ -163,8 +166,9 @@ fn spawn_worker(
     std::thread::Builder::new()
         .name(format!("drover-gw-{i}"))
         .spawn(move || {
+            crate::shard::enter(i);
             rt.block_on(async move {
-                let pool = backend_pool(&shared.cfg);
+                let local = worker_local(&shared);
                 let mut conns = JoinSet::new();
                 while let Some((std_stream, peer)) = rx.recv().await {
                     let stream = match tokio::net::TcpStream::from_std(std_stream) {
@@ -176,13 +180,7 @@ fn spawn_worker(
                         }
                     };
                     let open = Arc::clone(&open_w);
-                    let conn = connection(
-                        Arc::clone(&shared),
-                        Arc::clone(&pool),
-                        stream,
-                        peer,
-                        stop.clone(),
-                    );
+                    let conn = connection(Arc::clone(&local), stream, peer, stop.clone());
                     conns.spawn(async move {
                         conn.await;
                         open.fetch_sub(1, Ordering::Relaxed);
@@ -203,24 +201,23 @@ fn spawn_worker(
 
 /// One client connection, until it ends or `stop` asks it to finish its current request.
 async fn connection(
-    shared: Arc<Shared>,
-    pool: Arc<Pool>,
+    local: Arc<Local>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
+    let cfg = &local.shared.cfg;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(shared.cfg.idle_timeout);
+        .header_read_timeout(cfg.idle_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(shared.cfg.idle_timeout / 2));
-    let svc =
-        service_fn(move |req| proxy::handle(Arc::clone(&shared), Arc::clone(&pool), peer, req));
+        .keep_alive_interval(Some(cfg.idle_timeout / 2));
+    let svc = service_fn(move |req| proxy::handle(Arc::clone(&local), peer, req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     tokio::select! {

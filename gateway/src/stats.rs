@@ -12,6 +12,8 @@ use drover_schema::{LatencyHistogram, StatusClasses};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::shard::{self, Padded};
+
 /// What one finished request adds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Outcome {
@@ -65,22 +67,32 @@ pub struct Summary {
     pub error_rate: f64,
 }
 
-/// Counts requests of one instance, app or service. Cheap to update from many tasks.
+/// Counts requests of one instance, app or service. Cheap to update from many tasks: each
+/// gateway worker counts into its own shard (see [`crate::shard`]); only the number in
+/// flight, which balancing reads, is shared.
+///
+/// A request is finished on the thread that started it (a worker's connections never leave
+/// its thread); the shards add up to the whole — the time-weighted mean is a sum of each
+/// shard's own, and each shard's maximum is of the shared count, so their maximum is the
+/// whole's.
 #[derive(Debug)]
 pub struct Tracker {
     in_flight: AtomicU64,
-    interval: Mutex<Interval>,
+    shards: Box<[Padded<Mutex<Interval>>]>,
+    /// When the current interval started.
+    started: Mutex<Instant>,
     last: Mutex<Summary>,
 }
 
 #[derive(Debug)]
 struct Interval {
-    started: Instant,
-    /// When `in_flight` last changed.
+    /// When this shard's `in_flight` last changed.
     changed: Instant,
+    /// Requests in flight that this shard started.
     in_flight: u64,
-    /// ∫ in_flight dt since `started`, request-seconds.
+    /// ∫ in_flight dt since the interval started, request-seconds.
     area: f64,
+    /// Most requests in flight (all shards) seen when this shard started one.
     max: u64,
     requests: u64,
     status: StatusClasses,
@@ -91,6 +103,21 @@ struct Interval {
 }
 
 impl Interval {
+    fn new(now: Instant) -> Self {
+        Self {
+            changed: now,
+            in_flight: 0,
+            area: 0.0,
+            max: 0,
+            requests: 0,
+            status: StatusClasses::default(),
+            latency: LatencyHistogram::default(),
+            bytes_in: 0,
+            bytes_out: 0,
+            gateway_errors: 0,
+        }
+    }
+
     fn advance(&mut self, now: Instant) {
         let dt = now.saturating_duration_since(self.changed).as_secs_f64();
         self.area += self.in_flight as f64 * dt;
@@ -98,31 +125,25 @@ impl Interval {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves counters, not invariants: keep counting.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Tracker {
     /// An empty tracker whose first interval starts at `now`.
     pub fn new(now: Instant) -> Self {
         Self {
             in_flight: AtomicU64::new(0),
-            interval: Mutex::new(Interval {
-                started: now,
-                changed: now,
-                in_flight: 0,
-                area: 0.0,
-                max: 0,
-                requests: 0,
-                status: StatusClasses::default(),
-                latency: LatencyHistogram::default(),
-                bytes_in: 0,
-                bytes_out: 0,
-                gateway_errors: 0,
-            }),
+            shards: shard::shards(|| Mutex::new(Interval::new(now))),
+            started: Mutex::new(now),
             last: Mutex::new(Summary::default()),
         }
     }
 
+    /// The calling thread's shard.
     fn lock(&self) -> std::sync::MutexGuard<'_, Interval> {
-        // A panic while holding the lock leaves counters, not invariants: keep counting.
-        self.interval.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.shards[shard::current() % self.shards.len()].0)
     }
 
     /// Requests in flight now.
@@ -132,14 +153,14 @@ impl Tracker {
 
     /// A request starts.
     pub fn start(&self, now: Instant) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let all = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         let mut i = self.lock();
         i.advance(now);
         i.in_flight += 1;
-        i.max = i.max.max(i.in_flight);
+        i.max = i.max.max(all);
     }
 
-    /// A request started with [`Tracker::start`] ends.
+    /// A request started with [`Tracker::start`] (on this thread) ends.
     pub fn finish(&self, now: Instant, outcome: &Outcome) {
         let _ = self
             .in_flight
@@ -176,37 +197,56 @@ impl Tracker {
 
     /// The interval that ends at `now`; the next one starts.
     pub fn take(&self, now: Instant) -> Snapshot {
-        let mut i = self.lock();
-        i.advance(now);
-        let elapsed = now.saturating_duration_since(i.started);
+        let mut started = lock(&self.started);
+        let elapsed = now.saturating_duration_since(*started);
         let secs = elapsed.as_secs_f64();
-        let snap = Snapshot {
+        let mut area = 0.0;
+        let mut snap = Snapshot {
             interval_ms: elapsed.as_millis() as u64,
-            in_flight: i.in_flight,
-            concurrency_mean: if secs > 0.0 {
-                i.area / secs
-            } else {
-                i.in_flight as f64
-            },
-            concurrency_max: i.max,
-            requests: i.requests,
-            status: std::mem::take(&mut i.status),
-            latency: std::mem::take(&mut i.latency),
-            bytes_in: i.bytes_in,
-            bytes_out: i.bytes_out,
-            gateway_errors: i.gateway_errors,
+            in_flight: 0,
+            concurrency_mean: 0.0,
+            concurrency_max: 0,
+            requests: 0,
+            status: StatusClasses::default(),
+            latency: LatencyHistogram::default(),
+            bytes_in: 0,
+            bytes_out: 0,
+            gateway_errors: 0,
         };
-        i.started = now;
-        i.changed = now;
-        i.area = 0.0;
-        i.max = i.in_flight;
-        i.requests = 0;
-        i.bytes_in = 0;
-        i.bytes_out = 0;
-        i.gateway_errors = 0;
-        drop(i);
+        // The next interval's maximum starts at what is in flight as it begins.
+        let next_max = self.in_flight();
+        for shard in self.shards.iter() {
+            let mut i = lock(&shard.0);
+            i.advance(now);
+            area += i.area;
+            snap.in_flight += i.in_flight;
+            snap.concurrency_max = snap.concurrency_max.max(i.max);
+            snap.requests += i.requests;
+            add_classes(&mut snap.status, &i.status);
+            snap.latency.merge(&i.latency);
+            snap.bytes_in += i.bytes_in;
+            snap.bytes_out += i.bytes_out;
+            snap.gateway_errors += i.gateway_errors;
+            i.changed = now;
+            i.area = 0.0;
+            i.max = next_max;
+            i.requests = 0;
+            i.status = StatusClasses::default();
+            i.latency.counts.fill(0);
+            i.latency.sum_ms = 0.0;
+            i.bytes_in = 0;
+            i.bytes_out = 0;
+            i.gateway_errors = 0;
+        }
+        snap.concurrency_mean = if secs > 0.0 {
+            area / secs
+        } else {
+            snap.in_flight as f64
+        };
+        *started = now;
+        drop(started);
         let total = snap.status.total();
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Summary {
+        *lock(&self.last) = Summary {
             rps: if secs > 0.0 {
                 snap.requests as f64 / secs
             } else {
@@ -225,8 +265,18 @@ impl Tracker {
 
     /// The last interval taken, in short.
     pub fn summary(&self) -> Summary {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.last)
     }
+}
+
+/// `into += from`, class by class.
+fn add_classes(into: &mut StatusClasses, from: &StatusClasses) {
+    into.s1xx += from.s1xx;
+    into.s2xx += from.s2xx;
+    into.s3xx += from.s3xx;
+    into.s4xx += from.s4xx;
+    into.s5xx += from.s5xx;
+    into.s502_504 += from.s502_504;
 }
 
 #[cfg(test)]
@@ -283,6 +333,38 @@ mod tests {
         assert_eq!((b.in_flight, b.concurrency_max, b.requests), (0, 1, 1));
         let c = t.take(ms(3000));
         assert_eq!((c.concurrency_mean, c.concurrency_max), (0.0, 0));
+    }
+
+    #[test]
+    fn workers_count_into_their_own_shards_and_the_interval_adds_them_up() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let t = std::sync::Arc::new(Tracker::new(t0));
+        // This thread (shard 0) has [0, 500) ms in flight; a worker on shard 1 [100, 600).
+        t.start(ms(0));
+        let worker = {
+            let t = std::sync::Arc::clone(&t);
+            std::thread::spawn(move || {
+                crate::shard::enter(1);
+                t.start(ms(100));
+                assert_eq!(t.in_flight(), 2, "the number in flight is shared");
+                t.finish(ms(600), &ok(500.0));
+            })
+        };
+        worker.join().unwrap();
+        t.finish(ms(500), &ok(500.0));
+        let s = t.take(ms(1000));
+        assert!((s.concurrency_mean - 1.0).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.concurrency_max, 2, "both were in flight at once");
+        assert_eq!((s.requests, s.status.s2xx, s.bytes_out), (2, 2, 6));
+        assert_eq!(s.latency.count(), 2);
+        assert_eq!(s.in_flight, 0);
+        // Taken: every shard starts again from nothing.
+        let next = t.take(ms(2000));
+        assert_eq!(
+            (next.requests, next.concurrency_max, next.latency.count()),
+            (0, 0, 0)
+        );
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub struct Pick<'a> {
     /// The group (app) chosen.
     pub group: &'a Group,
     /// Its backend, or `None` when the route has no backend to send to.
-    pub backend: Option<Arc<Backend>>,
+    pub backend: Option<&'a Arc<Backend>>,
     /// Chosen in panic mode (more than half of the group ejected).
     pub panic: bool,
 }
@@ -190,7 +190,7 @@ impl Route {
             if let Some(b) = picked {
                 return Some(Pick {
                     group,
-                    backend: Some(Arc::clone(b)),
+                    backend: Some(b),
                     panic,
                 });
             }

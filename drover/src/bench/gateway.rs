@@ -37,8 +37,8 @@ pub struct GatewayBenchArgs {
     /// wrk's threads.
     #[arg(long, default_value_t = 2)]
     threads: u32,
-    /// Worker threads of HAProxy and worker processes of nginx (Drover's gateway uses the
-    /// runtime's, one per core).
+    /// Worker threads of Drover's gateway and HAProxy, worker processes of nginx: the same
+    /// for all three, so none has more threads than another.
     #[arg(long, default_value_t = 2)]
     proxy_workers: u32,
     /// Print the result as JSON.
@@ -69,6 +69,8 @@ struct Row {
     added_p99_ms: f64,
     errors: u64,
     cpu_pct: Option<f64>,
+    /// The proxy's CPU time per request, microseconds: its cost, whatever the machine's load.
+    cpu_us_per_request: Option<f64>,
     rss_mib: Option<f64>,
 }
 
@@ -85,6 +87,11 @@ struct Report {
     /// Drover's requests/s over HAProxy's when HAProxy does the gateway's per-request work
     /// too (forwarding headers, a request ID both ways).
     drover_over_haproxy_same_work: f64,
+    /// The median over rounds of each round's Drover / HAProxy (runs a minute apart, so
+    /// less moved by the machine's drift than the ratio of the medians).
+    drover_over_haproxy_paired: f64,
+    /// The same against HAProxy doing the same work.
+    drover_over_haproxy_same_work_paired: f64,
 }
 
 const TARGETS: [&str; 5] = ["direct", "drover", "haproxy", "haproxy+work", "nginx"];
@@ -109,7 +116,10 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
     // Drover's gateway, in this process.
     let drover_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let gw = Gateway::new(
-        GatewayConfig::default(),
+        GatewayConfig {
+            workers: args.proxy_workers.max(1) as usize,
+            ..GatewayConfig::default()
+        },
         GatewayMetrics::default(),
         drover_schema::time::system_clock(),
     );
@@ -158,7 +168,11 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
 
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); TARGETS.len()];
     for round in 1..=args.rounds {
-        for (i, target) in TARGETS.iter().enumerate() {
+        // Each round starts one target later, so none always runs first or right after
+        // another (the machine drifts between runs; a fixed order would bias one target).
+        let order = (0..TARGETS.len()).map(|k| (k + round - 1) % TARGETS.len());
+        for i in order {
+            let target = &TARGETS[i];
             let port = match *target {
                 "direct" => backends[0],
                 "drover" => drover_addr.port(),
@@ -211,6 +225,9 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = serving.await;
 
+    let paired = |a: &str, b: &str| paired_ratio(&runs, a, b);
+    let paired_haproxy = paired("drover", "haproxy");
+    let paired_same_work = paired("drover", "haproxy+work");
     let med: Vec<Run> = runs.into_iter().map(median_run).collect();
     let direct = med[0].clone();
     let rows: Vec<Row> = TARGETS
@@ -225,6 +242,10 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
             added_p99_ms: r.p99_ms - direct.p99_ms,
             errors: r.errors,
             cpu_pct: r.cpu_pct,
+            cpu_us_per_request: r
+                .cpu_pct
+                .filter(|_| r.rps > 0.0)
+                .map(|c| c / 100.0 * 1e6 / r.rps),
             rss_mib: r.rss_mib,
         })
         .collect();
@@ -240,6 +261,8 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         },
         drover_over_haproxy: ratio(&rows, "drover", "haproxy"),
         drover_over_haproxy_same_work: ratio(&rows, "drover", "haproxy+work"),
+        drover_over_haproxy_paired: paired_haproxy,
+        drover_over_haproxy_same_work_paired: paired_same_work,
         rows,
     };
     if args.json {
@@ -251,13 +274,13 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
         report.threads, report.connections, report.duration_s, report.rounds, report.build
     );
     println!(
-        "| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors | proxy CPU % | proxy RSS MiB |"
+        "| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors | proxy CPU % | proxy CPU µs/request | proxy RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &report.rows {
         let opt = |v: Option<f64>, p: usize| v.map_or_else(|| "-".into(), |x| format!("{x:.p$}"));
         println!(
-            "| {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |",
             r.target,
             r.rps,
             r.p50_ms,
@@ -274,12 +297,17 @@ pub async fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
             },
             r.errors,
             opt(r.cpu_pct, 0),
+            opt(r.cpu_us_per_request, 1),
             opt(r.rss_mib, 1),
         );
     }
     println!(
         "drover / haproxy throughput: {:.2}x; drover / haproxy doing the same per-request work: {:.2}x",
         report.drover_over_haproxy, report.drover_over_haproxy_same_work
+    );
+    println!(
+        "median of the rounds' own ratios: {:.2}x; same work: {:.2}x",
+        report.drover_over_haproxy_paired, report.drover_over_haproxy_same_work_paired
     );
     Ok(())
 }
@@ -292,6 +320,25 @@ fn ratio(rows: &[Row], a: &str, b: &str) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The median over rounds of target `a`'s requests/s over target `b`'s in the same round.
+fn paired_ratio(runs: &[Vec<Run>], a: &str, b: &str) -> f64 {
+    let of = |t: &str| TARGETS.iter().position(|x| *x == t).map(|i| &runs[i]);
+    let (Some(ra), Some(rb)) = (of(a), of(b)) else {
+        return 0.0;
+    };
+    let mut ratios: Vec<f64> = ra
+        .iter()
+        .zip(rb)
+        .filter(|(_, y)| y.rps > 0.0)
+        .map(|(x, y)| x.rps / y.rps)
+        .collect();
+    if ratios.is_empty() {
+        return 0.0;
+    }
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
 }
 
 /// The run with the median requests/s.
@@ -580,6 +627,34 @@ fn haproxy_cmd(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_ratio_is_the_median_of_each_rounds_ratio() {
+        let run = |rps: f64| Run {
+            rps,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            errors: 0,
+            cpu_pct: None,
+            rss_mib: None,
+        };
+        let mut runs: Vec<Vec<Run>> = vec![Vec::new(); TARGETS.len()];
+        // drover is TARGETS[1], haproxy TARGETS[2]; the machine slows down each round.
+        for (d, h) in [(100.0, 100.0), (45.0, 50.0), (30.0, 20.0)] {
+            runs[1].push(run(d));
+            runs[2].push(run(h));
+        }
+        assert!((paired_ratio(&runs, "drover", "haproxy") - 1.0).abs() < 1e-9);
+        // The ratio of the medians (45 / 50) says otherwise: that is why both are printed.
+        assert!(
+            (median_run(runs[1].clone()).rps / median_run(runs[2].clone()).rps - 0.9).abs() < 1e-9
+        );
+        assert_eq!(
+            paired_ratio(&runs, "drover", "nginx"),
+            0.0,
+            "no runs: no ratio"
+        );
+    }
 
     #[test]
     fn reads_wrk_output() {
