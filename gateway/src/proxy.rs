@@ -206,12 +206,12 @@ async fn proxy(
                 // Nothing reached the app: the same request goes to another backend.
                 backend.on_failure_counted(shared, group);
                 let again = route
-                    .pick(key, shared.clock.now(), &shared.cfg.outlier, Some(&backend))
+                    .pick(key, shared.clock.now(), &shared.cfg.outlier, Some(backend))
                     .and_then(|p| p.backend);
                 let Some(next) = again else {
                     return counters.failed(
                         shared,
-                        &backend,
+                        backend,
                         group,
                         ErrorReason::Connect,
                         &error_chain(&e),
@@ -234,7 +234,7 @@ async fn proxy(
             Ok(Err(SendError::Connect(e, _))) => {
                 return counters.failed(
                     shared,
-                    &backend,
+                    backend,
                     group,
                     ErrorReason::Connect,
                     &error_chain(&e),
@@ -244,7 +244,7 @@ async fn proxy(
             Ok(Err(SendError::Failed(e))) => {
                 return counters.failed(
                     shared,
-                    &backend,
+                    backend,
                     group,
                     ErrorReason::BadResponse,
                     &error_chain(&e),
@@ -254,7 +254,7 @@ async fn proxy(
             Err(_) => {
                 return counters.failed(
                     shared,
-                    &backend,
+                    backend,
                     group,
                     ErrorReason::Timeout,
                     &format!("no answer within {:?}", shared.cfg.request_timeout),

@@ -338,7 +338,7 @@ mod tests {
     #[test]
     fn workers_count_into_their_own_shards_and_the_interval_adds_them_up() {
         let t0 = Instant::now();
-        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let ms = move |n: u64| t0 + Duration::from_millis(n);
         let t = std::sync::Arc::new(Tracker::new(t0));
         // This thread (shard 0) has [0, 500) ms in flight; a worker on shard 1 [100, 600).
         t.start(ms(0));
