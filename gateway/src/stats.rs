@@ -30,7 +30,7 @@ pub struct Outcome {
 }
 
 /// The statistics of one interval, taken by [`Tracker::take`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Length of the interval, milliseconds.
     pub interval_ms: u64,
@@ -203,15 +203,7 @@ impl Tracker {
         let mut area = 0.0;
         let mut snap = Snapshot {
             interval_ms: elapsed.as_millis() as u64,
-            in_flight: 0,
-            concurrency_mean: 0.0,
-            concurrency_max: 0,
-            requests: 0,
-            status: StatusClasses::default(),
-            latency: LatencyHistogram::default(),
-            bytes_in: 0,
-            bytes_out: 0,
-            gateway_errors: 0,
+            ..Snapshot::default()
         };
         // The next interval's maximum starts at what is in flight as it begins.
         let next_max = self.in_flight();
