@@ -5,6 +5,7 @@
 //! losing no request (the drain before the kill), and a `docker kill` failing only the
 //! requests in flight on the killed instance; an instance answering 500s ejected by the
 //! gateway, then removed by an Alertman rule on the gateway's error rate and replaced.
+//! Two instance groups under one route keep their keys; a third takes only its own.
 use std::time::{Duration, Instant};
 
 use drover_tests::{
@@ -768,4 +769,112 @@ rules:
             .all(|e| e.to_string().contains(&bad) || !e.to_string().contains("\"done\"")),
         "no other instance was removed: {history:#}"
     );
+}
+
+/// Two instance groups of one service (`/shop/api/g1`, `/shop/api/g2`, one route, hashed on
+/// the `X-User` header) behind a real `drover up`: each user's requests all go to one group;
+/// when a third group is deployed, the users that move all move to it, and the rest stay.
+/// Which instance answered is read from each instance's own request counter.
+#[tokio::test(flavor = "multi_thread")]
+async fn instance_groups_keep_their_keys_and_a_new_group_takes_only_its_own() {
+    let (up, _guard) = up().await;
+    let labels = json!({
+        "drover.gateway.host": "shop.test",
+        "drover.gateway.hash-key": "header:x-user",
+    });
+    let mut instances: Vec<(String, Value)> = Vec::new();
+    for g in ["g1", "g2"] {
+        let app = format!("/shop/api/{g}");
+        deploy(&up, &demo(&app, 1, labels.clone())).await;
+        let task = wait_healthy(&up, &app, 1).await.remove(0);
+        instances.push((app, task));
+    }
+    let wait_groups = |n: usize| {
+        let up = &up;
+        async move {
+            let r = wait_for(T, &format!("shop.test routed to {n} groups"), || async {
+                routes(up).await["routes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| {
+                        r["host"] == "shop.test"
+                            && r["groups"].as_array().is_some_and(|g| {
+                                g.len() == n
+                                    && g.iter()
+                                        .all(|g| g["backends"].as_array().map(Vec::len) == Some(1))
+                            })
+                    })
+            })
+            .await;
+            if let Err(e) = r {
+                panic!("{e}\n{:#}\n{}", routes(up).await, up.logs());
+            }
+        }
+    };
+    wait_groups(2).await;
+    // Three requests as `user`: the group whose instance counted all three (none other
+    // counted any).
+    let group_of = |user: String, instances: Vec<(String, Value)>| {
+        let gateway = up.gateway;
+        async move {
+            let mut before = Vec::new();
+            for (_, t) in &instances {
+                before.push(served(t).await);
+            }
+            let c = reqwest::Client::new();
+            for _ in 0..3 {
+                let r = c
+                    .get(format!("http://{gateway}/"))
+                    .header("host", "shop.test")
+                    .header("x-user", &user)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "{user}: {}", r.text().await.unwrap());
+            }
+            let mut got = Vec::new();
+            for ((app, t), b) in instances.iter().zip(before) {
+                got.push((app.clone(), served(t).await - b));
+            }
+            let hit: Vec<&(String, u64)> = got.iter().filter(|(_, n)| *n > 0).collect();
+            assert!(
+                hit.len() == 1 && hit[0].1 == 3,
+                "{user}'s three requests went to {got:?}, not all to one group"
+            );
+            hit[0].0.clone()
+        }
+    };
+    let users: Vec<String> = (0..24).map(|u| format!("user{u}")).collect();
+    let mut before = Vec::new();
+    for u in &users {
+        before.push(group_of(u.clone(), instances.clone()).await);
+    }
+    for g in ["/shop/api/g1", "/shop/api/g2"] {
+        assert!(
+            before.iter().any(|b| b == g),
+            "no user hashed to {g}: {before:?}"
+        );
+    }
+    deploy(&up, &demo("/shop/api/g3", 1, labels.clone())).await;
+    let task = wait_healthy(&up, "/shop/api/g3", 1).await.remove(0);
+    instances.push(("/shop/api/g3".into(), task));
+    wait_groups(3).await;
+    let mut moved = 0;
+    for (u, was) in users.iter().zip(&before) {
+        let now = group_of(u.clone(), instances.clone()).await;
+        if &now != was {
+            assert_eq!(
+                now, "/shop/api/g3",
+                "{u} moved from {was} to {now}, not to the new group"
+            );
+            moved += 1;
+        }
+    }
+    assert!(
+        moved > 0 && moved < users.len(),
+        "{moved} of {} users moved: the new group takes some keys, not all",
+        users.len()
+    );
+    println!("{moved} of {} users moved to the new group", users.len());
 }
