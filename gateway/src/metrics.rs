@@ -27,7 +27,7 @@ struct HistogramShards {
     shards: Box<[Padded<Mutex<HistogramShard>>]>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 struct HistogramShard {
     sum: f64,
     /// Per bucket, not cumulative.

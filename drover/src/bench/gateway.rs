@@ -1,9 +1,11 @@
 //! `drover bench gateway`: wrk (Debian's) straight to a backend, then through Drover's
 //! gateway, HAProxy (as configured for the issue, and again doing the gateway's per-request
-//! work: forwarding headers and a request ID) and nginx, each configured by the bench to the same two backends (an
-//! nginx answering `ok` on two ports, in its own process), in rounds; medians of requests/s,
-//! p50/p99 latency and the latency each proxy adds over the direct run, the proxy's CPU (in
-//! % of one core) and RSS, and the gateway's throughput over HAProxy's.
+//! work: forwarding headers and a request ID) and nginx, each configured by the bench to the
+//! same two backends (an nginx answering `ok` on two ports, in its own process) with the same
+//! number of threads, in rounds whose order rotates; medians of requests/s, p50/p99 latency
+//! and the latency each proxy adds over the direct run, the proxy's CPU (in % of one core and
+//! per request) and RSS, and the gateway's throughput over HAProxy's — as a ratio of the
+//! medians and as the median of each round's own ratio.
 //!
 //! Drover's gateway runs inside this process (routes applied by hand, no scheduler): its CPU
 //! and RSS are this process's during the run, which does nothing else meanwhile.
